@@ -1,0 +1,287 @@
+import { describe, it, expect, afterEach } from '@jest/globals';
+import { Registry } from 'prom-client';
+import { silentLogger } from '../../common/log.ts';
+import type { EventBatch, EventSource } from '../types.ts';
+import { EventIngestor } from './ingestor.ts';
+import { RecordingSink, storedEvent, TestPublisher, waitFor, type TestPublisherOptions } from './test-helpers.ts';
+
+let n = 0;
+const endpoint = (name: string) => `inproc://ingestor-test-${name}-${n++}`;
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function centralIngestor(opts: { replay?: Record<string, string>; replayTimeoutMs?: number; sink?: RecordingSink } = {}) {
+  const sink = opts.sink ?? new RecordingSink();
+  const registry = new Registry();
+  const ingestor = new EventIngestor({
+    sink,
+    log: silentLogger,
+    registry,
+    replayEndpoints: (pod) => opts.replay?.[pod],
+    replayTimeoutMs: opts.replayTimeoutMs ?? 2000,
+  });
+  const bind = endpoint('central');
+  await ingestor.bind(bind);
+  cleanups.push(() => ingestor.close());
+  return { sink, ingestor, registry, bind };
+}
+
+async function publisher(options: TestPublisherOptions): Promise<TestPublisher> {
+  const p = await TestPublisher.start(options);
+  cleanups.push(() => p.close());
+  return p;
+}
+
+/** Publishes empty batches until the subscriber has one (ZMQ drops what is sent before the subscription arrives). */
+async function sync(pub: TestPublisher, sink: RecordingSink, source: string, dpRank = 0): Promise<void> {
+  await waitFor(`first batch of ${source}`, () => {
+    if (sink.applied(source) > 0) return true;
+    void pub.publish([], { dpRank });
+    return false;
+  });
+}
+
+async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = await registry.getSingleMetric(name)!.get();
+  return m.values.filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((a, v) => a + v.value, 0);
+}
+
+const storedHashes = (sink: RecordingSink, source: string) =>
+  sink.records.flatMap((r) => (r.op === 'apply' && r.source === source ? r.events.filter((e) => e !== 'AllBlocksCleared') : []));
+
+describe('EventIngestor (central mode, real ZMQ sockets)', () => {
+  it('applies a source in sequence order, names pod and model from the topic, and keeps dp ranks apart', async () => {
+    const { sink, ingestor, bind } = await centralIngestor();
+    // Each data-parallel rank runs its own publisher with its own sequence numbers, as in vLLM.
+    const pub = await publisher({ topic: 'kv@pod-a@org/model@rev', connect: bind });
+    const rank1 = await publisher({ topic: 'kv@pod-a@org/model@rev', connect: bind });
+    await sync(pub, sink, 'pod-a');
+    await sync(rank1, sink, 'pod-a|dp1', 1);
+    await pub.publish([storedEvent([1n, 2n], null)]);
+    await rank1.publish([storedEvent([3n], 2n)], { dpRank: 1 });
+    await pub.publish([storedEvent([4n], 2n), { type: 'BlockRemoved', block_hashes: [1n], medium: 'GPU' }]);
+    await waitFor('three batches', () => storedHashes(sink, 'pod-a').length === 3 && storedHashes(sink, 'pod-a|dp1').length === 1);
+    expect(storedHashes(sink, 'pod-a')).toEqual(['BlockStored:1,2', 'BlockStored:4', 'BlockRemoved:1']);
+    expect(storedHashes(sink, 'pod-a|dp1')).toEqual(['BlockStored:3']);
+    expect(sink.records.find((r) => r.op === 'apply')).toMatchObject({ model: 'org/model@rev' });
+    expect(sink.chain('pod-a', 4n)).toEqual([4n, 2n]);
+    expect(ingestor.stats()).toMatchObject({ gaps: 0, malformed: 0 });
+  });
+
+  it.each(['topic', 'legacy'] as const)('recovers a gap through the replay endpoint (%s reply form) in order', async (replyForm) => {
+    const replayBind = endpoint('replay');
+    const { sink, ingestor, registry, bind } = await centralIngestor({ replay: { 'pod-r': replayBind } });
+    const pub = await publisher({ topic: 'kv@pod-r@m', connect: bind, replayBind, replyForm });
+    await sync(pub, sink, 'pod-r');
+    await pub.publish([storedEvent([10n], null)]);
+    await pub.publish([storedEvent([11n], 10n)], { drop: true });
+    await pub.publish([storedEvent([12n], 11n)], { drop: true });
+    await pub.publish([storedEvent([13n], 12n)]);
+    await pub.publish([storedEvent([14n], 13n)]);
+    await waitFor('replayed batches', () => storedHashes(sink, 'pod-r').length === 5);
+    expect(storedHashes(sink, 'pod-r')).toEqual(['BlockStored:10', 'BlockStored:11', 'BlockStored:12', 'BlockStored:13', 'BlockStored:14']);
+    expect(sink.chain('pod-r', 14n)).toEqual([14n, 13n, 12n, 11n, 10n]);
+    expect(sink.resets('pod-r')).toBe(0);
+    expect(ingestor.stats()).toMatchObject({ gaps: 1, replays: 1, replayFailures: 0 });
+    expect(await metric(registry, 'kvroute_indexer_replays_total', { result: 'ok' })).toBe(1);
+  });
+
+  it('resets a source on a gap when it has no replay endpoint, then carries on', async () => {
+    const { sink, ingestor, registry, bind } = await centralIngestor();
+    const pub = await publisher({ topic: 'kv@pod-n@m', connect: bind });
+    await sync(pub, sink, 'pod-n');
+    await pub.publish([storedEvent([20n], null)]);
+    await pub.publish([storedEvent([21n], 20n)], { drop: true });
+    await pub.publish([storedEvent([22n], 21n)]);
+    await waitFor('batch after the gap', () => storedHashes(sink, 'pod-n').includes('BlockStored:22'));
+    const ops = sink.records.filter((r) => r.source === 'pod-n').map((r) => (r.op === 'reset' ? 'reset' : r.events.join()));
+    expect(ops.slice(-3)).toEqual(['BlockStored:20', 'reset', 'BlockStored:22']);
+    expect(sink.blocks.get('pod-n')?.has(20n)).toBe(false);
+    expect(ingestor.stats()).toMatchObject({ gaps: 1, resets: 1 });
+    expect(await metric(registry, 'kvroute_indexer_source_resets_total', { reason: 'gap' })).toBe(1);
+  });
+
+  it('resets a source when the replay buffer no longer holds the missing batches', async () => {
+    const replayBind = endpoint('replay');
+    const { sink, ingestor, bind } = await centralIngestor({ replay: { 'pod-e': replayBind } });
+    const pub = await publisher({ topic: 'kv@pod-e@m', connect: bind, replayBind, bufferSteps: 2 });
+    await sync(pub, sink, 'pod-e');
+    await pub.publish([storedEvent([30n], null)]);
+    for (let i = 0; i < 4; i++) await pub.publish([storedEvent([31n + BigInt(i)], null)], { drop: true });
+    await pub.publish([storedEvent([40n], null)]);
+    await waitFor('reset after a failed replay', () => sink.resets('pod-e') === 1 && storedHashes(sink, 'pod-e').includes('BlockStored:40'));
+    expect(ingestor.stats()).toMatchObject({ gaps: 1, replays: 0, replayFailures: 1 });
+    expect(sink.blocks.get('pod-e')?.has(30n)).toBe(false);
+    expect(sink.blocks.get('pod-e')?.has(40n)).toBe(true);
+  });
+
+  it('resets a source when its replay endpoint does not answer in time, and applies what arrived meanwhile', async () => {
+    const { sink, ingestor, bind } = await centralIngestor({ replay: { 'pod-t': endpoint('nobody') }, replayTimeoutMs: 150 });
+    const pub = await publisher({ topic: 'kv@pod-t@m', connect: bind });
+    await sync(pub, sink, 'pod-t');
+    await pub.publish([storedEvent([50n], null)], { drop: true });
+    await pub.publish([storedEvent([51n], null)]);
+    await pub.publish([storedEvent([52n], 51n)]);
+    await waitFor('batches after the failed replay', () => storedHashes(sink, 'pod-t').length === 2);
+    expect(storedHashes(sink, 'pod-t')).toEqual(['BlockStored:51', 'BlockStored:52']);
+    expect(sink.resets('pod-t')).toBe(1);
+    expect(ingestor.stats()).toMatchObject({ replayFailures: 1 });
+  });
+
+  it('treats a sequence that goes back to 0 as a publisher restart: reset, not a gap', async () => {
+    const { sink, ingestor, bind } = await centralIngestor();
+    const pub = await publisher({ topic: 'kv@pod-s@m', connect: bind });
+    await sync(pub, sink, 'pod-s');
+    await pub.publish([storedEvent([60n], null)]);
+    await waitFor('first block', () => storedHashes(sink, 'pod-s').length === 1);
+    pub.seq = 0;
+    await pub.publish([storedEvent([61n], null)]);
+    await waitFor('block after restart', () => storedHashes(sink, 'pod-s').length === 2);
+    expect(sink.resets('pod-s')).toBe(1);
+    expect(sink.blocks.get('pod-s')?.has(60n)).toBe(false);
+    expect(ingestor.stats()).toMatchObject({ gaps: 0, resets: 1 });
+  });
+
+  it('counts malformed frames by reason and keeps ingesting', async () => {
+    const { sink, ingestor, registry, bind } = await centralIngestor();
+    const pub = await publisher({ topic: 'kv@pod-m@m', connect: bind });
+    await sync(pub, sink, 'pod-m');
+    const seq = Buffer.alloc(8);
+    seq.writeBigInt64BE(BigInt(pub.seq));
+    await pub.raw(['kv@pod-m@m', seq]);
+    await pub.raw(['not-a-kv-topic', seq, Buffer.from([0x90])]);
+    await pub.raw(['kv@pod-m@m', Buffer.from([1, 2, 3]), Buffer.from([0x90])]);
+    await pub.raw(['kv@pod-m@m', seq, Buffer.from('garbage')]);
+    await pub.raw(['kv@pod-m@m', seq, Buffer.from([0x92, 0xcb])]);
+    await pub.publish([storedEvent([70n], null)]);
+    await waitFor('batch after garbage', () => storedHashes(sink, 'pod-m').includes('BlockStored:70'));
+    expect(ingestor.stats()).toMatchObject({ malformed: 5, gaps: 0 });
+    expect(await metric(registry, 'kvroute_indexer_malformed_messages_total', { reason: 'frame_count' })).toBe(1);
+    expect(await metric(registry, 'kvroute_indexer_malformed_messages_total', { reason: 'topic' })).toBe(1);
+    expect(await metric(registry, 'kvroute_indexer_malformed_messages_total', { reason: 'seq' })).toBe(1);
+    expect(await metric(registry, 'kvroute_indexer_malformed_messages_total', { reason: 'bad_batch' })).toBe(1);
+    expect(await metric(registry, 'kvroute_indexer_malformed_messages_total', { reason: 'truncated' })).toBe(1);
+  });
+
+  it('skips unknown fields and event types, counts them, and applies the rest', async () => {
+    const { sink, registry, bind } = await centralIngestor();
+    const pub = await publisher({ topic: 'kv@pod-u@m', connect: bind });
+    await sync(pub, sink, 'pod-u');
+    await pub.publish([
+      { type: 'BlockPinned', block_hashes: [1n] },
+      storedEvent([80n], null, 4, { future_field: 'x', another: [1, 2] }),
+    ]);
+    await waitFor('batch with unknown items', () => storedHashes(sink, 'pod-u').includes('BlockStored:80'));
+    expect(await metric(registry, 'kvroute_indexer_skipped_unknown_total', { kind: 'field' })).toBe(2);
+    expect(await metric(registry, 'kvroute_indexer_skipped_unknown_total', { kind: 'event_type' })).toBe(1);
+  });
+
+  it('applies every batch already queued when closed', async () => {
+    const sink = new (class extends RecordingSink {
+      override apply(source: EventSource, batch: EventBatch): void {
+        const until = performance.now() + 5;
+        while (performance.now() < until);
+        super.apply(source, batch);
+      }
+    })();
+    const ingestor = new EventIngestor({ sink, log: silentLogger });
+    const bind = endpoint('central');
+    await ingestor.bind(bind);
+    const pub = await publisher({ topic: 'kv@pod-c@m', connect: bind });
+    await sync(pub, sink, 'pod-c');
+    for (let i = 0; i < 20; i++) await pub.publish([storedEvent([BigInt(200 + i)], null)]);
+    await waitFor('all 20 received', () => ingestor.stats().batches + ingestor.stats().queued >= 21);
+    expect(ingestor.stats().queued).toBeGreaterThan(0);
+    await ingestor.close();
+    expect(storedHashes(sink, 'pod-c').length).toBe(20);
+  });
+
+  it('does not let a slow source hold back another one', async () => {
+    const order: string[] = [];
+    const sink = new (class extends RecordingSink {
+      override apply(source: EventSource, batch: EventBatch): void {
+        if (source.podId === 'slow' && batch.events.length > 0) {
+          const until = performance.now() + 2;
+          while (performance.now() < until);
+        }
+        if (batch.events.length > 0) order.push(source.podId);
+        super.apply(source, batch);
+      }
+    })();
+    const { bind } = await centralIngestor({ sink });
+    const slow = await publisher({ topic: 'kv@slow@m', connect: bind });
+    const fast = await publisher({ topic: 'kv@fast@m', connect: bind });
+    await sync(slow, sink, 'slow');
+    await sync(fast, sink, 'fast');
+    for (let i = 0; i < 200; i++) await slow.publish([storedEvent([BigInt(1000 + i)], null)]);
+    await fast.publish([storedEvent([1n], null)]);
+    await waitFor('fast batch', () => order.includes('fast'));
+    // The fast pod's batch is applied while most of the slow pod's 200 (2 ms each) still wait.
+    expect(order.filter((p) => p === 'slow').length).toBeLessThan(150);
+    await waitFor('slow backlog', () => order.length === 201, 10_000);
+  });
+});
+
+describe('EventIngestor under overload', () => {
+  function slowSink(msPerBatch: number): RecordingSink {
+    return new (class extends RecordingSink {
+      override apply(source: EventSource, batch: EventBatch): void {
+        const until = performance.now() + msPerBatch;
+        while (performance.now() < until);
+        super.apply(source, batch);
+      }
+    })();
+  }
+
+  it.each([
+    ['recovers batches dropped for a full queue through replay, in order', true],
+    ['resets a source whose dropped batches cannot be replayed', false],
+  ])('%s', async (_name, withReplay) => {
+    const sink = slowSink(3);
+    const replayBind = endpoint('replay');
+    const ingestor = new EventIngestor({ sink, log: silentLogger, maxQueuedPerSource: 2, replayEndpoints: () => (withReplay ? replayBind : undefined) });
+    cleanups.push(() => ingestor.close());
+    const bind = endpoint('central');
+    await ingestor.bind(bind);
+    const pub = await publisher({ topic: 'kv@busy@m', connect: bind, ...(withReplay ? { replayBind } : {}) });
+    await sync(pub, sink, 'busy');
+    for (let i = 0; i < 30; i++) await pub.publish([storedEvent([BigInt(100 + i)], i === 0 ? null : BigInt(99 + i))]);
+    if (withReplay) {
+      await waitFor('all 30 blocks', () => sink.chain('busy', 129n).length === 30, 10_000);
+      expect(storedHashes(sink, 'busy')).toEqual(Array.from({ length: 30 }, (_, i) => `BlockStored:${100 + i}`));
+      expect(sink.resets('busy')).toBe(0);
+      expect(ingestor.stats().replays).toBeGreaterThan(0);
+    } else {
+      await waitFor('a reset and an idle queue', () => sink.resets('busy') > 0 && ingestor.stats().batches === sink.applied('busy'), 10_000);
+      // Whatever survived after the last reset is a consistent chain: nothing applied over a hole.
+      const blocks = [...(sink.blocks.get('busy')?.keys() ?? [])];
+      for (const h of blocks) if (h !== blocks[0]) expect(sink.blocks.get('busy')!.has(h - 1n)).toBe(true);
+    }
+    expect(ingestor.stats().gaps).toBeGreaterThan(0);
+  });
+});
+
+describe('EventIngestor (per-pod mode)', () => {
+  it('connects to pods, uses the connection for the pod id, and forgets a disconnected pod', async () => {
+    const sink = new RecordingSink();
+    const ingestor = new EventIngestor({ sink, log: silentLogger });
+    cleanups.push(() => ingestor.close());
+    const bindA = endpoint('pod-a');
+    const replayA = endpoint('pod-a-replay');
+    const pubA = await publisher({ topic: 'kv@ignored@model-x', bind: bindA, replayBind: replayA });
+    await ingestor.connectPod('10.0.0.1:8000', bindA, replayA);
+    await ingestor.connectPod('10.0.0.1:8000', bindA, replayA);
+    await sync(pubA, sink, '10.0.0.1:8000');
+    await pubA.publish([storedEvent([1n], null)]);
+    await pubA.publish([storedEvent([2n], 1n)], { drop: true });
+    await pubA.publish([storedEvent([3n], 2n)]);
+    await waitFor('replayed chain', () => sink.chain('10.0.0.1:8000', 3n).length === 3);
+    expect(sink.records.find((r) => r.op === 'apply')).toMatchObject({ model: 'model-x' });
+    await ingestor.disconnectPod('10.0.0.1:8000');
+    await waitFor('reset on disconnect', () => sink.resets('10.0.0.1:8000') === 1);
+    expect(sink.blocks.has('10.0.0.1:8000')).toBe(false);
+    expect(ingestor.stats()).toMatchObject({ replays: 1 });
+  });
+});

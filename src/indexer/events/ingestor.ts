@@ -1,0 +1,487 @@
+// KV-event ingestion over ZMQ: subscribes (central bind or per-pod connect), decodes each message,
+// orders batches per source (pod + data-parallel rank), recovers gaps through vLLM's replay protocol
+// or resets the source, and hands batches to the sink through per-source fair queues.
+
+import { Subscriber, type Dealer } from 'zeromq';
+import { Registry } from 'prom-client';
+import type { Logger } from '../../common/log.ts';
+import { sourceKey, type EventBatch, type EventSource, type KvEventSink } from '../types.ts';
+import { decodeEventBatch, KvEventDecodeError, type SkippedItems } from './decode.ts';
+import { FairQueue } from './fair-queue.ts';
+import { ingestMetrics, type IngestMetrics } from './metrics.ts';
+import { fetchReplay } from './replay.ts';
+import { SequenceTracker } from './sequence.ts';
+import { endpointForRank, parseSequenceFrame, parseTopicFrame, TopicError, type TopicParts } from './topic.ts';
+
+export interface EventIngestorOptions {
+  sink: KvEventSink;
+  log: Logger;
+  registry?: Registry;
+  /** replay endpoint per pod id for central mode, when known */
+  replayEndpoints?: (podId: string) => string | undefined;
+  /** Longest wait for a replay connection and for each replayed batch (default 2000 ms). */
+  replayTimeoutMs?: number;
+  /** Batches queued for one source before further ones are dropped and later recovered as a gap (default 4096). */
+  maxQueuedPerSource?: number;
+  /** Wall clock in ms, for the lag metric. */
+  now?: () => number;
+}
+
+export interface IngestStats {
+  batches: number;
+  events: number;
+  malformed: number;
+  gaps: number;
+  replays: number;
+  replayFailures: number;
+  resets: number;
+  /** Batches decoded and waiting to be applied now. */
+  queued: number;
+}
+
+interface Connection {
+  socket: Subscriber;
+  endpoint: string;
+  /** Set in per-pod mode: the pod is known from the connection, not the topic. */
+  podId?: string;
+  replayEndpoint?: string;
+  done: Promise<void>;
+}
+
+interface HeldBatch {
+  seq: number;
+  batch: EventBatch;
+}
+
+interface SourceState {
+  key: string;
+  source: EventSource;
+  tracker: SequenceTracker;
+  /** Per-pod mode: the connection's replay endpoint (null: none). Central mode: undefined, ask `replayEndpoints`. */
+  podReplayEndpoint: string | null | undefined;
+  /** A replay is running; live batches wait in `held`, in arrival order. */
+  recovering: boolean;
+  held: HeldBatch[];
+  /** The newest batch dropped because the source's queue was full, until that loss is dealt with. */
+  overflowSeq: number | null;
+  gone: boolean;
+}
+
+const YIELD_EVERY_MS = 5;
+
+export class EventIngestor {
+  private readonly sink: KvEventSink;
+  private readonly log: Logger;
+  private readonly metrics: IngestMetrics;
+  private readonly replayEndpoints: ((podId: string) => string | undefined) | undefined;
+  private readonly replayTimeoutMs: number;
+  private readonly maxQueuedPerSource: number;
+  private readonly now: () => number;
+  private readonly queue: FairQueue;
+  private readonly connections = new Set<Connection>();
+  private readonly podConnections = new Map<string, Connection[]>();
+  private readonly sources = new Map<string, SourceState>();
+  private readonly replaySockets = new Set<Dealer>();
+  private readonly replaysRunning = new Set<Promise<void>>();
+  private readonly skipped: SkippedItems = { unknownFields: [], unknownEventTypes: [] };
+  private closing = false;
+  private readonly counts: Omit<IngestStats, 'queued'> = { batches: 0, events: 0, malformed: 0, gaps: 0, replays: 0, replayFailures: 0, resets: 0 };
+
+  constructor(opts: EventIngestorOptions) {
+    this.sink = opts.sink;
+    this.log = opts.log;
+    this.metrics = ingestMetrics(opts.registry ?? new Registry());
+    this.replayEndpoints = opts.replayEndpoints;
+    this.replayTimeoutMs = opts.replayTimeoutMs ?? 2000;
+    this.maxQueuedPerSource = opts.maxQueuedPerSource ?? 4096;
+    this.now = opts.now ?? Date.now;
+    this.queue = new FairQueue({ onError: (key, err) => this.log.error('event task failed', { source: key, err }) });
+  }
+
+  /** Central mode: binds a SUB socket that pods' publishers connect to; the pod comes from each topic. */
+  async bind(endpoint: string): Promise<void> {
+    const socket = this.newSubscriber();
+    await socket.bind(endpoint);
+    this.start({ socket, endpoint, done: Promise.resolve() });
+    this.log.info('subscribed to KV events', { mode: 'central', endpoint });
+  }
+
+  /**
+   * Per-pod mode: connects to a pod's publisher. A pod may have several (one per data-parallel rank),
+   * each with its own replay endpoint; connecting the same endpoint twice is a no-op.
+   */
+  async connectPod(podId: string, endpoint: string, replayEndpoint?: string): Promise<void> {
+    if (this.closing) throw new Error('event ingestor is closed');
+    if (podId.length === 0) throw new Error('connectPod: podId must not be empty');
+    const existing = this.podConnections.get(podId) ?? [];
+    if (existing.some((c) => c.endpoint === endpoint)) return;
+    const socket = this.newSubscriber();
+    socket.connect(endpoint);
+    const conn: Connection = { socket, endpoint, podId, replayEndpoint, done: Promise.resolve() };
+    this.podConnections.set(podId, [...existing, conn]);
+    this.start(conn);
+    this.log.info('subscribed to KV events', { mode: 'per-pod', podId, endpoint, replayEndpoint });
+  }
+
+  /** Stops listening to a pod and forgets its entries (in order, after its queued batches). */
+  async disconnectPod(podId: string): Promise<void> {
+    const conns = this.podConnections.get(podId) ?? [];
+    this.podConnections.delete(podId);
+    for (const c of conns) this.stop(c);
+    await Promise.all(conns.map((c) => c.done));
+    for (const state of [...this.sources.values()]) {
+      if (state.source.podId !== podId) continue;
+      state.gone = true;
+      this.sources.delete(state.key);
+      this.resetSource(state, 'disconnected');
+      this.metrics.lag.remove({ source: state.key });
+    }
+    this.log.info('unsubscribed from KV events', { podId });
+  }
+
+  stats(): IngestStats {
+    return { ...this.counts, queued: this.queue.pending };
+  }
+
+  /** Stops receiving, abandons running replays, and applies every batch already queued. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const c of this.connections) this.stop(c);
+    for (const d of this.replaySockets) if (!d.closed) d.close();
+    await Promise.all([...this.connections].map((c) => c.done));
+    await Promise.all([...this.replaysRunning]);
+    await this.queue.idle();
+  }
+
+  private newSubscriber(): Subscriber {
+    const socket = new Subscriber({ linger: 0, receiveHighWaterMark: 100_000 });
+    // Everything, not just "kv@": a misconfigured topic is then counted and logged, not invisible.
+    socket.subscribe();
+    return socket;
+  }
+
+  private start(conn: Connection): void {
+    this.connections.add(conn);
+    conn.done = this.receiveLoop(conn);
+  }
+
+  private stop(conn: Connection): void {
+    this.connections.delete(conn);
+    if (!conn.socket.closed) conn.socket.close();
+  }
+
+  private async receiveLoop(conn: Connection): Promise<void> {
+    let sliceStart = performance.now();
+    try {
+      for (;;) {
+        let frames: Buffer[];
+        try {
+          frames = await conn.socket.receive();
+        } catch (err) {
+          if (conn.socket.closed || this.closing) return;
+          this.log.limited('zmq-receive', 'warn', 'receiving KV events failed', { endpoint: conn.endpoint, err });
+          // A persistent socket error must not become a busy loop.
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          continue;
+        }
+        try {
+          this.onMessage(conn, frames);
+        } catch (err) {
+          // A bug, not bad input: count and keep ingesting rather than lose every later event.
+          this.malformed('internal', (err as Error).message, { endpoint: conn.endpoint });
+        }
+        // A flooded socket resolves receive() without a macrotask in between: yield now and then.
+        if (performance.now() - sliceStart > YIELD_EVERY_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          sliceStart = performance.now();
+        }
+      }
+    } catch (err) {
+      this.log.error('KV-event receive loop stopped', { endpoint: conn.endpoint, err });
+    }
+  }
+
+  private malformed(reason: string, message: string, fields: Record<string, unknown>): void {
+    this.counts.malformed++;
+    this.metrics.malformed.inc({ reason });
+    this.log.limited(`malformed:${reason}`, 'warn', 'malformed KV-event message dropped', { reason, problem: message, ...fields });
+  }
+
+  private onMessage(conn: Connection, frames: Buffer[]): void {
+    if (frames.length !== 3) {
+      this.malformed('frame_count', `message has ${frames.length} frames: expected [topic, seq, payload]`, { endpoint: conn.endpoint });
+      return;
+    }
+    const [topicFrame, seqFrame, payload] = frames as [Buffer, Buffer, Buffer];
+    let parts: TopicParts;
+    let seq: number;
+    try {
+      parts = conn.podId ? this.podTopic(conn.podId, topicFrame) : parseTopicFrame(topicFrame);
+    } catch (err) {
+      this.malformed('topic', (err as Error).message, { endpoint: conn.endpoint });
+      return;
+    }
+    try {
+      seq = parseSequenceFrame(seqFrame);
+      if (seq < 0) throw new TopicError(`sequence number ${seq} is negative`);
+    } catch (err) {
+      this.malformed('seq', (err as Error).message, { endpoint: conn.endpoint, podId: parts.podId });
+      return;
+    }
+    const batch = this.decode(payload, parts.podId, seq);
+    if (!batch) return;
+    const source: EventSource = { podId: parts.podId, model: parts.model, dpRank: batch.dpRank ?? 0 };
+    const state = this.sourceState(source, conn);
+    if (this.queue.size(state.key) >= this.maxQueuedPerSource && !state.recovering) {
+      // Not accepted: the next accepted batch reveals the gap, or, if none comes, the drained queue does.
+      state.overflowSeq = seq;
+      this.metrics.dropped.inc({ reason: 'queue_full' });
+      this.log.limited(`queue-full:${state.key}`, 'warn', 'source is behind: batch dropped, will be recovered as a gap', { source: state.key });
+      return;
+    }
+    this.offer(state, seq, batch, true);
+  }
+
+  /** In per-pod mode the connection names the pod; the topic only contributes the model, if it has one. */
+  private podTopic(podId: string, frame: Buffer): TopicParts {
+    try {
+      return { podId, model: parseTopicFrame(frame).model };
+    } catch {
+      return { podId, model: '' };
+    }
+  }
+
+  private decode(payload: Uint8Array, podId: string, seq: number): EventBatch | null {
+    const skipped = this.skipped;
+    try {
+      const batch = decodeEventBatch(payload, skipped);
+      if (skipped.unknownFields.length > 0 || skipped.unknownEventTypes.length > 0) {
+        this.metrics.skipped.inc({ kind: 'field' }, skipped.unknownFields.length);
+        this.metrics.skipped.inc({ kind: 'event_type' }, skipped.unknownEventTypes.length);
+        this.log.limited('unknown-kv-event-items', 'info', 'skipped unknown KV-event fields or types', {
+          podId,
+          fields: [...new Set(skipped.unknownFields)],
+          eventTypes: [...new Set(skipped.unknownEventTypes)],
+        });
+        skipped.unknownFields.length = 0;
+        skipped.unknownEventTypes.length = 0;
+      }
+      return batch;
+    } catch (err) {
+      skipped.unknownFields.length = 0;
+      skipped.unknownEventTypes.length = 0;
+      if (err instanceof KvEventDecodeError) {
+        this.malformed(err.reason, err.message, { podId, seq });
+        return null;
+      }
+      throw err;
+    }
+  }
+
+  private sourceState(source: EventSource, conn: Connection): SourceState {
+    const key = sourceKey(source);
+    let state = this.sources.get(key);
+    if (!state) {
+      state = { key, source, tracker: new SequenceTracker(), podReplayEndpoint: conn.podId ? (conn.replayEndpoint ?? null) : undefined, recovering: false, held: [], overflowSeq: null, gone: false };
+      this.sources.set(key, state);
+    }
+    return state;
+  }
+
+  /** Routes one well-formed batch through the source's sequence state. */
+  private offer(state: SourceState, seq: number, batch: EventBatch, live: boolean): void {
+    if (state.recovering) {
+      if (state.held.length >= this.maxQueuedPerSource) {
+        this.metrics.dropped.inc({ reason: 'held_full' });
+        return;
+      }
+      state.held.push({ seq, batch });
+      return;
+    }
+    const verdict = state.tracker.classify(seq, live);
+    switch (verdict.kind) {
+      case 'next':
+        this.enqueueApply(state, seq, batch);
+        return;
+      case 'duplicate':
+        this.metrics.dropped.inc({ reason: 'duplicate' });
+        return;
+      case 'restart':
+        this.log.info('publisher restarted: resetting source', { source: state.key, expected: state.tracker.expected, got: seq });
+        this.resetSource(state, 'restart');
+        this.enqueueApply(state, seq, batch);
+        return;
+      case 'gap': {
+        state.overflowSeq = null;
+        this.counts.gaps++;
+        this.metrics.gaps.inc();
+        const replayEndpoint = this.replayEndpointOf(state);
+        if (replayEndpoint && !this.closing) {
+          this.log.info('sequence gap: replaying', { source: state.key, from: verdict.from, to: verdict.to, endpoint: replayEndpoint });
+          state.held.unshift({ seq, batch });
+          this.recover(state, replayEndpoint, verdict.from);
+        } else {
+          this.log.limited(`gap:${state.key}`, 'warn', 'sequence gap without a replay endpoint: resetting source', { source: state.key, from: verdict.from, to: verdict.to });
+          this.resetSource(state, 'gap');
+          this.enqueueApply(state, seq, batch);
+        }
+      }
+    }
+  }
+
+  /** Batches were dropped for a full queue and nothing has come since: recover them now. */
+  private recoverOverflow(state: SourceState): void {
+    const lastDropped = state.overflowSeq;
+    state.overflowSeq = null;
+    const from = state.tracker.expected;
+    if (lastDropped === null || from === null || state.recovering || state.gone || this.closing) return;
+    this.counts.gaps++;
+    this.metrics.gaps.inc();
+    const replayEndpoint = this.replayEndpointOf(state);
+    if (replayEndpoint) {
+      this.log.info('source queue overflowed: replaying dropped batches', { source: state.key, from, to: lastDropped });
+      this.recover(state, replayEndpoint, from);
+    } else {
+      this.log.limited(`overflow:${state.key}`, 'warn', 'source queue overflowed without a replay endpoint: resetting source', { source: state.key, from, to: lastDropped });
+      this.resetSource(state, 'overflow');
+    }
+  }
+
+  private enqueueApply(state: SourceState, seq: number, batch: EventBatch): void {
+    state.tracker.accept(seq);
+    this.queue.push(state.key, () => this.apply(state, batch));
+    this.metrics.queued.set(this.queue.pending);
+  }
+
+  private apply(state: SourceState, batch: EventBatch): void {
+    const { source, key } = state;
+    if (state.overflowSeq !== null && this.queue.size(key) === 0) this.recoverOverflow(state);
+    try {
+      this.sink.apply(source, batch);
+    } catch (err) {
+      this.metrics.sinkErrors.inc();
+      this.log.limited(`sink-error:${key}`, 'error', 'index failed to apply a batch: resetting source', { source: key, err });
+      this.callReset(source, key);
+      return;
+    }
+    this.counts.batches++;
+    this.counts.events += batch.events.length;
+    this.metrics.batches.inc();
+    // Counted per batch, not per event: a labelled prom-client inc costs more than decoding a block.
+    let stored = 0;
+    let removed = 0;
+    let cleared = 0;
+    let storedBlocks = 0;
+    let removedBlocks = 0;
+    for (const e of batch.events) {
+      if (e.type === 'BlockStored') {
+        stored++;
+        storedBlocks += e.blockHashes.length;
+      } else if (e.type === 'BlockRemoved') {
+        removed++;
+        removedBlocks += e.blockHashes.length;
+      } else {
+        cleared++;
+      }
+    }
+    const m = this.metrics;
+    if (stored > 0) {
+      m.events.inc({ type: 'BlockStored' }, stored);
+      m.blocks.inc({ type: 'BlockStored' }, storedBlocks);
+    }
+    if (removed > 0) {
+      m.events.inc({ type: 'BlockRemoved' }, removed);
+      m.blocks.inc({ type: 'BlockRemoved' }, removedBlocks);
+    }
+    if (cleared > 0) m.events.inc({ type: 'AllBlocksCleared' }, cleared);
+    this.metrics.lag.set({ source: key }, Math.max(0, this.now() / 1000 - batch.ts));
+    this.metrics.queued.set(this.queue.pending);
+  }
+
+  /** Queues a reset behind the source's pending batches and starts its sequence afresh. */
+  private resetSource(state: SourceState, reason: string): void {
+    state.tracker.forget();
+    this.counts.resets++;
+    this.metrics.resets.inc({ reason });
+    const { source, key } = state;
+    this.queue.push(key, () => this.callReset(source, key));
+  }
+
+  private callReset(source: EventSource, key: string): void {
+    try {
+      this.sink.resetSource(source);
+    } catch (err) {
+      this.metrics.sinkErrors.inc();
+      this.log.limited(`sink-reset-error:${key}`, 'error', 'index failed to reset a source', { source: key, err });
+    }
+  }
+
+  /** Asked at each gap, so an endpoint learned after the first batch (pod discovery) is used. */
+  private replayEndpointOf(state: SourceState): string | undefined {
+    if (state.podReplayEndpoint !== undefined) return state.podReplayEndpoint ?? undefined;
+    const base = this.replayEndpoints?.(state.source.podId);
+    return base ? endpointForRank(base, state.source.dpRank) : undefined;
+  }
+
+  private recover(state: SourceState, endpoint: string, from: number): void {
+    state.recovering = true;
+    const run = this.replay(state, endpoint, from).finally(() => this.replaysRunning.delete(run));
+    this.replaysRunning.add(run);
+  }
+
+  private async replay(state: SourceState, endpoint: string, from: number): Promise<void> {
+    let problem: string | null = null;
+    let ended = false;
+    let dealer: Dealer | undefined;
+    try {
+      for await (const reply of fetchReplay(endpoint, from, {
+        timeoutMs: this.replayTimeoutMs,
+        onSocket: (d) => {
+          dealer = d;
+          this.replaySockets.add(d);
+        },
+      })) {
+        if (state.gone || this.closing) {
+          problem = 'abandoned';
+          break;
+        }
+        const batch = this.decode(reply.payload, state.source.podId, reply.seq);
+        if (!batch) {
+          problem = `replayed batch ${reply.seq} is malformed`;
+          break;
+        }
+        if ((batch.dpRank ?? 0) !== state.source.dpRank) continue;
+        const verdict = state.tracker.classify(reply.seq, false);
+        if (verdict.kind === 'duplicate') continue;
+        if (verdict.kind === 'gap') {
+          problem = `publisher no longer buffers batches ${verdict.from}..${verdict.to}`;
+          break;
+        }
+        this.enqueueApply(state, reply.seq, batch);
+      }
+      ended = problem === null;
+    } catch (err) {
+      problem = (err as Error).message;
+    } finally {
+      if (dealer) this.replaySockets.delete(dealer);
+    }
+    if (state.gone) return;
+    if (ended) {
+      this.counts.replays++;
+      this.metrics.replays.inc({ result: 'ok' });
+      this.log.info('sequence gap recovered by replay', { source: state.key, from, next: state.tracker.expected });
+    } else {
+      this.counts.replayFailures++;
+      this.metrics.replays.inc({ result: 'failed' });
+      this.log.warn('replay failed: resetting source', { source: state.key, from, problem });
+      this.resetSource(state, 'replay_failed');
+    }
+    state.recovering = false;
+    // Batches that arrived live meanwhile, in order; a new gap among them starts another replay.
+    while (state.held.length > 0 && !state.recovering) {
+      const held = state.held.shift()!;
+      this.offer(state, held.seq, held.batch, false);
+    }
+  }
+}
