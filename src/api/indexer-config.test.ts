@@ -1,0 +1,60 @@
+import { describe, it, expect } from '@jest/globals';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseIndexerConfig, readIndexerConfigFile } from './indexer-config.ts';
+
+describe('indexer config', () => {
+  it('fills every default from a minimal central-mode config', () => {
+    expect(parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557' } })).toEqual({
+      zmq: { bind: 'tcp://0.0.0.0:5557', pods: [] },
+      http: { host: '0.0.0.0', port: 8081 },
+      grpc: { host: '0.0.0.0', port: 9004 },
+      blockSize: 16,
+      hashSeed: null,
+      engineKeyParity: false,
+      index: {},
+      tierWeights: { gpu: 1.0, cpu: 0.8 },
+      tokenizers: {},
+      tokenization: { cacheMaxBytes: 64 * 1024 * 1024, workers: 1 },
+      logLevel: 'info',
+    });
+  });
+
+  it('accepts per-pod mode and a numeric hash seed as its string', () => {
+    const c = parseIndexerConfig({ zmq: { pods: [{ name: 'p0', endpoint: 'tcp://10.0.0.1:5557', replayEndpoint: 'tcp://10.0.0.1:5558' }] }, hashSeed: 0 });
+    expect(c.zmq.pods[0]).toEqual({ name: 'p0', endpoint: 'tcp://10.0.0.1:5557', replayEndpoint: 'tcp://10.0.0.1:5558' });
+    expect(c.hashSeed).toBe('0');
+  });
+
+  it('names every bad field and what was expected', () => {
+    let message = '';
+    try {
+      parseIndexerConfig({ zmq: { pods: [{ name: 'a', endpoint: 'http://x' }] }, blockSize: 0, tierWeights: { gpu: -1 }, colour: 'red', logLevel: 'loud' }, 'f.yaml');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('invalid indexer config f.yaml');
+    expect(message).toMatch(/zmq\.pods\.0\.endpoint: expected a ZMQ endpoint/);
+    expect(message).toMatch(/blockSize: .*>=1/);
+    expect(message).toMatch(/tierWeights\.gpu: /);
+    expect(message).toMatch(/colour: unknown field/);
+    expect(message).toMatch(/logLevel: /);
+  });
+
+  it('requires a bind endpoint or at least one pod', () => {
+    expect(() => parseIndexerConfig({})).toThrow(/zmq: expected zmq.bind \(central mode\) or at least one zmq.pods entry/);
+  });
+
+  it('reads YAML and JSON files and reports unreadable ones', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvroute-cfg-'));
+    fs.writeFileSync(path.join(dir, 'a.yaml'), 'zmq:\n  bind: tcp://127.0.0.1:5557\nblockSize: 32\n');
+    fs.writeFileSync(path.join(dir, 'b.json'), '{"zmq": {"bind": "tcp://127.0.0.1:5557"}, "tokenizers": {"*": "npm:qwen3"}}');
+    fs.writeFileSync(path.join(dir, 'c.yaml'), '- a list\n');
+    expect(parseIndexerConfig(await readIndexerConfigFile(path.join(dir, 'a.yaml'))).blockSize).toBe(32);
+    expect(parseIndexerConfig(await readIndexerConfigFile(path.join(dir, 'b.json'))).tokenizers).toEqual({ '*': 'npm:qwen3' });
+    await expect(readIndexerConfigFile(path.join(dir, 'c.yaml'))).rejects.toThrow(/expected a mapping/);
+    await expect(readIndexerConfigFile(path.join(dir, 'missing.yaml'))).rejects.toThrow(/cannot read indexer config/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,108 @@
+// The indexer's config file (`kvroute indexer --config FILE`, and the indexer.yaml the operator
+// renders into a pool's ConfigMap): the one source of its type, with every default in one place.
+// Flags override file values; loadIndexerConfig turns a bad file into an error naming the field.
+
+import fs from 'node:fs/promises';
+import YAML from 'yaml';
+import { z } from 'zod';
+
+const LOG_LEVEL = z.enum(['debug', 'info', 'warn', 'error']);
+const PORT = z.int().min(0).max(65535);
+const ZMQ_ENDPOINT = z.string().regex(/^(tcp|ipc|inproc):\/\/.+/, 'expected a ZMQ endpoint such as tcp://10.0.0.5:5557');
+
+export const IndexerPod = z.strictObject({
+  /** Pod id as it appears in scores (the middle part of the event topic in central mode). */
+  name: z.string().min(1),
+  /** The pod's KV-event publisher (vLLM's --kv-events-config endpoint). */
+  endpoint: ZMQ_ENDPOINT,
+  /** vLLM's replay ROUTER endpoint, used to recover sequence gaps. */
+  replayEndpoint: ZMQ_ENDPOINT.optional(),
+});
+export type IndexerPod = z.infer<typeof IndexerPod>;
+
+export const IndexerConfig = z
+  .strictObject({
+    zmq: z
+      .strictObject({
+        /** Central mode: the indexer binds a SUB socket that every pod's publisher connects to. */
+        bind: ZMQ_ENDPOINT.optional(),
+        /** Per-pod mode: the indexer connects to each pod's publisher. */
+        pods: z.array(IndexerPod).default([]),
+      })
+      .prefault({}),
+    http: z.strictObject({ host: z.string().default('0.0.0.0'), port: PORT.default(8081) }).prefault({}),
+    grpc: z.strictObject({ host: z.string().default('0.0.0.0'), port: PORT.default(9004) }).prefault({}),
+    /** Tokens per block in the index (vLLM's default block size is 16). */
+    blockSize: z.int().min(1).max(4096).default(16),
+    /** PYTHONHASHSEED of the vLLM pool, as a string; null when unset. Numbers are accepted and stringified. */
+    hashSeed: z
+      .union([z.string(), z.int().transform(String)])
+      .nullable()
+      .default(null),
+    /** Trust the pool to run sha256_cbor with hashSeed: engine keys are computed, not learned. */
+    engineKeyParity: z.boolean().default(false),
+    index: z
+      .strictObject({
+        maxKeys: z.int().min(1).optional(),
+        maxPodsPerKey: z.int().min(1).optional(),
+      })
+      .prefault({}),
+    /** Score weight per storage tier (vLLM's medium, lower-cased). */
+    tierWeights: z.record(z.string().min(1), z.number().min(0)).default({ gpu: 1.0, cpu: 0.8 }),
+    /** Model name (or "*" for any other) -> tokenizer source: npm:<name>, tiktoken:<encoding>, dir:<path>. */
+    tokenizers: z.record(z.string().min(1), z.string().min(1)).default({}),
+    tokenization: z
+      .strictObject({
+        /** Bound of the tokenization cache per model. */
+        cacheMaxBytes: z.int().min(0).default(64 * 1024 * 1024),
+        /** Worker threads that tokenize (each loads every tokenizer); 0 tokenizes on the event loop. */
+        workers: z.int().min(0).max(64).default(1),
+        /** Conversation start date for gpt-oss (harmony) prompts; pin it as the pool's VLLM_SYSTEM_START_DATE. */
+        harmonyStartDate: z.iso.date().optional(),
+      })
+      .prefault({}),
+    logLevel: LOG_LEVEL.default('info'),
+  })
+  .refine((c) => c.zmq.bind !== undefined || c.zmq.pods.length > 0, {
+    message: 'expected zmq.bind (central mode) or at least one zmq.pods entry (per-pod mode)',
+    path: ['zmq'],
+  });
+export type IndexerConfig = z.infer<typeof IndexerConfig>;
+/** The config as written in a file: every field with a default may be left out. */
+export type IndexerConfigInput = z.input<typeof IndexerConfig>;
+
+/** One line per problem: `field.path: message`. */
+export function formatConfigIssues(error: z.ZodError, source: string): string {
+  const lines = error.issues.flatMap((i) => {
+    const at = i.path.join('.');
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `  ${at ? `${at}.` : ''}${k}: unknown field`);
+    return [`  ${at || '(root)'}: ${i.message}`];
+  });
+  return `invalid indexer config ${source}:\n${lines.join('\n')}`;
+}
+
+/** Validates a parsed config object (file contents merged with flag overrides). */
+export function parseIndexerConfig(value: unknown, source = '(flags)'): IndexerConfig {
+  const result = IndexerConfig.safeParse(value);
+  if (!result.success) throw new Error(formatConfigIssues(result.error, source));
+  return result.data;
+}
+
+/** Reads a YAML or JSON config file into a plain object (validation happens after flags are merged). */
+export async function readIndexerConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read indexer config ${file}: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = YAML.parse(text);
+  } catch (err) {
+    throw new Error(`indexer config ${file} is not valid YAML or JSON: ${(err as Error).message}`);
+  }
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new Error(`indexer config ${file}: expected a mapping at the top level`);
+  return value as Record<string, unknown>;
+}

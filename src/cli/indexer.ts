@@ -1,0 +1,111 @@
+// `kvroute indexer`: parses flags (over an optional config file), then runs the indexer server
+// until SIGTERM. Flags override the file; the merged result is validated by the config schema.
+
+import { Command, Option } from 'commander';
+import { parseIndexerConfig, readIndexerConfigFile, type IndexerPod } from '../api/indexer-config.ts';
+import { LOG_LEVELS, createLogger } from '../common/log.ts';
+import { createRegistry } from '../common/metrics.ts';
+import { onShutdown } from '../common/shutdown.ts';
+import { startIndexerServer } from '../indexer/server.ts';
+
+interface IndexerFlags {
+  config?: string;
+  zmqBind?: string;
+  pod: IndexerPod[];
+  listenHost?: string;
+  httpPort?: number;
+  grpcPort?: number;
+  blockSize?: number;
+  hashSeed?: string;
+  engineKeyParity?: boolean;
+  maxKeys?: number;
+  maxPodsPerKey?: number;
+  tokenizer: Array<[string, string]>;
+  harmonyStartDate?: string;
+  tokenizerWorkers?: number;
+  logLevel?: string;
+}
+
+function intFlag(flag: string, min: number) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new Error(`${flag} expects an integer >= ${min}, got "${text}"`);
+    return n;
+  };
+}
+
+function podFlag(text: string, previous: IndexerPod[]): IndexerPod[] {
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new Error(`--pod expects NAME=ENDPOINT[,REPLAY_ENDPOINT], got "${text}"`);
+  const [endpoint, replayEndpoint, extra] = text.slice(eq + 1).split(',');
+  if (!endpoint || extra !== undefined) throw new Error(`--pod expects NAME=ENDPOINT[,REPLAY_ENDPOINT], got "${text}"`);
+  return [...previous, { name: text.slice(0, eq), endpoint, ...(replayEndpoint ? { replayEndpoint } : {}) }];
+}
+
+function tokenizerFlag(text: string, previous: Array<[string, string]>): Array<[string, string]> {
+  const eq = text.indexOf('=');
+  if (eq <= 0 || eq === text.length - 1) throw new Error(`--tokenizer expects MODEL=SOURCE, got "${text}"`);
+  return [...previous, [text.slice(0, eq), text.slice(eq + 1)]];
+}
+
+function section(file: Record<string, unknown>, key: string): Record<string, unknown> {
+  const value = file[key];
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? { ...(value as Record<string, unknown>) } : {};
+}
+
+/** The config file's contents with every given flag written over it. */
+export function mergeFlags(file: Record<string, unknown>, flags: IndexerFlags): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...file };
+  const zmq = section(file, 'zmq');
+  if (flags.zmqBind !== undefined) zmq.bind = flags.zmqBind;
+  if (flags.pod.length > 0) zmq.pods = flags.pod;
+  merged.zmq = zmq;
+  const http = section(file, 'http');
+  const grpc = section(file, 'grpc');
+  if (flags.listenHost !== undefined) http.host = grpc.host = flags.listenHost;
+  if (flags.httpPort !== undefined) http.port = flags.httpPort;
+  if (flags.grpcPort !== undefined) grpc.port = flags.grpcPort;
+  merged.http = http;
+  merged.grpc = grpc;
+  if (flags.blockSize !== undefined) merged.blockSize = flags.blockSize;
+  if (flags.hashSeed !== undefined) merged.hashSeed = flags.hashSeed;
+  if (flags.engineKeyParity !== undefined) merged.engineKeyParity = flags.engineKeyParity;
+  const index = section(file, 'index');
+  if (flags.maxKeys !== undefined) index.maxKeys = flags.maxKeys;
+  if (flags.maxPodsPerKey !== undefined) index.maxPodsPerKey = flags.maxPodsPerKey;
+  merged.index = index;
+  if (flags.tokenizer.length > 0) merged.tokenizers = { ...section(file, 'tokenizers'), ...Object.fromEntries(flags.tokenizer) };
+  const tokenization = section(file, 'tokenization');
+  if (flags.harmonyStartDate !== undefined) tokenization.harmonyStartDate = flags.harmonyStartDate;
+  if (flags.tokenizerWorkers !== undefined) tokenization.workers = flags.tokenizerWorkers;
+  merged.tokenization = tokenization;
+  if (flags.logLevel !== undefined) merged.logLevel = flags.logLevel;
+  return merged;
+}
+
+export function command(): Command {
+  return new Command('indexer')
+    .option('--config <file>', 'indexer config file (YAML or JSON); flags override it')
+    .option('--zmq-bind <endpoint>', 'central mode: bind a SUB socket pods publish to, e.g. tcp://0.0.0.0:5557')
+    .option('--pod <name=endpoint[,replay]>', 'per-pod mode: connect to a pod\'s publisher (repeatable)', podFlag, [])
+    .option('--listen-host <host>', 'address the HTTP and gRPC servers listen on (default 0.0.0.0)')
+    .option('--http-port <port>', 'HTTP port: /v1/score, /v1/tokenize, /v1/pods, /metrics (default 8081)', intFlag('--http-port', 0))
+    .option('--grpc-port <port>', 'gRPC port for the router (default 9004)', intFlag('--grpc-port', 0))
+    .option('--block-size <n>', 'tokens per block, as the vLLM pool runs (default 16)', intFlag('--block-size', 1))
+    .option('--hash-seed <seed>', 'the pool\'s PYTHONHASHSEED (default: unset)')
+    .option('--engine-key-parity', 'the pool runs sha256_cbor with --hash-seed: compute engine keys instead of learning them')
+    .option('--max-keys <n>', 'bound on indexed block keys (LRU eviction)', intFlag('--max-keys', 1))
+    .option('--max-pods-per-key <n>', 'bound on pods remembered per block key', intFlag('--max-pods-per-key', 1))
+    .option('--tokenizer <model=source>', 'tokenizer for a model: npm:qwen3|llama3_1|gptoss, tiktoken:o200k_harmony, dir:/path (repeatable; model "*" for any)', tokenizerFlag, [])
+    .option('--harmony-start-date <yyyy-mm-dd>', 'conversation start date for gpt-oss prompts (match the pool\'s VLLM_SYSTEM_START_DATE)')
+    .option('--tokenizer-workers <n>', 'worker threads that tokenize (default 1; 0 tokenizes on the event loop)', intFlag('--tokenizer-workers', 0))
+    .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS))
+    .action(async (flags: IndexerFlags) => {
+      const file = flags.config ? await readIndexerConfigFile(flags.config) : {};
+      const config = parseIndexerConfig(mergeFlags(file, flags), flags.config ? `${flags.config} (with flags)` : '(flags)');
+      const log = createLogger({ level: config.logLevel, component: 'indexer' });
+      const registry = createRegistry();
+      const server = await startIndexerServer(config, { log, registry });
+      onShutdown(log, [() => server.close()]);
+    });
+}

@@ -1,0 +1,55 @@
+// The router's gRPC client for the indexer: a PrefixScorer over Indexer.Score, with a per-call
+// deadline so a slow indexer degrades routing instead of stalling it.
+
+import * as grpc from '@grpc/grpc-js';
+import type { PrefixScorer, ScoreRequest, ScoreResult } from '../types.ts';
+import { IndexerService, type ScoreRequestMessage, type ScoreResponseMessage } from './proto.ts';
+
+export interface IndexerClientOptions {
+  /** Per-call deadline; default 200 ms. */
+  deadlineMs?: number;
+}
+
+export interface IndexerClient extends PrefixScorer {
+  close(): void;
+}
+
+type ScoreMethod = (
+  request: Partial<ScoreRequestMessage>,
+  options: grpc.CallOptions,
+  callback: (err: grpc.ServiceError | null, response?: ScoreResponseMessage) => void,
+) => void;
+
+export function toProtoRequest(r: ScoreRequest): Partial<ScoreRequestMessage> {
+  const m: Partial<ScoreRequestMessage> = { model: r.model };
+  if (r.tokens) m.tokens = r.tokens;
+  if (r.prompt !== undefined) m.prompt = r.prompt;
+  if (r.messages) {
+    m.messages = r.messages.map((msg) =>
+      Array.isArray(msg.content)
+        ? { role: msg.role, content: '', parts: msg.content.map((p) => ({ type: p.type, text: p.text ?? '' })) }
+        : { role: msg.role, content: msg.content ?? '', parts: [] },
+    );
+  }
+  if (r.loraName) m.lora_name = r.loraName;
+  if (r.cacheSalt) m.cache_salt = r.cacheSalt;
+  if (r.pods) m.pods = r.pods;
+  return m;
+}
+
+/** A PrefixScorer backed by the indexer's gRPC API at `address` (host:port). */
+export function createIndexerClient(address: string, options: IndexerClientOptions = {}): IndexerClient {
+  const client = new IndexerService(address, grpc.credentials.createInsecure());
+  const score = (client as unknown as { Score: ScoreMethod }).Score.bind(client);
+  const deadlineMs = options.deadlineMs ?? 200;
+  return {
+    score: (request: ScoreRequest) =>
+      new Promise<ScoreResult>((resolve, reject) => {
+        score(toProtoRequest(request), { deadline: Date.now() + deadlineMs }, (err, response) => {
+          if (err) reject(new Error(`indexer Score at ${address} failed: ${grpc.status[err.code] ?? err.code}: ${err.details}`));
+          else resolve({ scores: { ...(response?.scores ?? {}) } });
+        });
+      }),
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,88 @@
+// The gRPC server the router calls: Indexer.Score over the same request parsing and service as
+// HTTP, plus grpc.health.v1 Check. Client mistakes become INVALID_ARGUMENT naming the field.
+
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../common/log.ts';
+import { RequestError, parseScoreBody } from '../service-request.ts';
+import type { IndexerService } from '../service.ts';
+import { HealthService, IndexerService as IndexerGrpcService, type ScoreRequestMessage, type ScoreResponseMessage } from './proto.ts';
+
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  service: IndexerService;
+  log: Logger;
+  ready: () => boolean;
+  /** Called after each Score call with its status name (OK, INVALID_ARGUMENT, ...), for metrics. */
+  observe?: (status: string, seconds: number) => void;
+}
+
+export interface RunningGrpcServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** The proto request as the JSON body parseScoreBody accepts: unset proto fields become absent. */
+export function scoreBodyFromProto(m: ScoreRequestMessage): Record<string, unknown> {
+  const body: Record<string, unknown> = { model: m.model };
+  if (m.tokens.length > 0) body.tokens = m.tokens;
+  if (m.prompt !== undefined && m.prompt !== null) body.prompt = m.prompt;
+  if (m.messages.length > 0) {
+    body.messages = m.messages.map((msg) => ({ role: msg.role, content: msg.parts.length > 0 ? msg.parts : msg.content }));
+  }
+  if (m.lora_name) body.lora_name = m.lora_name;
+  if (m.cache_salt) body.cache_salt = m.cache_salt;
+  if (m.pods.length > 0) body.pods = m.pods;
+  return body;
+}
+
+export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const { service, log } = options;
+  const server = new grpc.Server();
+  server.addService(IndexerGrpcService.service, {
+    Score: (call: grpc.ServerUnaryCall<ScoreRequestMessage, ScoreResponseMessage>, callback: grpc.sendUnaryData<ScoreResponseMessage>) => {
+      const started = performance.now();
+      const finish = (code: grpc.status) => options.observe?.(grpc.status[code] ?? String(code), (performance.now() - started) / 1000);
+      Promise.resolve()
+        .then(() => service.scoreParsed(parseScoreBody(scoreBodyFromProto(call.request))))
+        .then((result) => {
+          finish(grpc.status.OK);
+          callback(null, { scores: result.scores });
+        })
+        .catch((err: unknown) => {
+        const code = err instanceof RequestError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
+        if (code === grpc.status.INTERNAL) log.error('grpc score failed', { err });
+          finish(code);
+          callback({ code, details: code === grpc.status.INTERNAL ? 'internal error' : (err as Error).message });
+        });
+    },
+  });
+  server.addService(HealthService.service, {
+    Check: (call: grpc.ServerUnaryCall<{ service: string }, { status: string }>, callback: grpc.sendUnaryData<{ status: string }>) => {
+      const known = call.request.service === '' || call.request.service === 'kvroute.indexer.v1.Indexer';
+      if (!known) {
+        callback({ code: grpc.status.NOT_FOUND, details: `unknown service "${call.request.service}"` });
+        return;
+      }
+      callback(null, { status: options.ready() ? 'SERVING' : 'NOT_SERVING' });
+    },
+  });
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+  });
+  log.info('grpc server listening', { host: options.host, port });
+
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Let in-flight calls finish, but do not wait on idle client connections forever.
+        const timer = setTimeout(() => server.forceShutdown(), 5_000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,186 @@
+// The `kvroute indexer` process: wires KV-event ingestion (ZMQ) into the block index, loads the
+// tokenizers, and serves scoring over gRPC (for the router) and HTTP JSON (for people and tests),
+// with Prometheus metrics. close() stops HTTP and gRPC first, then ingestion.
+
+import type http from 'node:http';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { IndexerConfig } from '../api/indexer-config.ts';
+import { HttpError, readJson, sendJson, startHttpServer, type RouteHandler } from '../common/http.ts';
+import type { Logger } from '../common/log.ts';
+import { EventIngestor } from './events/ingestor.ts';
+import { startGrpcServer } from './grpc/server.ts';
+import { BlockIndex } from './index/block-index.ts';
+import { RequestError, parseScoreBody } from './service-request.ts';
+import { IndexerService } from './service.ts';
+import { TokenizerPool } from './tokenize/pool.ts';
+import { TokenizerSet, type Tokenization } from './tokenize/tokenizers.ts';
+
+export interface IndexerServer {
+  httpPort: number;
+  grpcPort: number;
+  service: IndexerService;
+  close(): Promise<void>;
+}
+
+export interface IndexerServerDeps {
+  log: Logger;
+  registry: Registry;
+}
+
+function requestMetrics(registry: Registry) {
+  const requests = new Counter({
+    name: 'kvroute_indexer_requests_total',
+    help: 'Indexer API requests by protocol, endpoint and result code.',
+    labelNames: ['protocol', 'endpoint', 'code'],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'kvroute_indexer_request_duration_seconds',
+    help: 'Indexer API request latency by protocol and endpoint.',
+    labelNames: ['protocol', 'endpoint'],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [registry],
+  });
+  return {
+    observe(protocol: 'http' | 'grpc', endpoint: string, code: string | number, seconds: number) {
+      requests.inc({ protocol, endpoint, code: String(code) });
+      duration.observe({ protocol, endpoint }, seconds);
+    },
+  };
+}
+
+/** Parses a body, turning a client mistake into a 400 that names the field. */
+async function parsedBody(req: http.IncomingMessage) {
+  try {
+    return parseScoreBody(await readJson(req));
+  } catch (err) {
+    if (err instanceof RequestError) throw new HttpError(400, err.message);
+    throw err;
+  }
+}
+
+async function asHttpError<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof RequestError) throw new HttpError(400, err.message);
+    throw err;
+  }
+}
+
+export async function startIndexerServer(config: IndexerConfig, deps: IndexerServerDeps): Promise<IndexerServer> {
+  const { log, registry } = deps;
+  const metrics = requestMetrics(registry);
+  let ready = false;
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        log.error('close failed', { err });
+      }
+    }
+  };
+
+  try {
+    const tokenizerOptions = {
+      sources: config.tokenizers,
+      cacheMaxBytes: config.tokenization.cacheMaxBytes,
+      harmonyStartDate: config.tokenization.harmonyStartDate,
+      registry,
+      log: log.child({ component: 'tokenize' }),
+    };
+    const tokenizers: Tokenization =
+      config.tokenization.workers > 0 ? new TokenizerPool({ ...tokenizerOptions, workers: config.tokenization.workers }) : new TokenizerSet(tokenizerOptions);
+    closers.push(() => tokenizers.close());
+    await tokenizers.load();
+
+    const index = new BlockIndex({
+      blockSize: config.blockSize,
+      maxKeys: config.index.maxKeys,
+      maxPodsPerKey: config.index.maxPodsPerKey,
+      tierWeights: config.tierWeights,
+      hashSeed: config.hashSeed,
+      engineKeyParity: config.engineKeyParity,
+      registry,
+      log: log.child({ component: 'index' }),
+    });
+
+    const replayByPod = new Map(config.zmq.pods.map((p) => [p.name, p.replayEndpoint]));
+    const ingestor = new EventIngestor({
+      sink: index,
+      log: log.child({ component: 'events' }),
+      registry,
+      replayEndpoints: (podId) => replayByPod.get(podId),
+    });
+    closers.push(() => ingestor.close());
+    if (config.zmq.bind) await ingestor.bind(config.zmq.bind);
+    for (const pod of config.zmq.pods) await ingestor.connectPod(pod.name, pod.endpoint, pod.replayEndpoint);
+
+    const service = new IndexerService({ index, tokenizers, log: log.child({ component: 'service' }) });
+
+    const grpcServer = await startGrpcServer({
+      host: config.grpc.host,
+      port: config.grpc.port,
+      service,
+      log: log.child({ component: 'grpc' }),
+      ready: () => ready,
+      observe: (code, seconds) => metrics.observe('grpc', 'Score', code, seconds),
+    });
+    closers.push(() => grpcServer.close());
+
+    const measured = (endpoint: string, handler: RouteHandler): RouteHandler => (req, res, url) => {
+      const started = performance.now();
+      res.once('finish', () => metrics.observe('http', endpoint, res.statusCode, (performance.now() - started) / 1000));
+      return handler(req, res, url);
+    };
+
+    const httpServer = await startHttpServer({
+      host: config.http.host,
+      port: config.http.port,
+      log: log.child({ component: 'http' }),
+      registry,
+      ready: () => ready,
+      routes: {
+        'POST /v1/score': measured('/v1/score', async (req, res) => {
+          const parsed = await parsedBody(req);
+          sendJson(res, 200, await asHttpError(() => service.scoreParsed(parsed)));
+        }),
+        'POST /v1/tokenize': measured('/v1/tokenize', async (req, res) => {
+          const parsed = await parsedBody(req);
+          const t = await asHttpError(() => service.tokenize(parsed));
+          sendJson(res, 200, { model: t.model, input: t.input, count: t.tokens.length, tokens: t.tokens, ...(t.rendered !== undefined ? { rendered: t.rendered } : {}) });
+        }),
+        'GET /v1/pods': measured('/v1/pods', (_req, res) => {
+          const { pods, ...summary } = index.stats();
+          sendJson(res, 200, { pods, index: summary, ingestion: ingestor.stats() });
+        }),
+      },
+    });
+    closers.push(() => httpServer.close());
+
+    ready = true;
+    log.info('indexer ready', {
+      httpPort: httpServer.port,
+      grpcPort: grpcServer.port,
+      mode: config.zmq.bind ? 'central' : 'per-pod',
+      zmqBind: config.zmq.bind,
+      pods: config.zmq.pods.length,
+      blockSize: config.blockSize,
+      models: tokenizers.models,
+    });
+    return {
+      httpPort: httpServer.port,
+      grpcPort: grpcServer.port,
+      service,
+      close: async () => {
+        ready = false;
+        await closeAll();
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
