@@ -21,6 +21,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     description: 'run simulated vLLM pods: OpenAI API, prefix cache, KV events, vLLM metrics, no GPU',
     load: () => import('./sim.ts'),
   },
+  demo: {
+    description: 'run an indexer and simulated vLLM pods locally and compare round-robin with cache-aware routing',
+    load: () => import('./demo.ts'),
+  },
   operator: {
     description: 'run the operator against the current kubeconfig (InferencePool, InferenceModel)',
     load: () => import('./operator.ts'),
