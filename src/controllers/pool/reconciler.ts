@@ -1,0 +1,172 @@
+// Reconciles one InferencePool: reads it and its models from the informer caches, server-side-applies
+// the desired objects under one field manager, prunes optional objects it no longer wants, and writes
+// status through the /status subresource. Level-triggered: the key is all it is told.
+
+import type { V1Deployment, V1Pod, KubernetesObject } from '@kubernetes/client-node';
+import { InferenceModel } from '../../api/inference-model.ts';
+import { InferencePool } from '../../api/inference-pool.ts';
+import { describeIssues, GROUP_VERSION } from '../../api/meta.ts';
+import type { Logger } from '../../common/log.ts';
+import { mergeConditions } from '../conditions.ts';
+import { resolveModels } from '../model/resolve.ts';
+import { FIELD_MANAGER, names } from '../objects.ts';
+import type { ReconcileResult } from '../runtime/controller.ts';
+import type { Informer } from '../runtime/informer.ts';
+import type { EventRecorder } from '../runtime/events.ts';
+import { KubeApiError, resourcePath, type KubeClient } from '../runtime/kube-client.ts';
+import { fingerprint, stableJson } from '../stable-json.ts';
+import { desiredPoolObjects, type DesiredObject, type DesiredOptions } from './desired.ts';
+import { computePoolStatus } from './status.ts';
+
+export interface PoolCaches {
+  pools: Informer<KubernetesObject>;
+  models: Informer<KubernetesObject>;
+  pods: Informer<V1Pod>;
+  /** Owned objects by kind, for drift detection: a cached resourceVersion that moved means re-apply. */
+  owned: Record<string, Informer<KubernetesObject>>;
+  gatewayCrd: Informer<KubernetesObject>;
+}
+
+export interface PoolReconcilerOptions {
+  client: KubeClient;
+  caches: PoolCaches;
+  log: Logger;
+  desired: Omit<DesiredOptions, 'gatewayInferencePoolCrd'>;
+  events?: EventRecorder;
+  now?: () => Date;
+}
+
+const MISSING_API_RECHECK_MS = 30_000;
+
+interface Applied {
+  fingerprint: string;
+  resourceVersion: string | undefined;
+}
+
+const objectKey = (o: { apiVersion: string; kind: string; metadata: { namespace: string; name: string } }) =>
+  `${o.apiVersion}/${o.kind}/${o.metadata.namespace}/${o.metadata.name}`;
+
+export function parseModels(objects: readonly KubernetesObject[], log: Logger): InferenceModel[] {
+  const out: InferenceModel[] = [];
+  for (const o of objects) {
+    const parsed = InferenceModel.safeParse(o);
+    if (parsed.success) out.push(parsed.data);
+    else log.limited(`bad-model:${o.metadata?.namespace}/${o.metadata?.name}`, 'warn', 'ignoring InferenceModel that does not match its schema', {
+      model: `${o.metadata?.namespace}/${o.metadata?.name}`,
+      issues: describeIssues(parsed.error),
+    });
+  }
+  return out;
+}
+
+export class PoolReconciler {
+  private readonly o: PoolReconcilerOptions;
+  private readonly applied = new Map<string, Applied>();
+
+  constructor(options: PoolReconcilerOptions) {
+    this.o = options;
+  }
+
+  /** Forgets what was applied so the next reconcile re-applies everything (drift in unwatched kinds). */
+  forgetApplied(): void {
+    this.applied.clear();
+  }
+
+  private upToDate(obj: DesiredObject, fp: string): boolean {
+    const prev = this.applied.get(objectKey(obj));
+    if (!prev || prev.fingerprint !== fp) return false;
+    const cache = this.o.caches.owned[obj.kind];
+    if (!cache) return true;
+    return cache.get(obj.metadata.name, obj.metadata.namespace)?.metadata?.resourceVersion === prev.resourceVersion;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult | void> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const { client, caches, log } = this.o;
+    const raw = caches.pools.get(name, namespace);
+    if (!raw) return; // deleted: the garbage collector removes what it owned
+    // Being deleted (e.g. foreground deletion waits for the children): re-applying them would fight the collector.
+    if (raw.metadata?.deletionTimestamp) return;
+    const parsed = InferencePool.safeParse(raw);
+    const now = this.o.now?.() ?? new Date();
+    if (!parsed.success) {
+      const message = `spec does not match the InferencePool schema: ${describeIssues(parsed.error)}`;
+      const prev = (raw as { status?: { conditions?: [] } }).status?.conditions;
+      await client.apply(
+        {
+          apiVersion: GROUP_VERSION,
+          kind: 'InferencePool',
+          metadata: { name, namespace },
+          status: { conditions: mergeConditions(prev, [{ type: 'Degraded', status: 'True', reason: 'InvalidSpec', message }], raw.metadata?.generation, now) },
+        } as never,
+        { fieldManager: FIELD_MANAGER, force: true, subresource: 'status' },
+      );
+      return;
+    }
+    const pool = parsed.data;
+    const models = parseModels(caches.models.list(namespace), log);
+    const resolution = resolveModels(models, (n) => caches.pools.get(n, namespace) !== undefined);
+    const accepted = models.filter((m) => m.spec.poolRef.name === name && resolution.get(m.metadata.name)?.accepted);
+    const desired = desiredPoolObjects(pool, accepted, { ...this.o.desired, gatewayInferencePoolCrd: caches.gatewayCrd.list().length > 0 });
+
+    const errors: string[] = [];
+    const missingKinds: string[] = [];
+    // Applies run concurrently, in two waves: without the "bind" verb the API server only lets the
+    // operator create a RoleBinding whose Role already exists (and grants nothing it lacks itself).
+    const applyOne = async (obj: DesiredObject) => {
+      const fp = fingerprint(obj);
+      if (this.upToDate(obj, fp)) return;
+      try {
+        const live = await client.apply<KubernetesObject>(obj, { fieldManager: FIELD_MANAGER, force: true });
+        this.applied.set(objectKey(obj), { fingerprint: fp, resourceVersion: live.metadata?.resourceVersion });
+      } catch (err) {
+        this.applied.delete(objectKey(obj));
+        if (err instanceof KubeApiError && err.status === 404 && obj.kind === 'EnvoyFilter') missingKinds.push(`${obj.apiVersion} ${obj.kind}`);
+        else errors.push(`${obj.kind} ${obj.metadata.name}: ${(err as Error).message}`);
+      }
+    };
+    const secondWave = (o: DesiredObject) => o.kind === 'RoleBinding';
+    await Promise.all(desired.apply.filter((o) => !secondWave(o)).map(applyOne));
+    await Promise.all(desired.apply.filter(secondWave).map(applyOne));
+    for (const ref of desired.prune) {
+      try {
+        const live = await client.get<KubernetesObject>(resourcePath(ref.apiVersion, ref.kind, ref.namespace, ref.name));
+        const owner = live.metadata?.ownerReferences?.find((r) => r.kind === 'InferencePool' && r.uid === pool.metadata.uid);
+        if (owner) {
+          await client.delete(resourcePath(ref.apiVersion, ref.kind, ref.namespace, ref.name), live.metadata?.uid);
+          log.info('deleted object the pool no longer wants', { pool: key, kind: ref.kind, name: ref.name });
+        }
+        this.applied.delete(`${ref.apiVersion}/${ref.kind}/${ref.namespace}/${ref.name}`);
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.status === 404)) errors.push(`delete ${ref.kind} ${ref.name}: ${(err as Error).message}`);
+      }
+    }
+
+    const deployments = caches.owned.Deployment;
+    const status = computePoolStatus(
+      pool,
+      {
+        pods: caches.pods.list(namespace),
+        routerDeployment: deployments?.get(names.router(name), namespace) as V1Deployment | undefined,
+        modelServerDeployment: deployments?.get(names.vllm(name), namespace) as V1Deployment | undefined,
+        ...(errors.length ? { applyError: errors.join('; ') } : {}),
+        missingKinds,
+      },
+      now,
+    );
+    if (stableJson(status) !== stableJson(pool.status ?? {})) {
+      await client.apply(
+        { apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name, namespace }, status } as never,
+        { fieldManager: FIELD_MANAGER, force: true, subresource: 'status' },
+      );
+      this.o.events?.recordConditionChanges(
+        { apiVersion: GROUP_VERSION, kind: 'InferencePool', name, namespace, ...(pool.metadata.uid ? { uid: pool.metadata.uid } : {}) },
+        pool.status?.conditions,
+        status.conditions ?? [],
+      );
+    }
+    if (errors.length) throw new Error(`applying pool ${key} failed: ${errors.join('; ')}`);
+    // A missing API (Istio not installed yet) is not an error to back off from, but worth a re-check.
+    if (missingKinds.length) return { requeueAfterMs: MISSING_API_RECHECK_MS };
+  }
+}

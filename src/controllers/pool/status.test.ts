@@ -1,0 +1,48 @@
+import { describe, it, expect } from '@jest/globals';
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import { testPool } from '../testing.ts';
+import { computePoolStatus } from './status.ts';
+
+const pool = testPool({ model: { name: 'm' }, selector: { app: 'vllm' } }, { generation: 3 });
+const pod = (name: string, ready: boolean, labels: Record<string, string> = { app: 'vllm', 'llm-d.ai/inferenceServing': 'true' }): V1Pod => ({
+  metadata: { name, namespace: 'ml', labels },
+  status: { podIP: `10.0.0.${name.length}`, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+});
+const available: V1Deployment = { metadata: { generation: 1 }, spec: { replicas: 1, selector: {}, template: {} }, status: { observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1 } };
+
+describe('computePoolStatus', () => {
+  it('lists only selected pods that opt in to inference serving, and counts the ready ones', () => {
+    const s = computePoolStatus(
+      pool,
+      { pods: [pod('b', true), pod('a', false), pod('x', true, { app: 'vllm' }), pod('y', true, { app: 'other', 'llm-d.ai/inferenceServing': 'true' })], routerDeployment: available },
+      new Date('2026-01-01T00:00:00Z'),
+    );
+    expect(s.endpoints).toEqual([
+      { pod: 'a', address: '10.0.0.1', ready: false },
+      { pod: 'b', address: '10.0.0.1', ready: true },
+    ]);
+    expect([s.replicas, s.readyReplicas, s.observedGeneration]).toEqual([2, 1, 3]);
+    expect(s.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Ready', 'True', 'PoolReady'],
+      ['Progressing', 'False', 'RolledOut'],
+      ['Degraded', 'False', 'AsExpected'],
+    ]);
+  });
+
+  it('keeps lastTransitionTime while a condition holds and moves it when the status flips', () => {
+    const t1 = new Date('2026-01-01T00:00:00Z');
+    const first = computePoolStatus(pool, { pods: [], routerDeployment: available }, t1);
+    const again = computePoolStatus({ ...pool, status: first }, { pods: [], routerDeployment: available }, new Date('2026-01-01T00:05:00Z'));
+    expect(again.conditions![0]!.lastTransitionTime).toBe('2026-01-01T00:00:00Z');
+    const flipped = computePoolStatus({ ...pool, status: again }, { pods: [pod('a', true)], routerDeployment: available }, new Date('2026-01-01T00:09:00Z'));
+    expect(flipped.conditions![0]).toMatchObject({ status: 'True', lastTransitionTime: '2026-01-01T00:09:00Z', observedGeneration: 3 });
+  });
+
+  it('reports apply failures as Degraded and an unavailable router as not Ready', () => {
+    const s = computePoolStatus(pool, { pods: [pod('a', true)], applyError: 'Deployment x: forbidden' }, new Date());
+    const byType = Object.fromEntries(s.conditions!.map((c) => [c.type, c]));
+    expect(byType.Ready).toMatchObject({ status: 'False', reason: 'RouterUnavailable' });
+    expect(byType.Degraded).toMatchObject({ status: 'True', reason: 'ApplyFailed', message: 'Deployment x: forbidden' });
+    expect(byType.Progressing).toMatchObject({ status: 'True', reason: 'RollingOut' });
+  });
+});

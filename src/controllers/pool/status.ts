@@ -1,0 +1,84 @@
+// The observed state of an InferencePool, computed purely from its pods, its Deployments and the last
+// apply result: endpoints, replica counts and the Ready, Progressing and Degraded conditions.
+
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { InferencePool, InferencePoolStatus, PoolEndpoint } from '../../api/inference-pool.ts';
+import { mergeConditions, type ConditionInput } from '../conditions.ts';
+import { INFERENCE_SERVING_LABEL, labelsMatch, podSelector } from '../objects.ts';
+
+export interface ObservedPoolState {
+  pods: readonly V1Pod[];
+  routerDeployment?: V1Deployment;
+  modelServerDeployment?: V1Deployment;
+  /** Set when applying desired objects failed in this reconcile. */
+  applyError?: string;
+  /** Set when desired objects cannot be applied because the cluster lacks a kind (e.g. Istio). */
+  missingKinds?: string[];
+}
+
+function podReady(pod: V1Pod): boolean {
+  if (pod.metadata?.deletionTimestamp) return false;
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+/** Pods that belong to the pool: they match its selector and opt in to inference serving. */
+export function poolPods(pool: InferencePool, pods: readonly V1Pod[]): V1Pod[] {
+  const selector = podSelector(pool);
+  return pods.filter(
+    (p) =>
+      (p.metadata?.namespace ?? 'default') === (pool.metadata.namespace ?? 'default') &&
+      p.metadata?.labels?.[INFERENCE_SERVING_LABEL] === 'true' &&
+      labelsMatch(selector, p.metadata?.labels),
+  );
+}
+
+function rolledOut(d: V1Deployment | undefined): boolean {
+  if (!d) return false;
+  const want = d.spec?.replicas ?? 1;
+  const s = d.status;
+  return (
+    (s?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
+    (s?.updatedReplicas ?? 0) >= want &&
+    (s?.availableReplicas ?? 0) >= want &&
+    (s?.replicas ?? 0) <= want
+  );
+}
+
+export function computePoolStatus(pool: InferencePool, observed: ObservedPoolState, now: Date): InferencePoolStatus {
+  const pods = poolPods(pool, observed.pods);
+  const endpoints: PoolEndpoint[] = pods
+    .map((p) => ({ pod: p.metadata!.name!, address: p.status?.podIP ?? '', ready: podReady(p) }))
+    .sort((a, b) => a.pod.localeCompare(b.pod));
+  const readyReplicas = endpoints.filter((e) => e.ready && e.address !== '').length;
+  const routerWanted = pool.spec.router.replicas > 0;
+  const routerAvailable = (observed.routerDeployment?.status?.availableReplicas ?? 0) > 0;
+
+  const ready: ConditionInput =
+    readyReplicas === 0
+      ? { type: 'Ready', status: 'False', reason: 'NoReadyEndpoints', message: `no ready pod matches the pool selector (${pods.length} selected)` }
+      : routerWanted && !routerAvailable
+        ? { type: 'Ready', status: 'False', reason: 'RouterUnavailable', message: 'the router Deployment has no available replica' }
+        : { type: 'Ready', status: 'True', reason: 'PoolReady', message: `${readyReplicas} of ${pods.length} endpoints ready` };
+
+  const rolling: string[] = [];
+  if (!rolledOut(observed.routerDeployment)) rolling.push('router');
+  if (pool.spec.modelServer && !rolledOut(observed.modelServerDeployment)) rolling.push('model servers');
+  const progressing: ConditionInput =
+    rolling.length > 0
+      ? { type: 'Progressing', status: 'True', reason: 'RollingOut', message: `waiting for ${rolling.join(' and ')} to roll out` }
+      : { type: 'Progressing', status: 'False', reason: 'RolledOut', message: 'all Deployments are rolled out' };
+
+  const degraded: ConditionInput = observed.applyError
+    ? { type: 'Degraded', status: 'True', reason: 'ApplyFailed', message: observed.applyError }
+    : observed.missingKinds?.length
+      ? { type: 'Degraded', status: 'True', reason: 'MissingAPI', message: `the cluster does not serve ${observed.missingKinds.join(', ')}` }
+      : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'all desired objects are applied' };
+
+  return {
+    observedGeneration: pool.metadata.generation ?? 0,
+    replicas: pods.length,
+    readyReplicas,
+    endpoints,
+    conditions: mergeConditions(pool.status?.conditions, [ready, progressing, degraded], pool.metadata.generation, now),
+  };
+}
