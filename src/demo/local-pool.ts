@@ -104,6 +104,8 @@ export async function startLocalPool(o: LocalPoolOptions, log: Logger): Promise<
         `--max-model-len=${Math.min(8192, (o.kvBlocksPerPod - 1) * o.blockSize)}`,
         `--time-scale=${o.timeScale}`,
         `--kv-events-endpoint=tcp://127.0.0.1:${o.zmqPort}`,
+        // vLLM publishes AllBlocksCleared with its next step; an idle demo pod would never send it.
+        '--kv-events-flush-on-reset',
       ],
       `${o.logDir}/sim.log`,
     );

@@ -1,0 +1,182 @@
+// vLLM's ZmqEventPublisher for one simulated pod: a PUB socket that binds when the endpoint has a
+// wildcard (or is ipc/inproc) and connects otherwise, multipart messages (topic, 8-byte big-endian
+// sequence number, msgpack payload), a bounded replay buffer served on a ROUTER socket (request:
+// the first wanted sequence number; answer: every buffered batch from it, then an end marker with
+// sequence -1), and injectable faults: a stalled publisher and dropped batches.
+
+import * as zmq from 'zeromq';
+import type { Logger } from '../../common/log.ts';
+
+export interface PublisherOptions {
+  endpoint: string;
+  replayEndpoint?: string | null;
+  topic: string;
+  /** Batches kept for replay (vLLM's buffer_steps). */
+  bufferSteps?: number;
+  /** PUB high-water mark (vLLM's hwm). */
+  hwm?: number;
+  /** Batches queued while the socket is busy or stalled before new ones are dropped (vLLM's max_queue_size). */
+  maxQueueSize?: number;
+  log: Logger;
+}
+
+export interface PublisherFaults {
+  /** Probability that a batch is sequenced and buffered for replay but never sent on PUB. */
+  dropRate: number;
+  /** Wall-clock ms timestamp until which nothing is sent (batches queue up). */
+  stalledUntilMs: number;
+}
+
+export interface PublisherStats {
+  published: number;
+  dropped: number;
+  queueOverflow: number;
+  replayRequests: number;
+}
+
+const END_SEQ = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+
+/** Whether vLLM would bind (rather than connect) this endpoint. */
+export function isBindEndpoint(endpoint: string): boolean {
+  return endpoint.includes('*') || endpoint.includes('::') || endpoint.startsWith('ipc://') || endpoint.startsWith('inproc://');
+}
+
+/** vLLM's offset_endpoint_port: the endpoint of replica (or dp rank) `offset`. */
+export function offsetEndpointPort(endpoint: string, offset: number): string {
+  if (offset === 0) return endpoint;
+  if (endpoint.includes('inproc') || endpoint.startsWith('ipc://')) return `${endpoint}_dp${offset}`;
+  const colon = endpoint.lastIndexOf(':');
+  const port = Number(endpoint.slice(colon + 1));
+  if (colon < 0 || !Number.isInteger(port)) throw new Error(`endpoint "${endpoint}" has no port to offset`);
+  if (port === 0) return endpoint;
+  return `${endpoint.slice(0, colon)}:${port + offset}`;
+}
+
+export function seqBytes(seq: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(seq));
+  return b;
+}
+
+export class KvEventPublisher {
+  readonly faults: PublisherFaults = { dropRate: 0, stalledUntilMs: 0 };
+  readonly stats: PublisherStats = { published: 0, dropped: 0, queueOverflow: 0, replayRequests: 0 };
+  private readonly options: PublisherOptions;
+  private readonly pub: zmq.Publisher;
+  private readonly replay: zmq.Router | null;
+  private readonly topic: Buffer;
+  private readonly buffer: Array<{ seq: number; payload: Uint8Array }> = [];
+  private readonly queue: Array<{ seq: number; payload: Uint8Array; drop: boolean }> = [];
+  private nextSeq = 0;
+  private sending = false;
+  private closed = false;
+  private stallTimer: NodeJS.Timeout | null = null;
+  private replayLoop: Promise<void> | null = null;
+  private readonly random: () => number;
+
+  constructor(options: PublisherOptions, random: () => number = Math.random) {
+    this.options = options;
+    this.random = random;
+    this.topic = Buffer.from(options.topic, 'utf8');
+    this.pub = new zmq.Publisher({ sendHighWaterMark: options.hwm ?? 100_000, linger: 0 });
+    const buffer = options.bufferSteps ?? 10_000;
+    this.replay = options.replayEndpoint ? new zmq.Router({ sendHighWaterMark: 2 * (buffer + 1), linger: 0 }) : null;
+  }
+
+  /** Binds or connects the sockets; resolves once they are usable. */
+  async start(): Promise<void> {
+    const { endpoint, replayEndpoint, log } = this.options;
+    if (isBindEndpoint(endpoint)) await this.pub.bind(endpoint);
+    else this.pub.connect(endpoint);
+    if (this.replay && replayEndpoint) {
+      await this.replay.bind(replayEndpoint);
+      this.replayLoop = this.serveReplay();
+    }
+    log.info('kv event publisher started', { endpoint, mode: isBindEndpoint(endpoint) ? 'bind' : 'connect', replayEndpoint: replayEndpoint ?? null, topic: this.options.topic });
+  }
+
+  /** Sequences a batch payload and queues it for sending; never blocks the engine. */
+  publish(payload: Uint8Array): void {
+    if (this.closed) return;
+    const seq = this.nextSeq++;
+    const bufferSteps = this.options.bufferSteps ?? 10_000;
+    this.buffer.push({ seq, payload });
+    if (this.buffer.length > bufferSteps) this.buffer.shift();
+    if (this.queue.length >= (this.options.maxQueueSize ?? 100_000)) {
+      this.stats.queueOverflow++;
+      this.options.log.limited('publisher-queue-full', 'warn', 'kv event queue full, batch only available by replay', { seq });
+      return;
+    }
+    this.queue.push({ seq, payload, drop: this.faults.dropRate > 0 && this.random() < this.faults.dropRate });
+    void this.drain();
+  }
+
+  /** Stops sending for `ms` wall-clock milliseconds; batches queue up and go out afterwards in order. */
+  stall(ms: number): void {
+    this.faults.stalledUntilMs = Date.now() + ms;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      void this.drain();
+    }, ms);
+    this.stallTimer.unref();
+  }
+
+  get lastSeq(): number {
+    return this.nextSeq - 1;
+  }
+
+  private async drain(): Promise<void> {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      while (this.queue.length > 0 && !this.closed && Date.now() >= this.faults.stalledUntilMs) {
+        const item = this.queue.shift()!;
+        if (item.drop) {
+          this.stats.dropped++;
+          continue;
+        }
+        await this.pub.send([this.topic, seqBytes(item.seq), item.payload]);
+        this.stats.published++;
+      }
+    } catch (err) {
+      if (!this.closed) this.options.log.limited('publisher-send', 'error', 'kv event send failed', { err });
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  private async serveReplay(): Promise<void> {
+    const router = this.replay!;
+    try {
+      for await (const frames of router) {
+        if (frames.length !== 3) {
+          this.options.log.limited('replay-bad-request', 'warn', 'invalid replay request: expected [identity, empty, 8-byte seq]', { frames: frames.length });
+          continue;
+        }
+        const [identity, , startFrame] = frames as [Buffer, Buffer, Buffer];
+        this.stats.replayRequests++;
+        const start = startFrame.length === 8 ? startFrame.readBigUInt64BE() : 0n;
+        for (const { seq, payload } of [...this.buffer]) {
+          if (BigInt(seq) >= start) await router.send([identity, '', this.topic, seqBytes(seq), payload]);
+        }
+        await router.send([identity, '', '', END_SEQ, '']);
+      }
+    } catch (err) {
+      if (!this.closed) this.options.log.error('replay socket failed', { err });
+    }
+  }
+
+  /** Sends what is queued (bounded by `flushMs`), then closes both sockets. */
+  async close(flushMs = 1000): Promise<void> {
+    const deadline = Date.now() + flushMs;
+    this.faults.stalledUntilMs = 0;
+    void this.drain();
+    while ((this.queue.length > 0 || this.sending) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.closed = true;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.pub.close();
+    this.replay?.close();
+    await this.replayLoop;
+  }
+}

@@ -1,0 +1,218 @@
+// One simulated vLLM pod: engine + prefix cache, KV event publisher, vLLM metrics in its own
+// registry, and the OpenAI-compatible HTTP server, wired from a SimPodConfig. Faults (failure rate,
+// slow start, publisher stall, dropped event batches) are applied here.
+
+import { Counter, Registry } from 'prom-client';
+import { startHttpServer, type RunningHttpServer } from '../common/http.ts';
+import type { Logger } from '../common/log.ts';
+import { RealClock, type SimClock } from './clock.ts';
+import type { SimPodConfig } from './config.ts';
+import { Engine } from './engine.ts';
+import { encodeEventBatch } from './events/encode.ts';
+import { MsgpackWriter } from './events/msgpack-writer.ts';
+import { KvEventPublisher } from './events/publisher.ts';
+import { requestHasher } from './hashing.ts';
+import { registerVllmMetrics } from './metrics.ts';
+import { chatCompletionsRoute, completionsRoute, healthRoute, modelsRoute, resetPrefixCacheRoute, withPodHeader, type RouteContext } from './openai/routes.ts';
+import type { LoraAdapter, SimRequest } from './request.ts';
+import type { SimTokenizer } from './tokenizer.ts';
+
+export interface SimPod {
+  readonly podId: string;
+  readonly port: number;
+  readonly engine: Engine;
+  readonly publisher: KvEventPublisher | null;
+  readonly registry: Registry;
+  close(): Promise<void>;
+}
+
+export interface SimPodDeps {
+  tokenizer: SimTokenizer;
+  log: Logger;
+  clock?: SimClock;
+}
+
+/** A small deterministic PRNG (mulberry32): generated tokens depend only on the seed. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promise<SimPod> {
+  const log = deps.log.child({ pod: config.podId });
+  const clock = deps.clock ?? new RealClock(config.timeScale);
+  const registry = new Registry();
+  const startedWallMs = Date.now();
+  const faultRandom = mulberry32(config.seed ^ 0x5bd1e995);
+
+  const loras = new Map<string, LoraAdapter>();
+  config.loraModules.forEach((m, i) => loras.set(m.name, { name: m.name, path: m.path, id: i + 1 }));
+
+  let publisher: KvEventPublisher | null = null;
+  if (config.kvEventsEndpoint) {
+    publisher = new KvEventPublisher(
+      {
+        endpoint: config.kvEventsEndpoint,
+        replayEndpoint: config.kvEventsReplayEndpoint,
+        topic: config.kvEventsTopic ?? `kv@${config.podId}@${config.model}`,
+        bufferSteps: config.kvEventsBufferSteps,
+        log,
+      },
+      mulberry32(config.seed ^ 0x27d4eb2f),
+    );
+    publisher.faults.dropRate = config.dropEventBatchRate;
+    await publisher.start();
+    if (config.publisherStallAfterMs !== null && config.publisherStallMs > 0) {
+      const p = publisher;
+      setTimeout(() => {
+        log.warn('injected fault: kv event publisher stalls', { stallMs: config.publisherStallMs });
+        p.stall(config.publisherStallMs);
+      }, config.publisherStallAfterMs).unref();
+    }
+  }
+
+  const seeds = new WeakMap<SimRequest, () => number>();
+  const podRandom = mulberry32(config.seed);
+  const tokenizer = deps.tokenizer;
+  const vocab = tokenizer.sampleableIds;
+  const writer = new MsgpackWriter(64 * 1024);
+  const encodeOptions = { encoding: config.kvEventsEncoding, hashForm: config.kvEventsHash, dpRank: config.dpRank };
+
+  const engine = new Engine({
+    scheduler: {
+      maxNumSeqs: config.maxNumSeqs,
+      maxNumBatchedTokens: config.maxNumBatchedTokens,
+      maxModelLen: config.maxModelLen,
+      blockSize: config.blockSize,
+      numBlocks: config.kvBlocks,
+    },
+    latency: config.latency,
+    clock,
+    sampler: (r) => {
+      const next = seeds.get(r) ?? podRandom;
+      return vocab[Math.floor(next() * vocab.length)]!;
+    },
+    sink: (ts, events) => {
+      if (publisher) publisher.publish(encodeEventBatch(ts, events, encodeOptions, writer));
+    },
+    flushOnReset: config.kvEventsFlushOnReset,
+  });
+  const observer = registerVllmMetrics(
+    registry,
+    { modelName: config.model, engine: '0', blockSize: config.blockSize, numGpuBlocks: config.kvBlocks, maxLoras: loras.size > 0 ? config.maxLoras : null },
+    engine.scheduler,
+    () => clock.now() / 1000,
+  );
+  engine.setObserver({
+    ...observer,
+    onFinished(request, simMs) {
+      observer.onFinished?.(request, simMs);
+      log.debug('request finished', {
+        id: request.id,
+        promptTokens: request.numPromptTokens,
+        cachedTokens: request.numCachedTokens,
+        outputTokens: request.numOutputTokens,
+        ttftMs: request.firstTokenMs === null ? null : Math.round(request.firstTokenMs - request.arrivalMs),
+        e2eMs: Math.round(simMs - request.arrivalMs),
+        preemptions: request.numPreemptions,
+      });
+    },
+  });
+  if (publisher) {
+    const stats = publisher.stats;
+    const reported = { published: 0, dropped: 0, queueOverflow: 0, replayRequests: 0 };
+    new Counter({
+      name: 'kvroute_sim_kv_event_batches_total',
+      help: 'KV event batches by outcome: published on PUB, dropped by fault injection, or lost to a full queue (replay only).',
+      labelNames: ['outcome'],
+      registers: [registry],
+      collect() {
+        for (const [outcome, key] of [['published', 'published'], ['dropped', 'dropped'], ['queue_full', 'queueOverflow']] as const) {
+          this.inc({ outcome }, stats[key] - reported[key]);
+          reported[key] = stats[key];
+        }
+      },
+    });
+    new Counter({
+      name: 'kvroute_sim_kv_event_replay_requests_total',
+      help: 'Replay requests served on the ROUTER socket.',
+      registers: [registry],
+      collect() {
+        this.inc(stats.replayRequests - reported.replayRequests);
+        reported.replayRequests = stats.replayRequests;
+      },
+    });
+  }
+  engine.start();
+
+  const ready = () => Date.now() - startedWallMs >= config.startupDelayMs;
+  const hashConfig = { blockSize: config.blockSize, hashSeed: config.hashSeed };
+  const ctx: RouteContext = {
+    podId: config.podId,
+    model: config.model,
+    maxModelLen: config.maxModelLen,
+    blockSize: config.blockSize,
+    engine,
+    tokenizer,
+    loras,
+    hasherFor: (lora, salt) => requestHasher(hashConfig, lora, salt),
+    now: () => clock.now(),
+    registerSeed: (request, seed) => {
+      seeds.set(request, mulberry32(seed ?? Math.floor(podRandom() * 2 ** 32)));
+    },
+    ready,
+    shouldFail: () => config.failureRate > 0 && faultRandom() < config.failureRate,
+    createdAt: Date.now(),
+  };
+
+  let http: RunningHttpServer;
+  try {
+    http = await startHttpServer({
+      host: config.host,
+      port: config.port,
+      log,
+      registry,
+      ready,
+      routes: {
+        'GET /health': healthRoute(ctx),
+        'GET /v1/models': modelsRoute(ctx),
+        'POST /v1/completions': withPodHeader(ctx, completionsRoute(ctx)),
+        'POST /v1/chat/completions': withPodHeader(ctx, chatCompletionsRoute(ctx)),
+        'POST /reset_prefix_cache': resetPrefixCacheRoute(ctx),
+      },
+    });
+  } catch (err) {
+    await engine.stop();
+    await publisher?.close(0);
+    throw err;
+  }
+  log.info('simulated vllm pod ready', {
+    port: http.port,
+    model: config.model,
+    blockSize: config.blockSize,
+    kvBlocks: config.kvBlocks,
+    hashSeed: config.hashSeed,
+    tokenizer: tokenizer.source,
+    kvEvents: config.kvEventsEndpoint,
+    timeScale: config.timeScale,
+  });
+
+  return {
+    podId: config.podId,
+    port: http.port,
+    engine,
+    publisher,
+    registry,
+    async close() {
+      await http.close();
+      await engine.stop();
+      await publisher?.close();
+    },
+  };
+}
