@@ -13,13 +13,14 @@ import { createIndexerClient, type IndexerClient } from '../src/indexer/grpc/cli
 import { vllmEngineKeys } from '../src/indexer/keys/vllm.ts';
 import { loadModelTokenizer, type ModelTokenizer } from '../src/indexer/tokenize/model-tokenizer.ts';
 import { parseTokenizerSource } from '../src/indexer/tokenize/source.ts';
+import { chatCrossingBlock } from '../src/indexer/test-helpers.ts';
 import type { ChatMessage } from '../src/indexer/types.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE = path.join(root, 'node_modules/.bin/node');
-const HTTP_PORT = 8117;
-const GRPC_PORT = 9117;
-const ZMQ_PORT = 5563;
+const HTTP_PORT = 8317;
+const GRPC_PORT = 9317;
+const ZMQ_PORT = 5833;
 const BLOCK = 16;
 const SEED = '0';
 const QWEN = 'Qwen/Qwen3-8B';
@@ -232,6 +233,24 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
     await expect(grpcClient.score({ model: 'unknown/model', prompt: 'x' })).rejects.toThrow(/INVALID_ARGUMENT.*model/);
   });
 
+  it('gives the same scores over HTTP and gRPC for messages with chat_template_kwargs and add_generation_prompt', async () => {
+    const chat = chatCrossingBlock((m, kwargs) => qwen.tokenizeChat(m, { templateKwargs: kwargs }), { enable_thinking: false }, BLOCK);
+    const blocks = Math.floor(chat.withKwargs.length / BLOCK);
+    await publish('pod-kw', batch([stored(chat.withKwargs, blocks)]));
+    const body = { model: QWEN, messages: chat.messages, chat_template_kwargs: { enable_thinking: false } };
+    const http = await until('pod-kw to be indexed', async () => {
+      const s = await scores(body);
+      return s['pod-kw'] === blocks ? s : undefined;
+    });
+    expect(await grpcClient.score({ model: QWEN, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } })).toEqual({ scores: http });
+    // Without the kwargs the think section is missing, so one block fewer matches, on both paths.
+    expect(await scores({ model: QWEN, messages: chat.messages })).toEqual({ ...http, 'pod-kw': blocks - 1 });
+    expect(await grpcClient.score({ model: QWEN, messages: chat.messages })).toEqual({ scores: { ...http, 'pod-kw': blocks - 1 } });
+    const noPrompt = await scores({ ...body, add_generation_prompt: false });
+    expect(noPrompt['pod-kw']).toBeLessThan(blocks);
+    expect(await grpcClient.score({ model: QWEN, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false }, addGenerationPrompt: false })).toEqual({ scores: noPrompt });
+  });
+
   it('rejects bad requests with 400 naming the field', async () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ tokens: [1, 2] }, /model/],
@@ -330,7 +349,7 @@ describe('kvroute indexer config errors', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvroute-indexer-bad-'));
     const file = path.join(dir, 'bad.yaml');
     fs.writeFileSync(file, 'zmq: {bind: "tcp://127.0.0.1:5564"}\nblockSize: zero\ntierWeights: {gpu: -1}\n');
-    const { exited, stderr } = startIndexer(['--config', file, '--http-port', '8118', '--grpc-port', '9118']);
+    const { exited, stderr } = startIndexer(['--config', file, '--http-port', '8318', '--grpc-port', '9318']);
     const code = await exited;
     fs.rmSync(dir, { recursive: true, force: true });
     expect(code).toBe(1);

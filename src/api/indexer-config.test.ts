@@ -7,12 +7,13 @@ import { parseIndexerConfig, readIndexerConfigFile } from './indexer-config.ts';
 describe('indexer config', () => {
   it('fills every default from a minimal central-mode config', () => {
     expect(parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557' } })).toEqual({
-      zmq: { bind: 'tcp://0.0.0.0:5557', pods: [] },
+      zmq: { bind: 'tcp://0.0.0.0:5557', pods: [], sourceIdleTimeoutSeconds: 900 },
       http: { host: '0.0.0.0', port: 8081 },
       grpc: { host: '0.0.0.0', port: 9004 },
       blockSize: 16,
       hashSeed: null,
       engineKeyParity: false,
+      loras: {},
       index: {},
       tierWeights: { gpu: 1.0, cpu: 0.8 },
       tokenizers: {},
@@ -40,6 +41,15 @@ describe('indexer config', () => {
     expect(message).toMatch(/tierWeights\.gpu: /);
     expect(message).toMatch(/colour: unknown field/);
     expect(message).toMatch(/logLevel: /);
+  });
+
+  it('takes LoRA adapter paths and a source idle timeout, naming a bad one', () => {
+    const c = parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557', sourceIdleTimeoutSeconds: 0 }, loras: { sql: '/adapters/sql' } });
+    expect(c.loras).toEqual({ sql: '/adapters/sql' });
+    expect(c.zmq.sourceIdleTimeoutSeconds).toBe(0);
+    expect(() => parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557', sourceIdleTimeoutSeconds: -1 }, loras: { sql: '' } })).toThrow(
+      /zmq\.sourceIdleTimeoutSeconds: [\s\S]*loras\.sql: expected the adapter path vLLM was given/,
+    );
   });
 
   it('requires a bind endpoint or at least one pod', () => {

@@ -28,6 +28,11 @@ export const IndexerConfig = z
         bind: ZMQ_ENDPOINT.optional(),
         /** Per-pod mode: the indexer connects to each pod's publisher. */
         pods: z.array(IndexerPod).default([]),
+        /**
+         * Seconds a source (pod x data-parallel rank) may send nothing before it is forgotten with its
+         * index entries: it is gone or restarted, and pod churn must not grow per-source state. 0 never.
+         */
+        sourceIdleTimeoutSeconds: z.number().min(0).default(15 * 60),
       })
       .prefault({}),
     http: z.strictObject({ host: z.string().default('0.0.0.0'), port: PORT.default(8081) }).prefault({}),
@@ -41,6 +46,11 @@ export const IndexerConfig = z
       .default(null),
     /** Trust the pool to run sha256_cbor with hashSeed: engine keys are computed, not learned. */
     engineKeyParity: z.boolean().default(false),
+    /**
+     * LoRA adapter name -> path, exactly as the pool's vLLM `--lora-modules name=path`. vLLM 0.33 hashes
+     * the path into LoRA blocks and events do not carry it, so engine-key parity mode needs it here.
+     */
+    loras: z.record(z.string().min(1), z.string().min(1, 'expected the adapter path vLLM was given')).default({}),
     index: z
       .strictObject({
         maxKeys: z.int().min(1).optional(),

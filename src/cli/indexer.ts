@@ -12,12 +12,14 @@ interface IndexerFlags {
   config?: string;
   zmqBind?: string;
   pod: IndexerPod[];
+  sourceIdleTimeout?: number;
   listenHost?: string;
   httpPort?: number;
   grpcPort?: number;
   blockSize?: number;
   hashSeed?: string;
   engineKeyParity?: boolean;
+  loraModule: Array<[string, string]>;
   maxKeys?: number;
   maxPodsPerKey?: number;
   tokenizer: Array<[string, string]>;
@@ -42,10 +44,13 @@ function podFlag(text: string, previous: IndexerPod[]): IndexerPod[] {
   return [...previous, { name: text.slice(0, eq), endpoint, ...(replayEndpoint ? { replayEndpoint } : {}) }];
 }
 
-function tokenizerFlag(text: string, previous: Array<[string, string]>): Array<[string, string]> {
-  const eq = text.indexOf('=');
-  if (eq <= 0 || eq === text.length - 1) throw new Error(`--tokenizer expects MODEL=SOURCE, got "${text}"`);
-  return [...previous, [text.slice(0, eq), text.slice(eq + 1)]];
+/** A repeatable `--flag KEY=VALUE` collected as pairs. */
+function pairFlag(flag: string, shape: string) {
+  return (text: string, previous: Array<[string, string]>): Array<[string, string]> => {
+    const eq = text.indexOf('=');
+    if (eq <= 0 || eq === text.length - 1) throw new Error(`${flag} expects ${shape}, got "${text}"`);
+    return [...previous, [text.slice(0, eq), text.slice(eq + 1)]];
+  };
 }
 
 function section(file: Record<string, unknown>, key: string): Record<string, unknown> {
@@ -59,6 +64,7 @@ export function mergeFlags(file: Record<string, unknown>, flags: IndexerFlags): 
   const zmq = section(file, 'zmq');
   if (flags.zmqBind !== undefined) zmq.bind = flags.zmqBind;
   if (flags.pod.length > 0) zmq.pods = flags.pod;
+  if (flags.sourceIdleTimeout !== undefined) zmq.sourceIdleTimeoutSeconds = flags.sourceIdleTimeout;
   merged.zmq = zmq;
   const http = section(file, 'http');
   const grpc = section(file, 'grpc');
@@ -70,6 +76,7 @@ export function mergeFlags(file: Record<string, unknown>, flags: IndexerFlags): 
   if (flags.blockSize !== undefined) merged.blockSize = flags.blockSize;
   if (flags.hashSeed !== undefined) merged.hashSeed = flags.hashSeed;
   if (flags.engineKeyParity !== undefined) merged.engineKeyParity = flags.engineKeyParity;
+  if (flags.loraModule.length > 0) merged.loras = { ...section(file, 'loras'), ...Object.fromEntries(flags.loraModule) };
   const index = section(file, 'index');
   if (flags.maxKeys !== undefined) index.maxKeys = flags.maxKeys;
   if (flags.maxPodsPerKey !== undefined) index.maxPodsPerKey = flags.maxPodsPerKey;
@@ -88,15 +95,17 @@ export function command(): Command {
     .option('--config <file>', 'indexer config file (YAML or JSON); flags override it')
     .option('--zmq-bind <endpoint>', 'central mode: bind a SUB socket pods publish to, e.g. tcp://0.0.0.0:5557')
     .option('--pod <name=endpoint[,replay]>', 'per-pod mode: connect to a pod\'s publisher (repeatable)', podFlag, [])
+    .option('--source-idle-timeout <seconds>', 'forget a source (and its index entries) that sent nothing this long; 0 never (default 900)', intFlag('--source-idle-timeout', 0))
     .option('--listen-host <host>', 'address the HTTP and gRPC servers listen on (default 0.0.0.0)')
     .option('--http-port <port>', 'HTTP port: /v1/score, /v1/tokenize, /v1/pods, /metrics (default 8081)', intFlag('--http-port', 0))
     .option('--grpc-port <port>', 'gRPC port for the router (default 9004)', intFlag('--grpc-port', 0))
     .option('--block-size <n>', 'tokens per block, as the vLLM pool runs (default 16)', intFlag('--block-size', 1))
     .option('--hash-seed <seed>', 'the pool\'s PYTHONHASHSEED (default: unset)')
     .option('--engine-key-parity', 'the pool runs sha256_cbor with --hash-seed: compute engine keys instead of learning them')
+    .option('--lora-module <name=path>', 'a LoRA adapter as the pool\'s vLLM --lora-modules name=path (repeatable; parity mode hashes the path)', pairFlag('--lora-module', 'NAME=PATH'), [])
     .option('--max-keys <n>', 'bound on indexed block keys (LRU eviction)', intFlag('--max-keys', 1))
     .option('--max-pods-per-key <n>', 'bound on pods remembered per block key', intFlag('--max-pods-per-key', 1))
-    .option('--tokenizer <model=source>', 'tokenizer for a model: npm:qwen3|llama3_1|gptoss, tiktoken:o200k_harmony, dir:/path (repeatable; model "*" for any)', tokenizerFlag, [])
+    .option('--tokenizer <model=source>', 'tokenizer for a model: npm:qwen3|llama3_1|gptoss, tiktoken:o200k_harmony, dir:/path (repeatable; model "*" for any)', pairFlag('--tokenizer', 'MODEL=SOURCE'), [])
     .option('--harmony-start-date <yyyy-mm-dd>', 'conversation start date for gpt-oss prompts (match the pool\'s VLLM_SYSTEM_START_DATE)')
     .option('--tokenizer-workers <n>', 'worker threads that tokenize (default 1; 0 tokenizes on the event loop)', intFlag('--tokenizer-workers', 0))
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS))

@@ -1,5 +1,5 @@
 import { describe, it, expect } from '@jest/globals';
-import { scoreLongestPrefix, type BlockHolderLookup } from './score.ts';
+import { ScoreScratch, scoreLongestPrefix, type BlockHolderLookup } from './score.ts';
 
 /** A lookup over a literal table: block number (key lo) -> [source, weight][]. */
 function table(blocks: Array<Array<[number, number]>>): { lookup: BlockHolderLookup; calls: () => number } {
@@ -62,5 +62,17 @@ describe('scoreLongestPrefix', () => {
     const t = table([[[0, 1]]]);
     expect(scoreLongestPrefix(keysFor(0), 0, t.lookup, 1, 8).sources).toEqual([]);
     expect(t.calls()).toBe(0);
+  });
+
+  it('gives the same scores when one scratch is reused across calls of different shapes', () => {
+    const scratch = new ScoreScratch();
+    const long = table([[[0, 1], [1, 0.8]], [[0, 1], [1, 0.8]], [[0, 1]]]);
+    expect(scored(scoreLongestPrefix(keysFor(3), 3, long.lookup, 2, 4, undefined, scratch))).toEqual({ 0: 3, 1: 1.6 });
+    // Stale marks of the previous call must not extend a run: source 1 lacks block 1 here.
+    const short = table([[[1, 1], [0, 1]], [[0, 1]], [[0, 1], [1, 1]]]);
+    expect(scored(scoreLongestPrefix(keysFor(3), 3, short.lookup, 2, 4, undefined, scratch))).toEqual({ 0: 3, 1: 1 });
+    const more = table([[[5, 1]], [[5, 1]]]);
+    expect(scored(scoreLongestPrefix(keysFor(2), 2, more.lookup, 6, 4, undefined, scratch))).toEqual({ 5: 2 });
+    expect(scored(scoreLongestPrefix(keysFor(3), 3, long.lookup, 2, 4, undefined, scratch))).toEqual({ 0: 3, 1: 1.6 });
   });
 });

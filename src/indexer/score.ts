@@ -18,9 +18,50 @@ export interface PrefixScores {
 }
 
 /**
+ * Buffers one scorer reuses across calls, so a score allocates nothing per block or per source.
+ * Per-source marks are stamped with a running epoch instead of being cleared between calls.
+ */
+export class ScoreScratch {
+  scores = new Float64Array(0);
+  blocks = new Int32Array(0);
+  stamp = new Int32Array(0);
+  best = new Float64Array(0);
+  holderSources = new Int32Array(0);
+  holderWeights = new Float64Array(0);
+  /** A pod filter by source id, for callers that restrict candidates. */
+  allowed = new Uint8Array(0);
+  active: number[] = [];
+  /** Marks of the last call are below this. */
+  epoch = 0;
+
+  /** Sizes the buffers for `sourceLimit` sources and `maxHolders` holders per lookup. */
+  prepare(sourceLimit: number, maxHolders: number, blockCount: number): void {
+    if (this.scores.length < sourceLimit) {
+      const size = Math.max(sourceLimit, this.scores.length * 2);
+      this.scores = new Float64Array(size);
+      this.blocks = new Int32Array(size);
+      this.stamp = new Int32Array(size);
+      this.best = new Float64Array(size);
+      this.allowed = new Uint8Array(size);
+      this.epoch = 0;
+    }
+    if (this.holderSources.length < maxHolders) {
+      this.holderSources = new Int32Array(maxHolders);
+      this.holderWeights = new Float64Array(maxHolders);
+    }
+    // Marks run from epoch + 1 to epoch + blockCount; restart before they could overflow int32.
+    if (this.epoch + blockCount + 1 >= 0x7fffffff) {
+      this.stamp.fill(0);
+      this.epoch = 0;
+    }
+  }
+}
+
+/**
  * Scores `blockCount` block keys, given as (lo, hi) pairs in `keys`, against the holders `lookup`
  * reports. `sourceLimit` bounds source ids; `allowed` (by source id, optional) restricts candidates;
- * `maxHolders` bounds how many holders one lookup can report.
+ * `maxHolders` bounds how many holders one lookup can report. With a `scratch`, the result's
+ * arrays are the scratch's and valid until its next use.
  */
 export function scoreLongestPrefix(
   keys: Uint32Array,
@@ -29,25 +70,26 @@ export function scoreLongestPrefix(
   sourceLimit: number,
   maxHolders: number,
   allowed?: Uint8Array,
+  scratch: ScoreScratch = new ScoreScratch(),
 ): PrefixScores {
-  const scores = new Float64Array(sourceLimit);
-  const blocks = new Int32Array(sourceLimit);
+  scratch.prepare(sourceLimit, maxHolders, blockCount);
+  const { scores, blocks, stamp, best, holderSources, holderWeights } = scratch;
+  const active = scratch.active;
+  active.length = 0;
   const result: PrefixScores = { sources: [], scores, blocks };
   if (blockCount === 0) return result;
-  const holderSources = new Int32Array(maxHolders);
-  const holderWeights = new Float64Array(maxHolders);
-  // Per source: the best weight seen for the current block, valid when stamp equals the block number + 1.
-  const stamp = new Int32Array(sourceLimit);
-  const best = new Float64Array(sourceLimit);
+  // Per source: the best weight seen for block b, valid when stamp equals base + b + 1.
+  const base = scratch.epoch;
+  scratch.epoch = base + blockCount + 1;
 
+  let mark = base + 1;
   let n = lookup(keys[0]!, keys[1]!, holderSources, holderWeights);
-  const active: number[] = [];
   for (let h = 0; h < n; h++) {
     const s = holderSources[h]!;
     if (allowed && allowed[s] !== 1) continue;
     const w = holderWeights[h]!;
-    if (stamp[s] !== 1) {
-      stamp[s] = 1;
+    if (stamp[s] !== mark) {
+      stamp[s] = mark;
       best[s] = w;
       active.push(s);
     } else if (w > best[s]!) {
@@ -64,7 +106,7 @@ export function scoreLongestPrefix(
   for (let b = 1; b < blockCount && live > 0; b++) {
     n = lookup(keys[2 * b]!, keys[2 * b + 1]!, holderSources, holderWeights);
     if (n === 0) break;
-    const mark = b + 1;
+    mark = base + b + 1;
     for (let h = 0; h < n; h++) {
       const s = holderSources[h]!;
       const w = holderWeights[h]!;

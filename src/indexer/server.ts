@@ -103,6 +103,7 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       tierWeights: config.tierWeights,
       hashSeed: config.hashSeed,
       engineKeyParity: config.engineKeyParity,
+      loraPaths: config.loras,
       registry,
       log: log.child({ component: 'index' }),
     });
@@ -113,6 +114,7 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       log: log.child({ component: 'events' }),
       registry,
       replayEndpoints: (podId) => replayByPod.get(podId),
+      sourceIdleTimeoutMs: config.zmq.sourceIdleTimeoutSeconds * 1000,
     });
     closers.push(() => ingestor.close());
     if (config.zmq.bind) await ingestor.bind(config.zmq.bind);

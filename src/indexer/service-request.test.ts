@@ -1,5 +1,5 @@
 import { describe, it, expect } from '@jest/globals';
-import { RequestError, parseScoreBody } from './service-request.ts';
+import { RequestError, parseScoreBody, scoreBodyOf } from './service-request.ts';
 
 function error(body: unknown): string {
   try {
@@ -13,7 +13,7 @@ function error(body: unknown): string {
 
 describe('score request bodies', () => {
   it('maps snake_case options onto the ScoreRequest', () => {
-    expect(parseScoreBody({ model: 'm', tokens: [1, 2], lora_name: 'l', cache_salt: 's', pods: ['a'] }).request).toEqual({
+    expect(parseScoreBody({ model: 'm', tokens: [1, 2], lora_name: 'l', cache_salt: 's', pods: ['a'] })).toEqual({
       model: 'm',
       tokens: [1, 2],
       loraName: 'l',
@@ -22,14 +22,25 @@ describe('score request bodies', () => {
     });
   });
 
-  it('keeps chat options for tokenization only', () => {
+  it('maps chat options onto the ScoreRequest', () => {
     const parsed = parseScoreBody({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }], add_generation_prompt: false, chat_template_kwargs: { enable_thinking: false } });
-    expect(parsed.request.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'hi' }] }]);
-    expect(parsed.chat).toEqual({ addGenerationPrompt: false, templateKwargs: { enable_thinking: false } });
+    expect(parsed).toEqual({
+      model: 'm',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }],
+      addGenerationPrompt: false,
+      chatTemplateKwargs: { enable_thinking: false },
+    });
+  });
+
+  it('turns an in-process ScoreRequest into the wire body, and back unchanged', () => {
+    const request = { model: 'm', messages: [{ role: 'user', content: 'hi' }], loraName: 'l', cacheSalt: 's', pods: ['a'], chatTemplateKwargs: { k: 1 }, addGenerationPrompt: false };
+    const body = scoreBodyOf(request);
+    expect(body).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }], lora_name: 'l', cache_salt: 's', pods: ['a'], chat_template_kwargs: { k: 1 }, add_generation_prompt: false });
+    expect(parseScoreBody(body)).toEqual(request);
   });
 
   it('accepts an empty prompt as a prompt', () => {
-    expect(parseScoreBody({ model: 'm', prompt: '' }).request.prompt).toBe('');
+    expect(parseScoreBody({ model: 'm', prompt: '' }).prompt).toBe('');
   });
 
   it('names the field of every mistake', () => {

@@ -1,5 +1,6 @@
-// The scoring and tokenize request bodies (HTTP JSON; the gRPC handler builds the same object),
-// parsed at the edge into the indexer's ScoreRequest. Exactly one of tokens, prompt or messages.
+// Score and tokenize requests parsed at the edge, the same way for every path: the HTTP JSON body,
+// the gRPC message (turned into that body) and the in-process ScoreRequest (turned into it too) all
+// go through parseScoreBody, so one schema decides what is valid and names the bad field.
 
 import { z } from 'zod';
 import type { ChatMessage, ScoreRequest } from './types.ts';
@@ -57,13 +58,37 @@ export const ScoreBody = z
   });
 export type ScoreBody = z.infer<typeof ScoreBody>;
 
-/** A parsed request plus the chat options that only tokenization needs. */
-export interface ParsedScoreRequest {
-  request: ScoreRequest;
-  chat: { addGenerationPrompt?: boolean; templateKwargs?: Record<string, unknown> };
-}
+declare const parsedBrand: unique symbol;
+/** A ScoreRequest that parseScoreBody accepted: only it makes one. */
+export type ParsedScoreRequest = ScoreRequest & { readonly [parsedBrand]: true };
 
 export class RequestError extends Error {}
+
+/** Wire (snake_case) name of each ScoreRequest field: the one mapping both directions use. */
+const WIRE_NAMES = {
+  model: 'model',
+  tokens: 'tokens',
+  prompt: 'prompt',
+  messages: 'messages',
+  loraName: 'lora_name',
+  cacheSalt: 'cache_salt',
+  pods: 'pods',
+  chatTemplateKwargs: 'chat_template_kwargs',
+  addGenerationPrompt: 'add_generation_prompt',
+} as const satisfies Record<keyof ScoreRequest, keyof ScoreBody>;
+
+/**
+ * The wire body of an in-process ScoreRequest. Fields it does not know keep their names, so the
+ * schema rejects them as unknown instead of dropping them silently.
+ */
+export function scoreBodyOf(request: ScoreRequest): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(request)) {
+    if (value === undefined) continue;
+    body[(WIRE_NAMES as Record<string, string>)[key] ?? key] = value;
+  }
+  return body;
+}
 
 /** One line naming every bad field: `tokens.3: Too big ...; model: ...`. */
 function describeIssues(error: z.ZodError): string {
@@ -76,6 +101,7 @@ function describeIssues(error: z.ZodError): string {
     .join('; ');
 }
 
+/** Parses a wire body (HTTP JSON, or what the gRPC and in-process paths turn their requests into). */
 export function parseScoreBody(value: unknown): ParsedScoreRequest {
   const parsed = ScoreBody.safeParse(value);
   if (!parsed.success) throw new RequestError(`invalid request: ${describeIssues(parsed.error)}`);
@@ -87,5 +113,7 @@ export function parseScoreBody(value: unknown): ParsedScoreRequest {
   if (b.lora_name) request.loraName = b.lora_name;
   if (b.cache_salt) request.cacheSalt = b.cache_salt;
   if (b.pods) request.pods = b.pods;
-  return { request, chat: { addGenerationPrompt: b.add_generation_prompt, templateKwargs: b.chat_template_kwargs } };
+  if (b.chat_template_kwargs) request.chatTemplateKwargs = b.chat_template_kwargs;
+  if (b.add_generation_prompt !== undefined) request.addGenerationPrompt = b.add_generation_prompt;
+  return request as ParsedScoreRequest;
 }

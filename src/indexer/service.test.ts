@@ -1,32 +1,17 @@
 import { describe, it, expect, beforeAll } from '@jest/globals';
 import { silentLogger } from '../common/log.ts';
 import { BlockIndex } from './index/block-index.ts';
-import { vllmEngineKeys } from './keys/vllm.ts';
-import { RequestError } from './service-request.ts';
+import { RequestError, parseScoreBody } from './service-request.ts';
 import { IndexerService } from './service.ts';
+import { chatCrossingBlock, storedBlocks } from './test-helpers.ts';
 import { TokenizerSet } from './tokenize/tokenizers.ts';
 import type { BlockStoredEvent, ChatMessage } from './types.ts';
 
 const BLOCK = 16;
 const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
+const QWEN = 'Qwen/Qwen3-8B';
 
-function stored(tokens: number[], blocks: number, extra: Partial<BlockStoredEvent> = {}): BlockStoredEvent {
-  const ids = tokens.slice(0, blocks * BLOCK);
-  return {
-    type: 'BlockStored',
-    blockHashes: vllmEngineKeys(ids, { blockSize: BLOCK, hashSeed: null, loraName: extra.loraName ?? null, loraPath: extra.loraName ? '/adapters/a' : null }),
-    parentBlockHash: null,
-    tokenIds: Uint32Array.from(ids),
-    blockSize: BLOCK,
-    loraId: null,
-    loraName: null,
-    medium: null,
-    extraKeys: null,
-    groupIdx: null,
-    kvCacheSpecKind: null,
-    ...extra,
-  };
-}
+const stored = (tokens: number[], blocks: number, extra: Partial<BlockStoredEvent> = {}) => storedBlocks(tokens, blocks, { blockSize: BLOCK, hashSeed: null }, extra);
 
 describe('IndexerService (in-process PrefixScorer)', () => {
   let tokenizers: TokenizerSet;
@@ -36,7 +21,7 @@ describe('IndexerService (in-process PrefixScorer)', () => {
   const messages: ChatMessage[] = [{ role: 'user', content: prompt }];
 
   beforeAll(async () => {
-    tokenizers = new TokenizerSet({ sources: { [MODEL]: 'npm:llama3_1' } });
+    tokenizers = new TokenizerSet({ sources: { [MODEL]: 'npm:llama3_1', [QWEN]: 'npm:qwen3' } });
     await tokenizers.load();
     index = new BlockIndex({ blockSize: BLOCK, tierWeights: { gpu: 1, cpu: 0.25 } });
     service = new IndexerService({ index, tokenizers, log: silentLogger });
@@ -63,9 +48,26 @@ describe('IndexerService (in-process PrefixScorer)', () => {
     expect(await service.score({ model: MODEL, prompt, pods: ['cpu-pod'] })).toEqual({ scores: { 'cpu-pod': 1 } });
   });
 
+  it('applies chat_template_kwargs and add_generation_prompt given in-process', async () => {
+    const qwen = tokenizers.get(QWEN);
+    const chat = chatCrossingBlock((m, kwargs) => qwen.tokenizeChat(m, { templateKwargs: kwargs }), { enable_thinking: false }, BLOCK);
+    const blocks = Math.floor(chat.withKwargs.length / BLOCK);
+    index.apply({ podId: 'qwen-pod', model: QWEN, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(chat.withKwargs, blocks)] });
+    expect(await service.score({ model: QWEN, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } })).toEqual({ scores: { 'qwen-pod': blocks } });
+    expect(await service.score({ model: QWEN, messages: chat.messages })).toEqual({ scores: { 'qwen-pod': blocks - 1 } });
+    const bare = qwen.tokenizeChat(chat.messages, { addGenerationPrompt: false });
+    expect(bare.length).toBeLessThan(chat.without.length);
+    expect(await service.tokenize(parseScoreBody({ model: QWEN, messages: chat.messages, add_generation_prompt: false }))).toMatchObject({ tokens: bare });
+  });
+
+  it('rejects in-process requests with the same field-naming errors as HTTP', async () => {
+    await expect(service.score({ model: MODEL, prompt, chatTemplateKwargs: 'x' as unknown as Record<string, unknown> })).rejects.toThrow(/chat_template_kwargs: /);
+    await expect(service.score({ model: MODEL, prompt, bogus: 1 } as never)).rejects.toThrow(/bogus: unknown field/);
+  });
+
   it('rejects requests without exactly one input, or for an unknown model, as client errors', async () => {
     await expect(service.score({ model: MODEL })).rejects.toThrow(RequestError);
-    await expect(service.score({ model: MODEL, prompt, tokens: [1] })).rejects.toThrow(/exactly one of tokens, prompt or messages, got 2/);
+    await expect(service.score({ model: MODEL, prompt, tokens: [1] })).rejects.toThrow(/exactly one of tokens, prompt or messages, got tokens and prompt/);
     await expect(service.score({ model: 'nope', prompt })).rejects.toThrow(/model: no tokenizer for model "nope"/);
   });
 });

@@ -5,7 +5,7 @@
 import type { Logger } from '../common/log.ts';
 import { TokenizeInputError } from './tokenize/model-tokenizer.ts';
 import { UnknownModelError, type Tokenization } from './tokenize/tokenizers.ts';
-import { RequestError, type ParsedScoreRequest } from './service-request.ts';
+import { RequestError, parseScoreBody, scoreBodyOf, type ParsedScoreRequest } from './service-request.ts';
 import type { PrefixScorer, ScoreRequest, ScoreResult } from './types.ts';
 
 /** What scoring needs from the block index (BlockIndex implements it). */
@@ -39,16 +39,14 @@ export class IndexerService implements PrefixScorer {
   }
 
   /**
-   * Token ids of a request exactly as vLLM would see them. Rejects with RequestError for a client
+   * Token ids of a parsed request exactly as vLLM would see them. Rejects with RequestError for a client
    * mistake (unknown model, messages for a model without a chat template, a template that rejects them).
    */
-  async tokenize({ request, chat }: ParsedScoreRequest): Promise<Tokenized> {
-    const inputs = [request.tokens, request.prompt, request.messages].filter((x) => x !== undefined).length;
-    if (inputs !== 1) throw new RequestError(`tokens: expected exactly one of tokens, prompt or messages, got ${inputs}`);
-    if (!request.model) throw new RequestError('model: expected the served model name');
+  async tokenize(request: ParsedScoreRequest): Promise<Tokenized> {
     if (request.tokens) return { model: request.model, input: 'tokens', tokens: request.tokens };
     try {
       if (request.messages) {
+        const chat = { addGenerationPrompt: request.addGenerationPrompt, templateKwargs: request.chatTemplateKwargs };
         const out = await this.#tokenizers.tokenize(request.model, { messages: request.messages, chat });
         return { model: request.model, input: 'messages', tokens: out.tokens, rendered: out.rendered };
       }
@@ -62,18 +60,18 @@ export class IndexerService implements PrefixScorer {
   }
 
   /** Scores a parsed request; pods that match nothing are left out. */
-  async scoreParsed(parsed: ParsedScoreRequest): Promise<ScoreResult> {
-    const { tokens } = await this.tokenize(parsed);
-    const { loraName, cacheSalt, pods } = parsed.request;
+  async scoreParsed(request: ParsedScoreRequest): Promise<ScoreResult> {
+    const { tokens } = await this.tokenize(request);
+    const { loraName, cacheSalt, pods } = request;
     const raw = this.#index.scoreTokens(tokens, { loraName, cacheSalt, pods });
     const scores: Record<string, number> = {};
     for (const [pod, score] of Object.entries(raw)) if (score > 0) scores[pod] = score;
-    this.#log.debug('scored', { model: parsed.request.model, tokens: tokens.length, pods: Object.keys(scores).length });
+    this.#log.debug('scored', { model: request.model, tokens: tokens.length, pods: Object.keys(scores).length });
     return { scores };
   }
 
-  /** The PrefixScorer the router uses in-process. */
+  /** The PrefixScorer the router uses in-process: the same parsing as HTTP and gRPC. */
   async score(request: ScoreRequest): Promise<ScoreResult> {
-    return this.scoreParsed({ request, chat: {} });
+    return this.scoreParsed(parseScoreBody(scoreBodyOf(request)));
   }
 }

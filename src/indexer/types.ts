@@ -69,6 +69,11 @@ export interface KvEventSink {
   apply(source: EventSource, batch: EventBatch): void;
   /** Forgets everything known about a source (unrecoverable gap, pod gone). */
   resetSource(source: EventSource): void;
+  /**
+   * Drops a source for good (it went silent and is taken as gone): its entries and any per-source
+   * bookkeeping, such as metric label series. If it publishes again it starts afresh.
+   */
+  forgetSource(source: EventSource): void;
 }
 
 export interface ChatMessage {
@@ -87,6 +92,10 @@ export interface ScoreRequest {
   cacheSalt?: string;
   /** Restricts scoring to these pods when given. */
   pods?: string[];
+  /** Extra chat-template variables, as vLLM's chat_template_kwargs (e.g. enable_thinking); messages only. */
+  chatTemplateKwargs?: Record<string, unknown>;
+  /** As vLLM's add_generation_prompt (default true); messages only. */
+  addGenerationPrompt?: boolean;
 }
 
 export interface ScoreResult {

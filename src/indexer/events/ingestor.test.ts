@@ -12,7 +12,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function centralIngestor(opts: { replay?: Record<string, string>; replayTimeoutMs?: number; sink?: RecordingSink } = {}) {
+async function centralIngestor(
+  opts: { replay?: Record<string, string>; replayTimeoutMs?: number; sink?: RecordingSink; now?: () => number; sourceIdleTimeoutMs?: number; expirySweepMs?: number } = {},
+) {
   const sink = opts.sink ?? new RecordingSink();
   const registry = new Registry();
   const ingestor = new EventIngestor({
@@ -21,6 +23,9 @@ async function centralIngestor(opts: { replay?: Record<string, string>; replayTi
     registry,
     replayEndpoints: (pod) => opts.replay?.[pod],
     replayTimeoutMs: opts.replayTimeoutMs ?? 2000,
+    now: opts.now,
+    sourceIdleTimeoutMs: opts.sourceIdleTimeoutMs,
+    expirySweepMs: opts.expirySweepMs,
   });
   const bind = endpoint('central');
   await ingestor.bind(bind);
@@ -70,6 +75,35 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     expect(ingestor.stats()).toMatchObject({ gaps: 0, malformed: 0 });
   });
 
+  it('forgets a source idle past the timeout in the sink and the metrics, and takes it afresh if it returns', async () => {
+    let now = 1_000_000;
+    const { sink, ingestor, registry, bind } = await centralIngestor({ now: () => now, sourceIdleTimeoutMs: 60_000, expirySweepMs: 5 });
+    const quiet = await publisher({ topic: 'kv@pod-quiet@m', connect: bind });
+    const busy = await publisher({ topic: 'kv@pod-busy@m', connect: bind });
+    await sync(quiet, sink, 'pod-quiet');
+    await sync(busy, sink, 'pod-busy');
+    await quiet.publish([storedEvent([1n], null)]);
+    await waitFor('pod-quiet block', () => sink.chain('pod-quiet', 1n).length === 1);
+    expect(await registry.metrics()).toContain('source="pod-quiet"');
+    now += 30_000;
+    const before = sink.applied('pod-busy');
+    await busy.publish([]);
+    await waitFor('pod-busy batch', () => sink.applied('pod-busy') > before);
+    now += 31_000;
+    await waitFor('pod-quiet to be forgotten', () => sink.records.some((r) => r.op === 'forget' && r.source === 'pod-quiet'));
+    expect(sink.records.filter((r) => r.op === 'forget').map((r) => r.source)).toEqual(['pod-quiet']);
+    expect(sink.blocks.has('pod-quiet')).toBe(false);
+    expect(ingestor.stats()).toMatchObject({ sources: 1, expired: 1 });
+    const text = await registry.metrics();
+    expect(text).not.toContain('source="pod-quiet"');
+    expect(text).toContain('source="pod-busy"');
+    expect(await metric(registry, 'kvroute_indexer_sources_expired_total')).toBe(1);
+    // Back after the expiry, with a later sequence number: a new source, not a gap to recover.
+    await quiet.publish([storedEvent([2n], null)]);
+    await waitFor('pod-quiet again', () => sink.chain('pod-quiet', 2n).length === 1);
+    expect(ingestor.stats()).toMatchObject({ sources: 2, gaps: 0 });
+  });
+
   it.each(['topic', 'legacy'] as const)('recovers a gap through the replay endpoint (%s reply form) in order', async (replyForm) => {
     const replayBind = endpoint('replay');
     const { sink, ingestor, registry, bind } = await centralIngestor({ replay: { 'pod-r': replayBind } });
@@ -96,7 +130,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await pub.publish([storedEvent([21n], 20n)], { drop: true });
     await pub.publish([storedEvent([22n], 21n)]);
     await waitFor('batch after the gap', () => storedHashes(sink, 'pod-n').includes('BlockStored:22'));
-    const ops = sink.records.filter((r) => r.source === 'pod-n').map((r) => (r.op === 'reset' ? 'reset' : r.events.join()));
+    const ops = sink.records.filter((r) => r.source === 'pod-n').map((r) => (r.op === 'apply' ? r.events.join() : r.op));
     expect(ops.slice(-3)).toEqual(['BlockStored:20', 'reset', 'BlockStored:22']);
     expect(sink.blocks.get('pod-n')?.has(20n)).toBe(false);
     expect(ingestor.stats()).toMatchObject({ gaps: 1, resets: 1 });

@@ -23,8 +23,16 @@ export interface EventIngestorOptions {
   replayTimeoutMs?: number;
   /** Batches queued for one source before further ones are dropped and later recovered as a gap (default 4096). */
   maxQueuedPerSource?: number;
-  /** Wall clock in ms, for the lag metric. */
+  /** Wall clock in ms, for the lag metric and source expiry. */
   now?: () => number;
+  /**
+   * A source that sent nothing for this long is forgotten, here and in the sink: a pod that stopped
+   * publishing that long is gone or restarted, and pod churn must not grow per-source state. Default
+   * 15 min; 0 never expires.
+   */
+  sourceIdleTimeoutMs?: number;
+  /** How often idle sources are looked for (default a quarter of the timeout, at most 60 s). */
+  expirySweepMs?: number;
 }
 
 export interface IngestStats {
@@ -35,8 +43,12 @@ export interface IngestStats {
   replays: number;
   replayFailures: number;
   resets: number;
+  /** Sources forgotten after sending nothing for sourceIdleTimeoutMs. */
+  expired: number;
   /** Batches decoded and waiting to be applied now. */
   queued: number;
+  /** Sources (pod x data-parallel rank) tracked now. */
+  sources: number;
 }
 
 interface Connection {
@@ -65,6 +77,8 @@ interface SourceState {
   /** The newest batch dropped because the source's queue was full, until that loss is dealt with. */
   overflowSeq: number | null;
   gone: boolean;
+  /** When the source last sent a well-formed message (ms, the ingestor's clock). */
+  lastSeen: number;
 }
 
 const YIELD_EVERY_MS = 5;
@@ -77,6 +91,8 @@ export class EventIngestor {
   private readonly replayTimeoutMs: number;
   private readonly maxQueuedPerSource: number;
   private readonly now: () => number;
+  private readonly idleTimeoutMs: number;
+  private readonly expiryTimer: NodeJS.Timeout | null;
   private readonly queue: FairQueue;
   private readonly connections = new Set<Connection>();
   private readonly podConnections = new Map<string, Connection[]>();
@@ -85,7 +101,7 @@ export class EventIngestor {
   private readonly replaysRunning = new Set<Promise<void>>();
   private readonly skipped: SkippedItems = { unknownFields: [], unknownEventTypes: [] };
   private closing = false;
-  private readonly counts: Omit<IngestStats, 'queued'> = { batches: 0, events: 0, malformed: 0, gaps: 0, replays: 0, replayFailures: 0, resets: 0 };
+  private readonly counts: Omit<IngestStats, 'queued' | 'sources'> = { batches: 0, events: 0, malformed: 0, gaps: 0, replays: 0, replayFailures: 0, resets: 0, expired: 0 };
 
   constructor(opts: EventIngestorOptions) {
     this.sink = opts.sink;
@@ -96,6 +112,35 @@ export class EventIngestor {
     this.maxQueuedPerSource = opts.maxQueuedPerSource ?? 4096;
     this.now = opts.now ?? Date.now;
     this.queue = new FairQueue({ onError: (key, err) => this.log.error('event task failed', { source: key, err }) });
+    this.idleTimeoutMs = opts.sourceIdleTimeoutMs ?? 15 * 60_000;
+    if (!Number.isFinite(this.idleTimeoutMs) || this.idleTimeoutMs < 0) throw new Error(`sourceIdleTimeoutMs must be >= 0, got ${this.idleTimeoutMs}`);
+    const sweepMs = opts.expirySweepMs ?? Math.min(60_000, Math.max(1, Math.floor(this.idleTimeoutMs / 4)));
+    this.expiryTimer = this.idleTimeoutMs > 0 ? setInterval(() => this.expireIdleSources(), sweepMs) : null;
+    this.expiryTimer?.unref();
+  }
+
+  /**
+   * Forgets every source idle for longer than the timeout and has the sink forget it too (queued
+   * behind its pending batches). A source still applying batches or replaying is not idle. Returns
+   * how many were forgotten; a timer calls it, tests may too.
+   */
+  expireIdleSources(): number {
+    if (this.idleTimeoutMs <= 0 || this.closing) return 0;
+    const cutoff = this.now() - this.idleTimeoutMs;
+    let expired = 0;
+    for (const state of [...this.sources.values()]) {
+      if (state.lastSeen > cutoff || state.recovering || this.queue.size(state.key) > 0) continue;
+      state.gone = true;
+      this.sources.delete(state.key);
+      this.metrics.lag.remove({ source: state.key });
+      this.counts.expired++;
+      this.metrics.expired.inc();
+      const { source, key } = state;
+      this.queue.push(key, () => this.callSink('forget', key, () => this.sink.forgetSource(source)));
+      this.log.info('source idle: forgotten', { source: key, idleSeconds: Math.round((this.now() - state.lastSeen) / 1000) });
+      expired++;
+    }
+    return expired;
   }
 
   /** Central mode: binds a SUB socket that pods' publishers connect to; the pod comes from each topic. */
@@ -140,13 +185,14 @@ export class EventIngestor {
   }
 
   stats(): IngestStats {
-    return { ...this.counts, queued: this.queue.pending };
+    return { ...this.counts, queued: this.queue.pending, sources: this.sources.size };
   }
 
   /** Stops receiving, abandons running replays, and applies every batch already queued. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
     for (const c of this.connections) this.stop(c);
     for (const d of this.replaySockets) if (!d.closed) d.close();
     await Promise.all([...this.connections].map((c) => c.done));
@@ -283,9 +329,10 @@ export class EventIngestor {
     const key = sourceKey(source);
     let state = this.sources.get(key);
     if (!state) {
-      state = { key, source, tracker: new SequenceTracker(), podReplayEndpoint: conn.podId ? (conn.replayEndpoint ?? null) : undefined, recovering: false, held: [], overflowSeq: null, gone: false };
+      state = { key, source, tracker: new SequenceTracker(), podReplayEndpoint: conn.podId ? (conn.replayEndpoint ?? null) : undefined, recovering: false, held: [], overflowSeq: null, gone: false, lastSeen: 0 };
       this.sources.set(key, state);
     }
+    state.lastSeen = this.now();
     return state;
   }
 
@@ -409,11 +456,15 @@ export class EventIngestor {
   }
 
   private callReset(source: EventSource, key: string): void {
+    this.callSink('reset', key, () => this.sink.resetSource(source));
+  }
+
+  private callSink(what: 'reset' | 'forget', key: string, call: () => void): void {
     try {
-      this.sink.resetSource(source);
+      call();
     } catch (err) {
       this.metrics.sinkErrors.inc();
-      this.log.limited(`sink-reset-error:${key}`, 'error', 'index failed to reset a source', { source: key, err });
+      this.log.limited(`sink-${what}-error`, 'error', `index failed to ${what} a source`, { source: key, err });
     }
   }
 

@@ -14,6 +14,7 @@ export interface IngestMetrics {
   resets: Counter<'reason'>;
   dropped: Counter<'reason'>;
   sinkErrors: Counter;
+  expired: Counter;
   lag: Gauge<'source'>;
   queued: Gauge;
 }
@@ -38,6 +39,7 @@ export function ingestMetrics(registry: Registry): IngestMetrics {
     resets: counter(registry, 'kvroute_indexer_source_resets_total', 'Sources reset (their entries forgotten), by reason.', ['reason']),
     dropped: counter(registry, 'kvroute_indexer_dropped_batches_total', 'Well-formed batches not applied, by reason.', ['reason']),
     sinkErrors: counter(registry, 'kvroute_indexer_sink_errors_total', 'Batches the index failed to apply (the source is reset).'),
+    expired: counter(registry, 'kvroute_indexer_sources_expired_total', 'Sources forgotten after sending nothing for the idle timeout.'),
     lag: gauge(registry, 'kvroute_indexer_source_lag_seconds', 'Age of the last applied batch of a source (now - publisher ts).', ['source']),
     queued: gauge(registry, 'kvroute_indexer_queued_batches', 'Batches decoded and waiting to be applied.'),
   };

@@ -9,7 +9,8 @@ import { parseSequenceFrame, sequenceFrame } from './topic.ts';
 
 export type SinkRecord =
   | { op: 'apply'; source: string; model: string; ts: number; events: string[] }
-  | { op: 'reset'; source: string };
+  | { op: 'reset'; source: string }
+  | { op: 'forget'; source: string };
 
 /** Records every call and keeps, per source, block hash -> parent hash (null for a root). */
 export class RecordingSink implements KvEventSink {
@@ -45,6 +46,12 @@ export class RecordingSink implements KvEventSink {
   resetSource(source: EventSource): void {
     const key = sourceKey(source);
     this.records.push({ op: 'reset', source: key });
+    this.blocks.delete(key);
+  }
+
+  forgetSource(source: EventSource): void {
+    const key = sourceKey(source);
+    this.records.push({ op: 'forget', source: key });
     this.blocks.delete(key);
   }
 

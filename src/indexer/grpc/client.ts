@@ -34,6 +34,8 @@ export function toProtoRequest(r: ScoreRequest): Partial<ScoreRequestMessage> {
   if (r.loraName) m.lora_name = r.loraName;
   if (r.cacheSalt) m.cache_salt = r.cacheSalt;
   if (r.pods) m.pods = r.pods;
+  if (r.chatTemplateKwargs) m.chat_template_kwargs_json = JSON.stringify(r.chatTemplateKwargs);
+  if (r.addGenerationPrompt !== undefined) m.add_generation_prompt = r.addGenerationPrompt;
   return m;
 }
 

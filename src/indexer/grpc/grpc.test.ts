@@ -1,10 +1,12 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
-import { silentLogger } from '../../common/log.ts';
+import { createLogger, silentLogger } from '../../common/log.ts';
 import { BlockIndex } from '../index/block-index.ts';
-import { vllmEngineKeys } from '../keys/vllm.ts';
 import { IndexerService } from '../service.ts';
 import { TokenizerSet } from '../tokenize/tokenizers.ts';
+import * as grpc from '@grpc/grpc-js';
+import { chatCrossingBlock, storedBlocks } from '../test-helpers.ts';
 import type { EventSource } from '../types.ts';
+import { IndexerService as IndexerGrpcService } from './proto.ts';
 import { createIndexerClient, type IndexerClient } from './client.ts';
 import { startGrpcServer, type RunningGrpcServer } from './server.ts';
 
@@ -16,37 +18,24 @@ describe('gRPC scoring API', () => {
   let server: RunningGrpcServer;
   let client: IndexerClient;
   let tokenizers: TokenizerSet;
+  let index: BlockIndex;
   let ready = true;
+  const storeBlocks = (pod: string, tokens: number[], blocks: number): void => {
+    const source: EventSource = { podId: pod, model: MODEL, dpRank: 0 };
+    index.apply(source, { ts: 0, dpRank: null, events: [storedBlocks(tokens, blocks, { blockSize: BLOCK, hashSeed: '0' })] });
+  };
   const prompt = 'The router asks the indexer which pod holds the longest cached prefix. '.repeat(6);
 
   beforeAll(async () => {
     tokenizers = new TokenizerSet({ sources: { [MODEL]: 'npm:qwen3' } });
     await tokenizers.load();
-    const index = new BlockIndex({ blockSize: BLOCK, hashSeed: '0' });
+    index = new BlockIndex({ blockSize: BLOCK, hashSeed: '0' });
     const tokens = tokenizers.get(MODEL).tokenizePrompt(prompt);
     const blocks = 3;
-    const source: EventSource = { podId: 'pod-1', model: MODEL, dpRank: 0 };
-    index.apply(source, {
-      ts: 0,
-      dpRank: null,
-      events: [
-        {
-          type: 'BlockStored',
-          blockHashes: vllmEngineKeys(tokens.slice(0, blocks * BLOCK), { blockSize: BLOCK, hashSeed: '0' }),
-          parentBlockHash: null,
-          tokenIds: Uint32Array.from(tokens.slice(0, blocks * BLOCK)),
-          blockSize: BLOCK,
-          loraId: null,
-          loraName: null,
-          medium: null,
-          extraKeys: null,
-          groupIdx: null,
-          kvCacheSpecKind: null,
-        },
-      ],
-    });
+    storeBlocks('pod-1', tokens, blocks);
     service = new IndexerService({ index, tokenizers, log: silentLogger });
-    server = await startGrpcServer({ host: '127.0.0.1', port: 0, service, log: silentLogger, ready: () => ready });
+
+    server = await startGrpcServer({ host: '127.0.0.1', port: 9342, service, log: silentLogger, ready: () => ready });
     client = createIndexerClient(`127.0.0.1:${server.port}`, { deadlineMs: 5_000 });
   });
 
@@ -65,9 +54,55 @@ describe('gRPC scoring API', () => {
     expect(await client.score({ model: MODEL, prompt, pods: ['pod-2'] })).toEqual({ scores: {} });
   });
 
+  it('passes chat_template_kwargs and add_generation_prompt through, scoring as in-process does', async () => {
+    const qwen = tokenizers.get(MODEL);
+    const chat = chatCrossingBlock((m, kwargs) => qwen.tokenizeChat(m, { templateKwargs: kwargs }), { enable_thinking: false }, BLOCK);
+    const blocks = Math.floor(chat.withKwargs.length / BLOCK);
+    storeBlocks('pod-kw', chat.withKwargs, blocks);
+    const request = { model: MODEL, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } };
+    expect(await service.score(request)).toEqual({ scores: { 'pod-kw': blocks } });
+    expect(await client.score(request)).toEqual({ scores: { 'pod-kw': blocks } });
+    expect(await client.score({ model: MODEL, messages: chat.messages })).toEqual({ scores: { 'pod-kw': blocks - 1 } });
+    // Without the generation prompt the rendering ends before "<|im_start|>assistant", a shorter prefix.
+    const noPrompt = qwen.tokenizeChat(chat.messages, { addGenerationPrompt: false });
+    const expected = await service.score({ model: MODEL, messages: chat.messages, addGenerationPrompt: false });
+    expect(expected).toEqual({ scores: { 'pod-kw': Math.floor(noPrompt.length / BLOCK) } });
+    expect(await client.score({ model: MODEL, messages: chat.messages, addGenerationPrompt: false })).toEqual(expected);
+  });
+
+  it('maps a malformed chat_template_kwargs_json to INVALID_ARGUMENT naming the field', async () => {
+    const raw = new IndexerGrpcService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    try {
+      const call = (raw as unknown as { Score: (r: object, cb: (err: grpc.ServiceError | null) => void) => void }).Score.bind(raw);
+      const err = await new Promise<grpc.ServiceError | null>((resolve) => call({ model: MODEL, prompt: 'x', chat_template_kwargs_json: '{nope' }, resolve));
+      expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err?.details).toMatch(/^chat_template_kwargs_json: expected a JSON object/);
+      const notObject = await new Promise<grpc.ServiceError | null>((resolve) => call({ model: MODEL, prompt: 'x', chat_template_kwargs_json: '[1]' }, resolve));
+      expect(notObject?.details).toMatch(/chat_template_kwargs: /);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('maps a bad request to INVALID_ARGUMENT naming the field', async () => {
     await expect(client.score({ model: MODEL })).rejects.toThrow(/INVALID_ARGUMENT: .*exactly one of tokens, prompt or messages/);
     await expect(client.score({ model: 'other', prompt: 'x' })).rejects.toThrow(/INVALID_ARGUMENT: model: no tokenizer for model "other"/);
+  });
+
+  it('maps a bug while scoring to INTERNAL with a generic message, and logs the error', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ write: (line) => void lines.push(line) });
+    const broken = new IndexerService({ index: { scoreTokens: () => { throw new TypeError('index bug'); } }, tokenizers, log: silentLogger });
+    const brokenServer = await startGrpcServer({ host: '127.0.0.1', port: 9341, service: broken, log, ready: () => true });
+    const brokenClient = createIndexerClient(`127.0.0.1:${brokenServer.port}`, { deadlineMs: 5_000 });
+    try {
+      await expect(brokenClient.score({ model: MODEL, tokens: [1, 2, 3] })).rejects.toThrow(/INTERNAL: internal error/);
+      expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toContainEqual(expect.objectContaining({ level: 'error', msg: 'grpc score failed' }));
+      expect(lines.join('\n')).toContain('index bug');
+    } finally {
+      brokenClient.close();
+      await brokenServer.close();
+    }
   });
 
   it('fails fast with the address when no indexer listens', async () => {

@@ -34,6 +34,8 @@ export interface ScoreRequestMessage {
   lora_name: string;
   cache_salt: string;
   pods: string[];
+  chat_template_kwargs_json: string;
+  add_generation_prompt?: boolean | null;
 }
 
 export interface ScoreResponseMessage {

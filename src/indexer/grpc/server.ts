@@ -22,7 +22,10 @@ export interface RunningGrpcServer {
   close(): Promise<void>;
 }
 
-/** The proto request as the JSON body parseScoreBody accepts: unset proto fields become absent. */
+/**
+ * The proto request as the JSON body parseScoreBody accepts: unset proto fields become absent. Throws
+ * RequestError when chat_template_kwargs_json is not JSON; parseScoreBody checks the rest.
+ */
 export function scoreBodyFromProto(m: ScoreRequestMessage): Record<string, unknown> {
   const body: Record<string, unknown> = { model: m.model };
   if (m.tokens.length > 0) body.tokens = m.tokens;
@@ -33,6 +36,14 @@ export function scoreBodyFromProto(m: ScoreRequestMessage): Record<string, unkno
   if (m.lora_name) body.lora_name = m.lora_name;
   if (m.cache_salt) body.cache_salt = m.cache_salt;
   if (m.pods.length > 0) body.pods = m.pods;
+  if (m.chat_template_kwargs_json) {
+    try {
+      body.chat_template_kwargs = JSON.parse(m.chat_template_kwargs_json) as unknown;
+    } catch (err) {
+      throw new RequestError(`chat_template_kwargs_json: expected a JSON object, ${(err as Error).message}`);
+    }
+  }
+  if (m.add_generation_prompt !== undefined && m.add_generation_prompt !== null) body.add_generation_prompt = m.add_generation_prompt;
   return body;
 }
 
@@ -50,8 +61,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
           callback(null, { scores: result.scores });
         })
         .catch((err: unknown) => {
-        const code = err instanceof RequestError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
-        if (code === grpc.status.INTERNAL) log.error('grpc score failed', { err });
+          const code = err instanceof RequestError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
+          if (code === grpc.status.INTERNAL) log.error('grpc score failed', { err });
           finish(code);
           callback({ code, details: code === grpc.status.INTERNAL ? 'internal error' : (err as Error).message });
         });

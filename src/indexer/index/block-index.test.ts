@@ -21,6 +21,8 @@ interface StoreArgs {
   medium?: string | null;
   loraName?: string | null;
   extraKeys?: unknown[] | null;
+  groupIdx?: number | null;
+  kvCacheSpecKind?: string | null;
 }
 
 function stored(a: StoreArgs): BlockStoredEvent {
@@ -34,12 +36,12 @@ function stored(a: StoreArgs): BlockStoredEvent {
     loraName: a.loraName ?? null,
     medium: a.medium ?? null,
     extraKeys: a.extraKeys ?? null,
-    groupIdx: null,
-    kvCacheSpecKind: null,
+    groupIdx: a.groupIdx ?? null,
+    kvCacheSpecKind: a.kvCacheSpecKind ?? null,
   };
 }
 
-const removed = (hashes: bigint[], medium: string | null = null): KvEvent => ({ type: 'BlockRemoved', blockHashes: BigUint64Array.from(hashes), medium, groupIdx: null });
+const removed = (hashes: bigint[], medium: string | null = null, groupIdx: number | null = null): KvEvent => ({ type: 'BlockRemoved', blockHashes: BigUint64Array.from(hashes), medium, groupIdx });
 
 /** Engine hashes as a vLLM with its own random seed would send them: opaque, distinct per pod. */
 const engineHashes = (base: bigint, n: number): bigint[] => Array.from({ length: n }, (_, i) => base + BigInt(i));
@@ -148,6 +150,32 @@ describe('BlockIndex (request keys learned from events)', () => {
     expect(index.scoreTokens(t)).toEqual({ a: 2 });
     expect(index.scoreTokens(t, { pods: ['b'] })).toEqual({});
     expect(index.scoreTokens(t, { pods: ['a'] })).toEqual({ a: 2 });
+  });
+
+  it('applies a pod filter to its own call only, with buffers reused across calls', () => {
+    const index = new BlockIndex({ blockSize: 16 });
+    const t = tokens(25, 48);
+    index.apply(src('a'), batch(stored({ hashes: engineHashes(100n, 3), tokens: t })));
+    index.apply(src('b'), batch(stored({ hashes: engineHashes(200n, 2), tokens: t.slice(0, 32) })));
+    expect(index.scoreTokens(t, { pods: ['b'] })).toEqual({ b: 2 });
+    expect(index.scoreTokens(t)).toEqual({ a: 3, b: 2 });
+    expect(index.scoreTokens(t.slice(0, 16), { pods: ['a', 'nope'] })).toEqual({ a: 1 });
+    expect(index.scoreTokens(t)).toEqual({ a: 3, b: 2 });
+  });
+
+  it('forgets a source: its entries go, and its pod leaves the per-pod metric once no rank is left', async () => {
+    const registry = new Registry();
+    const index = new BlockIndex({ blockSize: 16, registry });
+    const t = tokens(26, 32);
+    index.apply(src('a'), batch(stored({ hashes: [1n, 2n], tokens: t })));
+    index.apply(src('a', 1), batch(stored({ hashes: [3n], tokens: t.slice(0, 16) })));
+    index.forgetSource(src('a'));
+    expect(index.scoreTokens(t)).toEqual({ a: 1 });
+    expect(await registry.metrics()).toContain('kvroute_indexer_pod_blocks{pod="a"} 1');
+    index.forgetSource(src('a', 1));
+    expect(index.scoreTokens(t)).toEqual({});
+    expect(index.stats()).toMatchObject({ keys: 0, entries: 0, pods: {} });
+    expect(await registry.metrics()).not.toContain('pod="a"');
   });
 
   it('drops all sources of a removed pod', () => {
@@ -272,6 +300,38 @@ describe('BlockIndex (request keys learned from events)', () => {
     expect(index.scoreTokens(t)).toEqual({ a: 1 });
   });
 
+  it.each([false, true])('indexes a hybrid model by its full-attention group, not a sliding-window group that skips blocks (parity %s)', (parity) => {
+    const t = tokens(27, 64);
+    const opts = { blockSize: 16, hashSeed: '0', engineKeyParity: parity };
+    const index = new BlockIndex(opts);
+    // vLLM hashes every group's blocks alike; the sliding-window group (1) left blocks 0-1 out as null
+    // blocks but sent the token ids of all four.
+    const hashes = parity ? Array.from(vllmEngineKeys(t, opts)) : engineHashes(500n, 4);
+    index.apply(src('a'), batch(
+      stored({ hashes, tokens: t, groupIdx: 0 }),
+      stored({ hashes: hashes.slice(2), tokens: t, groupIdx: 1 }),
+    ));
+    expect(index.stats().dropped).toMatchObject({ sparse_group: 2, token_count_mismatch: 0 });
+    expect(index.scoreTokens(t)).toEqual({ a: 4 });
+    // The window moved on: group 1 evicts its copy, group 0 still holds the block.
+    index.apply(src('a'), batch(removed([hashes[2]!], null, 1)));
+    expect(index.scoreTokens(t)).toEqual({ a: 4 });
+    // A later dense store of the same group is still that group's, and not indexed.
+    index.apply(src('a'), batch(stored({ hashes: hashes.slice(0, 1), tokens: t.slice(0, 16), groupIdx: 1 })));
+    expect(index.stats().dropped.sparse_group).toBe(3);
+    index.apply(src('a'), batch(removed([hashes[2]!], null, 0)));
+    expect(index.scoreTokens(t)).toEqual({ a: 2 });
+  });
+
+  it('treats a group named sliding_window or mamba as sparse, and still drops a truly short token list as a mismatch', () => {
+    const index = new BlockIndex({ blockSize: 16 });
+    const t = tokens(28, 32);
+    index.apply(src('a'), batch(stored({ hashes: [1n, 2n], tokens: t, groupIdx: 2, kvCacheSpecKind: 'mamba' })));
+    index.apply(src('a'), batch(stored({ hashes: [1n, 2n], tokens: t.slice(0, 24), groupIdx: 0 })));
+    expect(index.stats().dropped).toMatchObject({ sparse_group: 2, token_count_mismatch: 2 });
+    expect(index.scoreTokens(t)).toEqual({});
+  });
+
   it('drops and counts blocks of a 256th distinct medium instead of failing the batch', () => {
     const index = new BlockIndex({ blockSize: 1 });
     for (let m = 0; m < 256; m++) index.apply(src('a'), batch(stored({ hashes: [BigInt(m)], tokens: [m], blockSize: 1, medium: `m${m}` })));
@@ -328,6 +388,27 @@ describe('BlockIndex in engine-key parity mode', () => {
     const learned = new BlockIndex(opts);
     learned.apply(src('a'), batch(...events));
     expect(learned.stats().dropped.unknown_parent).toBe(2);
+  });
+
+  it('scores LoRA requests with the adapter path from loraPaths, as vLLM 0.33 hashes ("lora", name, path)', () => {
+    const index = new BlockIndex({ ...opts, engineKeyParity: true, loraPaths: { sql: '/adapters/sql' } });
+    const t = tokens(23, 48);
+    const loraKeys = Array.from(vllmEngineKeys(t, { ...opts, loraName: 'sql', loraPath: '/adapters/sql' }));
+    index.apply(src('a'), batch(stored({ hashes: loraKeys, tokens: t, loraName: 'sql' })));
+    index.apply(src('b'), batch(stored({ hashes: engineKeys(t), tokens: t })));
+    expect(index.scoreTokens(t, { loraName: 'sql' })).toEqual({ a: 3 });
+    expect(index.scoreTokens(t)).toEqual({ b: 3 });
+  });
+
+  it('scores nothing for a LoRA adapter without a configured path and counts it as unscored', async () => {
+    const registry = new Registry();
+    const index = new BlockIndex({ ...opts, engineKeyParity: true, loraPaths: { sql: '/adapters/sql' }, registry });
+    const t = tokens(24, 32);
+    index.apply(src('a'), batch(stored({ hashes: engineKeys(t), tokens: t })));
+    expect(index.scoreTokens(t, { loraName: 'unknown-adapter' })).toEqual({});
+    expect(index.stats().unscored.lora_path_unknown).toBe(1);
+    expect(await registry.metrics()).toContain('kvroute_indexer_unscored_requests_total{reason="lora_path_unknown"} 1');
+    expect(index.scoreTokens(t)).toEqual({ a: 2 });
   });
 
   it('removes by engine key and refuses other block sizes', () => {

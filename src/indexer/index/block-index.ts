@@ -8,12 +8,12 @@ import { silentLogger, type Logger } from '../../common/log.ts';
 import { requestKeyRoot, RequestKeyer, writeRequestKeys } from '../keys/request.ts';
 import { xxh64Bytes } from '../keys/request-xxh64.ts';
 import { vllmEngineKeys } from '../keys/vllm.ts';
-import { scoreLongestPrefix, type BlockHolderLookup } from '../score.ts';
+import { ScoreScratch, scoreLongestPrefix, type BlockHolderLookup } from '../score.ts';
 import { sourceKey, type BlockRemovedEvent, type BlockStoredEvent, type EventBatch, type EventSource, type KvEventSink } from '../types.ts';
 import { EngineTable } from './engine-table.ts';
 import { EntryStore } from './entry-store.ts';
 import { KeyTable } from './key-table.ts';
-import { newCounters, registerIndexMetrics, type DropReason, type IndexCounters } from './metrics.ts';
+import { newCounters, registerIndexMetrics, type DropReason, type IndexCounters, type UnscoredReason } from './metrics.ts';
 import { Sources } from './sources.ts';
 import { Tiers } from './tiers.ts';
 
@@ -30,6 +30,11 @@ export interface BlockIndexOptions {
   hashSeed?: string | null;
   /** Index by vLLM's sha256_cbor engine keys (same block size and seed everywhere); no parent lookups. */
   engineKeyParity?: boolean;
+  /**
+   * LoRA adapter name -> path, as the pool's `--lora-modules name=path`. vLLM 0.33 hashes
+   * ("lora", name, path), so parity mode can score a LoRA request only when its path is known.
+   */
+  loraPaths?: Record<string, string>;
   /** Partial index blocks kept per source (FIFO) when engine blocks are smaller. Default 8192 (~2 MB). */
   maxPendingPerSource?: number;
   registry?: Registry;
@@ -51,6 +56,8 @@ export interface BlockIndexStats {
   /** Entries per pod. */
   pods: Record<string, number>;
   dropped: Record<DropReason, number>;
+  /** Score requests answered with no scores because the index could not key them, by reason. */
+  unscored: Record<UnscoredReason, number>;
 }
 
 /** Tokens of an unfinished index block when engine blocks are smaller than index blocks. */
@@ -63,11 +70,14 @@ interface PendingRun {
 
 const NO_PARENT = -1;
 const MAX_PARTS = 255;
+/** KV-cache group kinds (vLLM's KVCacheSpecKind) that keep only some blocks of a prefix. */
+const SPARSE_GROUP_KINDS = new Set(['sliding_window', 'sliding_window_mla', 'mamba', 'chunked_local_attention']);
 
 export class BlockIndex implements KvEventSink {
   readonly blockSize: number;
   readonly engineKeyParity: boolean;
   private readonly hashSeed: string | null;
+  private readonly loraPaths: ReadonlyMap<string, string>;
   private readonly keys: KeyTable;
   private readonly entries: EntryStore;
   private readonly engine: EngineTable | null;
@@ -76,6 +86,8 @@ export class BlockIndex implements KvEventSink {
   private readonly maxPodsPerKey: number;
   private readonly maxPending: number;
   private readonly pending = new Map<number, Map<bigint, PendingRun>>();
+  /** Per source id: KV-cache groups seen to skip blocks (sliding window, Mamba); not indexed. */
+  private readonly sparseGroups = new Map<number, Set<number>>();
   private readonly counters: IndexCounters = newCounters();
   private readonly keyer: RequestKeyer;
   private readonly log: Logger;
@@ -83,6 +95,8 @@ export class BlockIndex implements KvEventSink {
   private readonly runBuf: Uint32Array;
   private readonly oneKey = new Uint32Array(2);
   private readonly lookup: BlockHolderLookup;
+  /** Reused by every score: scoring is synchronous, so one set of buffers serves all calls. */
+  private readonly scratch = new ScoreScratch();
 
   constructor(opts: BlockIndexOptions) {
     if (!Number.isInteger(opts.blockSize) || opts.blockSize < 1) throw new Error(`blockSize must be a positive integer, got ${opts.blockSize}`);
@@ -93,6 +107,7 @@ export class BlockIndex implements KvEventSink {
     this.blockSize = opts.blockSize;
     this.engineKeyParity = opts.engineKeyParity ?? false;
     this.hashSeed = opts.hashSeed ?? null;
+    this.loraPaths = new Map(Object.entries(opts.loraPaths ?? {}));
     this.maxPodsPerKey = maxPods;
     this.maxPending = opts.maxPendingPerSource ?? 8192;
     if (!Number.isInteger(this.maxPending) || this.maxPending < 1) throw new Error(`maxPendingPerSource must be a positive integer, got ${this.maxPending}`);
@@ -134,13 +149,22 @@ export class BlockIndex implements KvEventSink {
     if (sid >= 0) this.clearSource(sid, -1, true);
   }
 
+  forgetSource(source: EventSource): void {
+    const sid = this.sources.find(source);
+    if (sid >= 0) this.releaseSource(sid);
+  }
+
   /** Drops every source (data-parallel rank) of a pod and frees their ids. */
   removePod(podId: string): void {
-    for (const sid of this.sources.ofPod(podId)) {
-      this.clearSource(sid, -1, true);
-      this.pending.delete(sid);
-      this.sources.release(sid);
-    }
+    for (const sid of this.sources.ofPod(podId)) this.releaseSource(sid);
+  }
+
+  /** Clears a source and frees its id, so its pod leaves the per-pod metrics once it has no source left. */
+  private releaseSource(sid: number): void {
+    this.clearSource(sid, -1, true);
+    this.pending.delete(sid);
+    this.sparseGroups.delete(sid);
+    this.sources.release(sid);
   }
 
   /** Score per pod: consecutive index blocks from block 0 held, each weighted by its best tier. */
@@ -148,7 +172,15 @@ export class BlockIndex implements KvEventSink {
     let keys: Uint32Array;
     let blocks: number;
     if (this.engineKeyParity) {
-      const engineKeys = vllmEngineKeys(tokens, { blockSize: this.blockSize, hashSeed: this.hashSeed, loraName: opts.loraName ?? null, cacheSalt: opts.cacheSalt ?? null });
+      const loraName = opts.loraName ?? null;
+      const loraPath = loraName === null ? null : this.loraPaths.get(loraName);
+      if (loraPath === undefined) {
+        // Not the client's mistake but a gap in our config: no engine key can match, so nothing scores.
+        this.counters.unscored.lora_path_unknown++;
+        this.log.limited('unscored:lora_path_unknown', 'warn', 'LoRA adapter has no path in the indexer config (loras): engine-key parity mode cannot hash it, scoring nothing', { loraName });
+        return {};
+      }
+      const engineKeys = vllmEngineKeys(tokens, { blockSize: this.blockSize, hashSeed: this.hashSeed, loraName, loraPath, cacheSalt: opts.cacheSalt ?? null });
       keys = new Uint32Array(engineKeys.buffer, engineKeys.byteOffset, engineKeys.length * 2);
       blocks = engineKeys.length;
     } else {
@@ -156,12 +188,17 @@ export class BlockIndex implements KvEventSink {
       keys = this.keyer.keys;
     }
     const limit = this.sources.limit;
+    const scratch = this.scratch;
+    scratch.prepare(limit, this.maxPodsPerKey, blocks);
     let allowed: Uint8Array | undefined;
+    const allowedIds: number[] = [];
     if (opts.pods) {
-      allowed = new Uint8Array(limit);
-      for (const pod of opts.pods) for (const sid of this.sources.ofPod(pod)) allowed[sid] = 1;
+      allowed = scratch.allowed;
+      for (const pod of opts.pods) for (const sid of this.sources.ofPod(pod)) allowedIds.push(sid);
+      for (const sid of allowedIds) allowed[sid] = 1;
     }
-    const result = scoreLongestPrefix(keys, blocks, this.lookup, limit, this.maxPodsPerKey, allowed);
+    const result = scoreLongestPrefix(keys, blocks, this.lookup, limit, this.maxPodsPerKey, allowed, scratch);
+    for (const sid of allowedIds) scratch.allowed[sid] = 0;
     const scores: Record<string, number> = {};
     for (const sid of result.sources) {
       const pod = this.sources.pods[sid]!;
@@ -179,6 +216,7 @@ export class BlockIndex implements KvEventSink {
       bytes: this.bytes(),
       pods: this.podBlocks(),
       dropped: { ...this.counters.dropped },
+      unscored: { ...this.counters.unscored },
     };
   }
 
@@ -222,6 +260,12 @@ export class BlockIndex implements KvEventSink {
     if (n === 0) return;
     const bs = ev.blockSize;
     if (!Number.isInteger(bs) || bs < 1) return this.drop('invalid_block_size', n, sid, { blockSize: bs });
+    if (this.isSparseGroup(sid, ev)) {
+      // vLLM skips null and masked blocks of such groups but still sends the token ids of every block
+      // in the range, so which tokens a hash covers is unknown; the full-attention group's event
+      // carries the same hashes for all blocks, so nothing is lost by not indexing this one.
+      return this.drop('sparse_group', n, sid, { groupIdx: ev.groupIdx, kind: ev.kvCacheSpecKind, blocks: n, blockSize: bs, tokens: ev.tokenIds.length });
+    }
     if (ev.tokenIds.length !== n * bs) {
       return this.drop('token_count_mismatch', n, sid, { blocks: n, blockSize: bs, tokens: ev.tokenIds.length });
     }
@@ -322,6 +366,25 @@ export class BlockIndex implements KvEventSink {
         pendingOfSource.set(ev.blockHashes[i]!, run);
       }
     }
+  }
+
+  /**
+   * Whether a BlockStored comes from a KV-cache group that keeps only some blocks (sliding window,
+   * Mamba): by its kind when the event names it, or because vLLM left skipped blocks out of its
+   * hashes (more token ids than hashes x block size). Remembered per group, so the group's later
+   * events, stores and removals, are not applied either.
+   */
+  private isSparseGroup(sid: number, ev: BlockStoredEvent): boolean {
+    const known = ev.groupIdx === null ? undefined : this.sparseGroups.get(sid);
+    if (known?.has(ev.groupIdx!)) return true;
+    const total = ev.tokenIds.length;
+    const skipped = total > ev.blockHashes.length * ev.blockSize && total % ev.blockSize === 0;
+    if (!skipped && !(ev.kvCacheSpecKind !== null && SPARSE_GROUP_KINDS.has(ev.kvCacheSpecKind))) return false;
+    if (ev.groupIdx !== null) {
+      if (known) known.add(ev.groupIdx);
+      else this.sparseGroups.set(sid, new Set([ev.groupIdx]));
+    }
+    return true;
   }
 
   /** The entry of the parent engine block in this source: the event's tier first, then any other. */
@@ -459,6 +522,8 @@ export class BlockIndex implements KvEventSink {
   // ---- BlockRemoved / AllBlocksCleared ----
 
   private removeBlocks(sid: number, ev: BlockRemovedEvent): void {
+    // A sparse group evicting its copy of a block says nothing about the full-attention group's copy.
+    if (ev.groupIdx !== null && this.sparseGroups.get(sid)?.has(ev.groupIdx)) return;
     const tier = this.tiers.existing(ev.medium);
     const n = ev.blockHashes.length;
     const hashes = new Uint32Array(ev.blockHashes.buffer, ev.blockHashes.byteOffset, n * 2);

@@ -3,17 +3,41 @@
 
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-export type DropReason = 'unknown_parent' | 'token_count_mismatch' | 'block_size_incompatible' | 'invalid_block_size' | 'too_many_media' | 'too_many_sources';
-export const DROP_REASONS: readonly DropReason[] = ['unknown_parent', 'token_count_mismatch', 'block_size_incompatible', 'invalid_block_size', 'too_many_media', 'too_many_sources'];
+export type DropReason =
+  | 'unknown_parent'
+  | 'token_count_mismatch'
+  | 'block_size_incompatible'
+  | 'invalid_block_size'
+  | 'too_many_media'
+  | 'too_many_sources'
+  | 'sparse_group';
+export const DROP_REASONS: readonly DropReason[] = [
+  'unknown_parent',
+  'token_count_mismatch',
+  'block_size_incompatible',
+  'invalid_block_size',
+  'too_many_media',
+  'too_many_sources',
+  'sparse_group',
+];
+
+/** Why a score request got no scores without any pod lacking the prefix. */
+export type UnscoredReason = 'lora_path_unknown';
+export const UNSCORED_REASONS: readonly UnscoredReason[] = ['lora_path_unknown'];
 
 export interface IndexCounters {
   keyEvictions: number;
   entryEvictions: number;
   dropped: Record<DropReason, number>;
+  unscored: Record<UnscoredReason, number>;
+}
+
+function zeros<R extends string>(reasons: readonly R[]): Record<R, number> {
+  return Object.fromEntries(reasons.map((r) => [r, 0])) as Record<R, number>;
 }
 
 export function newCounters(): IndexCounters {
-  return { keyEvictions: 0, entryEvictions: 0, dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number> };
+  return { keyEvictions: 0, entryEvictions: 0, dropped: zeros(DROP_REASONS), unscored: zeros(UNSCORED_REASONS) };
 }
 
 export interface IndexGaugeSource {
@@ -56,16 +80,22 @@ export function registerIndexMetrics(registry: Registry | undefined, counters: I
       seen.entry = counters.entryEvictions;
     },
   });
-  const seenDropped: Record<string, number> = {};
+  reasonCounter(registry, 'kvroute_indexer_dropped_blocks_total', 'Stored blocks the index could not place, by reason.', DROP_REASONS, counters.dropped);
+  reasonCounter(registry, 'kvroute_indexer_unscored_requests_total', 'Score requests answered with no scores because the index could not key them, by reason.', UNSCORED_REASONS, counters.unscored);
+}
+
+/** A counter by reason that reads a plain-number record at scrape time. */
+function reasonCounter<R extends string>(registry: Registry, name: string, help: string, reasons: readonly R[], counts: Record<R, number>): void {
+  const seen: Record<string, number> = {};
   new Counter({
-    name: 'kvroute_indexer_dropped_blocks_total',
-    help: 'Stored blocks the index could not place, by reason.',
+    name,
+    help,
     labelNames: ['reason'],
-    registers,
+    registers: [registry],
     collect() {
-      for (const reason of DROP_REASONS) {
-        this.inc({ reason }, counters.dropped[reason] - (seenDropped[reason] ?? 0));
-        seenDropped[reason] = counters.dropped[reason];
+      for (const reason of reasons) {
+        this.inc({ reason }, counts[reason] - (seen[reason] ?? 0));
+        seen[reason] = counts[reason];
       }
     },
   });

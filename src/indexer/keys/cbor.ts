@@ -4,6 +4,8 @@
 // Canonical here means what Python's `cbor2.dumps(x, canonical=True)` does for these shapes:
 // shortest integer heads and definite lengths (no maps, floats or tags are ever produced).
 
+import { withRoom } from './byte-buffer.ts';
+
 const MAJOR_UNSIGNED = 0 << 5;
 const MAJOR_NEGATIVE = 1 << 5;
 const MAJOR_BYTES = 2 << 5;
@@ -15,7 +17,7 @@ const TWO_POW_32 = 0x1_0000_0000;
 const utf8 = new TextEncoder();
 
 export class CborWriter {
-  #buf: Uint8Array;
+  #buf: Uint8Array<ArrayBuffer>;
   #length = 0;
 
   constructor(initialCapacity = 1024) {
@@ -43,13 +45,7 @@ export class CborWriter {
 
   /** Makes room for `extra` more bytes, growing geometrically so appends stay amortised O(1). */
   ensure(extra: number): void {
-    const needed = this.#length + extra;
-    if (needed <= this.#buf.length) return;
-    let capacity = this.#buf.length * 2;
-    while (capacity < needed) capacity *= 2;
-    const grown = new Uint8Array(capacity);
-    grown.set(this.#buf.subarray(0, this.#length));
-    this.#buf = grown;
+    this.#buf = withRoom(this.#buf, this.#length, this.#length + extra);
   }
 
   #head(major: number, value: number): void {

@@ -43,6 +43,13 @@ export function xxh64Bytes(bytes: Uint8Array, seedLo: number, seedHi: number, ou
   out[at + 1] = wordsView[(outPtr >>> 2) + 1]!;
 }
 
+/** Module memory for a chain: `words` input words, then (8-aligned) `blocks` keys; returns where the keys go. */
+function reserveChain(words: number, blocks: number): number {
+  const outPtr = (words * 4 + 7) & ~7;
+  reserve(outPtr + blocks * 8);
+  return outPtr;
+}
+
 /**
  * Chained XXH64 over `blocks` runs of `blockSize` uint32 words (little-endian bytes) starting at
  * words[start]: key[b] = XXH64(run b, key[b - 1]), key[-1] = (seedHi:seedLo). Keys are written as
@@ -60,8 +67,7 @@ export function xxh64WordChain(
 ): void {
   if (blocks <= 0) return;
   const n = blocks * blockSize;
-  const outPtr = (n * 4 + 7) & ~7;
-  reserve(outPtr + blocks * 8);
+  const outPtr = reserveChain(n, blocks);
   wordsView.set(words.subarray(start, start + n), 0);
   wasm.chain(0, blocks, blockSize * 4, seedLo >>> 0, seedHi >>> 0, outPtr);
   out.set(wordsView.subarray(outPtr >>> 2, (outPtr >>> 2) + blocks * 2), outAt * 2);
@@ -83,8 +89,7 @@ export function xxh64TokenChain(
 ): number {
   if (blocks <= 0) return -1;
   const n = blocks * blockSize;
-  const outPtr = (n * 4 + 7) & ~7;
-  reserve(outPtr + blocks * 8);
+  const outPtr = reserveChain(n, blocks);
   const words = wordsView;
   for (let i = 0; i < n; i++) {
     const t = tokens[i]!;

@@ -4,6 +4,8 @@
 // the shortest int opcode, MEMOIZE after every bytes/str/tuple, and BINGET for vLLM's "mm" tag, which
 // is one string object reused by every multimodal key of a block.
 
+import { withRoom } from './byte-buffer.ts';
+
 const PROTO = 0x80;
 const FRAME = 0x95;
 const SHORT_BINBYTES = 0x43;
@@ -88,13 +90,7 @@ export class PickleWriter {
   }
 
   ensure(extra: number): void {
-    const needed = this.#length + extra;
-    if (needed <= this.#buf.length) return;
-    let capacity = this.#buf.length * 2;
-    while (capacity < needed) capacity *= 2;
-    const grown = new Uint8Array(capacity);
-    grown.set(this.#buf.subarray(0, this.#length));
-    this.#buf = grown;
+    this.#buf = withRoom(this.#buf, this.#length, this.#length + extra);
   }
 
   #op(code: number): void {

@@ -1,10 +1,10 @@
 // Quick single-core throughput check of KV-event payload decoding (blocks/s): the hand-written
 // decoder against @msgpack/msgpack followed by the same conversion to typed arrays. Not a test;
 // the official ingestion benchmark lives in bench/indexer.ts.
-// Run: node src/indexer/events/decode.bench.ts [eventsPerBatch] [blocksPerEvent] [blockSize]
+// Run: node bench/events-decode.ts [eventsPerBatch] [blocksPerEvent] [blockSize]
 
 import { decode, encode } from '@msgpack/msgpack';
-import { decodeEventBatch } from './decode.ts';
+import { decodeEventBatch } from '../src/indexer/events/decode.ts';
 
 const eventsPerBatch = Number(process.argv[2] ?? 64);
 const blocksPerEvent = Number(process.argv[3] ?? 1);

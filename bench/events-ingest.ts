@@ -1,14 +1,14 @@
 // Quick end-to-end ingestion check through real ZMQ over loopback TCP: an in-process PUB sends
 // pre-encoded vLLM 0.33 batches to an EventIngestor whose sink only counts, and we report blocks/s
 // (wall clock and the process's CPU time). Not a test; bench/indexer.ts has the official numbers.
-// Run: node src/indexer/events/ingest.bench.ts [batches] [eventsPerBatch] [blocksPerEvent] [port]
+// Run: node bench/events-ingest.ts [batches] [eventsPerBatch] [blocksPerEvent] [port]
 
 import { Publisher } from 'zeromq';
-import { silentLogger } from '../../common/log.ts';
-import type { EventBatch, EventSource, KvEventSink } from '../types.ts';
-import { EventIngestor } from './ingestor.ts';
-import { encodeBatch, storedEvent } from './test-helpers.ts';
-import { sequenceFrame } from './topic.ts';
+import { silentLogger } from '../src/common/log.ts';
+import type { EventBatch, EventSource, KvEventSink } from '../src/indexer/types.ts';
+import { EventIngestor } from '../src/indexer/events/ingestor.ts';
+import { encodeBatch, storedEvent } from '../src/indexer/events/test-helpers.ts';
+import { sequenceFrame } from '../src/indexer/events/topic.ts';
 
 const batches = Number(process.argv[2] ?? 20_000);
 const eventsPerBatch = Number(process.argv[3] ?? 64);
@@ -23,6 +23,7 @@ const sink: KvEventSink = {
     for (const e of batch.events) if (e.type === 'BlockStored') blocks += e.blockHashes.length;
   },
   resetSource() {},
+  forgetSource() {},
 };
 
 let seed = 7;
