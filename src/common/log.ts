@@ -26,6 +26,8 @@ export interface LoggerOptions {
   perInterval?: number;
 }
 
+const MAX_RATE_WINDOWS = 1024;
+
 interface RateWindow {
   start: number;
   count: number;
@@ -67,6 +69,10 @@ export function createLogger(options: LoggerOptions = {}, base: LogFields = {}, 
     child: (fields) => createLogger({ ...options, component: undefined }, { ...scope, ...fields }, windows),
     limited(key, level, msg, fields) {
       const t = now();
+      // Keys can carry per-source names; forget windows that have run out once many pile up.
+      if (windows.size >= MAX_RATE_WINDOWS) {
+        for (const [k, old] of windows) if (t - old.start >= intervalMs && old.suppressed === 0) windows.delete(k);
+      }
       let w = windows.get(key);
       if (!w || t - w.start >= intervalMs) {
         const suppressed = w?.suppressed ?? 0;
