@@ -9,6 +9,7 @@ const transform = {
   ],
 };
 
+// Generous timeouts: CI runs on two shared cores, where socket and tokenizer set-up can stall for seconds.
 const common = {
   transform,
   extensionsToTreatAsEsm: ['.ts'],
@@ -17,7 +18,7 @@ const common = {
 
 export default {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts'] },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/e2e/**/*.test.ts'], slowTestThreshold: 30 },
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts'], testTimeout: 30_000 },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/e2e/**/*.test.ts'], testTimeout: 120_000, slowTestThreshold: 30 },
   ],
 };

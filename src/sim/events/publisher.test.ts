@@ -66,7 +66,7 @@ describe('KvEventPublisher', () => {
     dealer.close();
     sub.close();
     await pub.close(0);
-  });
+  }, 20_000);
 
   it('keeps dropped batches replayable and delivers batches queued during a stall in order', async () => {
     const pub = new KvEventPublisher({ endpoint: 'tcp://127.0.0.1:5713', topic: 't', log: silentLogger });
@@ -86,5 +86,5 @@ describe('KvEventPublisher', () => {
     expect(pub.stats.dropped).toBe(1);
     sub.close();
     await pub.close(0);
-  });
+  }, 20_000);
 });
