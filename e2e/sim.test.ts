@@ -175,6 +175,8 @@ describe('kvroute sim (connect mode, the contract command)', () => {
     expect(text).toMatch(/vllm:prefix_cache_hits_total\{model_name="M",engine="0"\} [1-9]/);
     expect(text).toMatch(/vllm:time_to_first_token_seconds_count\{model_name="M",engine="0"\} [1-9]/);
     expect(text).toContain('vllm:cache_config_info{block_size="16"');
+    // The label must name the algorithm the pod really hashes with, as vLLM's CacheConfig does.
+    expect(text).toMatch(/vllm:cache_config_info\{[^}]*prefix_caching_hash_algo="sha256_cbor"/);
     expect(text).toMatch(/kvroute_sim_kv_event_batches_total\{outcome="published"\} [1-9]/);
   });
 });

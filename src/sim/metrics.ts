@@ -147,7 +147,7 @@ export function registerVllmMetrics(registry: Registry, config: SimMetricsConfig
       gpu_memory_utilization: '0.92',
       num_gpu_blocks: String(config.numGpuBlocks),
       num_cpu_blocks: 'None',
-      prefix_caching_hash_algo: 'sha256',
+      prefix_caching_hash_algo: 'sha256_cbor',
       engine: config.engine,
     },
     1,
