@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeApiError, resourcePath, type KubeClient } from '../src/controllers/runtime/kube-client.ts';
+import { KubeApiError, resourcePath, type KubeClient } from '../src/common/kube/kube-client.ts';
 import { freePort, kubeTestsEnabled, startKube, waitFor, type KubeEnv } from './kube/cluster.ts';
 import { createNamespace, installKvrouteCrds } from './kube/fixtures.ts';
 

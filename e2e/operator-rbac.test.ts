@@ -12,7 +12,7 @@ import YAML from 'yaml';
 import { createLogger } from '../src/common/log.ts';
 import { createRegistry } from '../src/common/metrics.ts';
 import { Operator } from '../src/controllers/manager.ts';
-import { resourcePath, type KubeClient } from '../src/controllers/runtime/kube-client.ts';
+import { resourcePath, type KubeClient } from '../src/common/kube/kube-client.ts';
 import { kubeTestsEnabled, startKube, waitFor, type KubeEnv } from './kube/cluster.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

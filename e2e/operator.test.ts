@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { createLogger } from '../src/common/log.ts';
 import { createRegistry } from '../src/common/metrics.ts';
 import { Operator } from '../src/controllers/manager.ts';
-import { KubeApiError, resourcePath, type KubeClient } from '../src/controllers/runtime/kube-client.ts';
+import { KubeApiError, resourcePath, type KubeClient } from '../src/common/kube/kube-client.ts';
 import { freePort, kubeTestsEnabled, startKube, waitFor, type KubeEnv } from './kube/cluster.ts';
 import { createNamespace, installCrd, installKvrouteCrds, openCrd } from './kube/fixtures.ts';
 

@@ -11,11 +11,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import YAML from 'yaml';
-import { KubeClient } from '../../src/controllers/runtime/kube-client.ts';
+import { KubeClient } from '../../src/common/kube/kube-client.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const KUBE_BIN_DIR = process.env.KVROUTE_KUBE_BIN ?? path.join(ROOT, '.cache/kube/bin');
-const PORT_RANGE = { min: 16000, max: 16099 };
+let PORT_RANGE = { min: 16000, max: 16099 };
+
+/** Confines this test file's clusters to its own port range, so files running side by side cannot collide. */
+export function usePortRange(min: number, max: number): void {
+  PORT_RANGE = { min, max };
+}
 
 export function kubeBinariesAvailable(): boolean {
   return ['etcd', 'kube-apiserver', 'kube-controller-manager'].every((b) => fs.existsSync(path.join(KUBE_BIN_DIR, b)));

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import type { KubeClient } from '../../src/controllers/runtime/kube-client.ts';
+import type { KubeClient } from '../../src/common/kube/kube-client.ts';
 import { waitFor } from './cluster.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -7,7 +7,7 @@ import { parseIndexerConfig, readIndexerConfigFile } from './indexer-config.ts';
 describe('indexer config', () => {
   it('fills every default from a minimal central-mode config', () => {
     expect(parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557' } })).toEqual({
-      zmq: { bind: 'tcp://0.0.0.0:5557', pods: [], sourceIdleTimeoutSeconds: 900 },
+      zmq: { bind: 'tcp://0.0.0.0:5557', pods: [], sourceIdleTimeoutSeconds: 0 },
       http: { host: '0.0.0.0', port: 8081 },
       grpc: { host: '0.0.0.0', port: 9004 },
       blockSize: 16,
@@ -17,6 +17,7 @@ describe('indexer config', () => {
       index: {},
       tierWeights: { gpu: 1.0, cpu: 0.8 },
       tokenizers: {},
+      defaultTokenizer: 'npm:qwen3',
       tokenization: { cacheMaxBytes: 64 * 1024 * 1024, workers: 1 },
       logLevel: 'info',
     });
@@ -52,8 +53,29 @@ describe('indexer config', () => {
     );
   });
 
-  it('requires a bind endpoint or at least one pod', () => {
-    expect(() => parseIndexerConfig({})).toThrow(/zmq: expected zmq.bind \(central mode\) or at least one zmq.pods entry/);
+  it('requires a bind endpoint, at least one pod or discovery', () => {
+    expect(() => parseIndexerConfig({})).toThrow(/zmq: expected zmq.bind \(central mode\), at least one zmq.pods entry \(per-pod mode\) or zmq.discovery/);
+  });
+
+  it('fills discovery defaults: vLLM ports 5557/5558, pod id from the IP, a 30 s NotReady grace', () => {
+    const c = parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', selector: { app: 'vllm' } } } });
+    expect(c.zmq.discovery).toEqual({ namespace: 'ml', selector: { app: 'vllm' }, port: 5557, replayPort: 5558, podIdFrom: 'ip', notReadyGraceSeconds: 30 });
+    expect(parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', replayPort: null } } }).zmq.discovery!.replayPort).toBeNull();
+  });
+
+  it('names a missing namespace and bad discovery fields', () => {
+    expect(() => parseIndexerConfig({ zmq: { discovery: {} } })).toThrow(/zmq\.discovery\.namespace: expected the namespace to watch: .*POD_NAMESPACE/);
+    let message = '';
+    try {
+      parseIndexerConfig({ zmq: { discovery: { namespace: 'ML_ns', selector: { 'bad key!': 'x' }, port: 0, podIdFrom: 'name', extra: 1 } } });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/zmq\.discovery\.namespace: expected a namespace name/);
+    expect(message).toMatch(/zmq\.discovery\.selector\.bad key!: expected a Kubernetes label key/);
+    expect(message).toMatch(/zmq\.discovery\.port: /);
+    expect(message).toMatch(/zmq\.discovery\.podIdFrom: /);
+    expect(message).toMatch(/zmq\.discovery\.extra: unknown field/);
   });
 
   it('reads YAML and JSON files and reports unreadable ones', async () => {

@@ -20,6 +20,39 @@ export const IndexerPod = z.strictObject({
 });
 export type IndexerPod = z.infer<typeof IndexerPod>;
 
+const LABEL_KEY = z
+  .string()
+  .regex(/^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'expected a Kubernetes label key such as app or example.com/role');
+const LABEL_VALUE = z.string().regex(/^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/, 'expected a Kubernetes label value (63 characters or fewer, alphanumeric at both ends)');
+
+/** Label every model-server pod of a pool carries; discovery selects only pods that have it. */
+export const INFERENCE_SERVING_LABEL = 'llm-d.ai/inferenceServing';
+
+/**
+ * Per-pod mode with pods found through the Kubernetes API: every vLLM pod binds its publisher, and
+ * every indexer replica connects to every Ready pod, so each replica sees all events.
+ */
+export const PodDiscoveryConfig = z.strictObject({
+  /** Namespace watched; the CLI fills it from $POD_NAMESPACE when left out. */
+  namespace: z
+    .string({ error: 'expected the namespace to watch: set zmq.discovery.namespace, --discovery-namespace or POD_NAMESPACE' })
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a namespace name (lower-case alphanumerics and -)'),
+  /** Labels the pool's pods carry; `llm-d.ai/inferenceServing=true` is always added. */
+  selector: z.record(LABEL_KEY, LABEL_VALUE).default({}),
+  /** Port of each pod's KV-event publisher (vLLM `endpoint: tcp://*:PORT`). */
+  port: PORT.min(1).default(5557),
+  /** Port of each pod's replay ROUTER (vLLM `replay_endpoint`); null: the pods have none. */
+  replayPort: PORT.min(1).nullable().default(5558),
+  /** What names a pod in scores: its IP, because vLLM's topic is kv@$(POD_IP)@<model>. */
+  podIdFrom: z.literal('ip').default('ip'),
+  /**
+   * Seconds a pod may stay NotReady before it is disconnected and its entries dropped. Its cache is
+   * still valid while a readiness probe flaps, and dropped entries only come back with new events.
+   */
+  notReadyGraceSeconds: z.number().min(0).default(30),
+});
+export type PodDiscoveryConfig = z.infer<typeof PodDiscoveryConfig>;
+
 export const IndexerConfig = z
   .strictObject({
     zmq: z
@@ -28,11 +61,25 @@ export const IndexerConfig = z
         bind: ZMQ_ENDPOINT.optional(),
         /** Per-pod mode: the indexer connects to each pod's publisher. */
         pods: z.array(IndexerPod).default([]),
+        /** Discovery mode: the indexer connects to each Ready pod the Kubernetes API lists. */
+        discovery: PodDiscoveryConfig.optional(),
+        /**
+         * Central mode: each pod's replay endpoint (vLLM `replay_endpoint`, rank 0) made from the pod
+         * id in its topic: `{pod}` is the pod id, `{host}` the pod id without a `:port` suffix, e.g.
+         * `tcp://{pod}:5558`. Ranks >= 1 add their rank to the port, as vLLM binds them. A zmq.pods
+         * entry's replayEndpoint wins for its pod.
+         */
+        replayEndpointTemplate: z
+          .string()
+          .regex(/^(tcp|ipc|inproc):\/\/.*\{(pod|host)\}/, 'expected a ZMQ endpoint with {pod} or {host} in it, such as tcp://{pod}:5558')
+          .optional(),
         /**
          * Seconds a source (pod x data-parallel rank) may send nothing before it is forgotten with its
-         * index entries: it is gone or restarted, and pod churn must not grow per-source state. 0 never.
+         * index entries. 0 (default) never: vLLM publishes only when its cache changes, so a pod serving
+         * only cache hits is silent while its blocks stay valid. Turn it on in central mode with pod
+         * churn and no discovery, above the longest quiet spell a live pod may have (ADR 0003).
          */
-        sourceIdleTimeoutSeconds: z.number().min(0).default(15 * 60),
+        sourceIdleTimeoutSeconds: z.number().min(0).default(0),
       })
       .prefault({}),
     http: z.strictObject({ host: z.string().default('0.0.0.0'), port: PORT.default(8081) }).prefault({}),
@@ -61,6 +108,13 @@ export const IndexerConfig = z
     tierWeights: z.record(z.string().min(1), z.number().min(0)).default({ gpu: 1.0, cpu: 0.8 }),
     /** Model name (or "*" for any other) -> tokenizer source: npm:<name>, tiktoken:<encoding>, dir:<path>. */
     tokenizers: z.record(z.string().min(1), z.string().min(1)).default({}),
+    /**
+     * Tokenizer source for a model with no `tokenizers` entry (nor "*"): Qwen3, Llama 3.1 and gpt-oss
+     * models get their family's npm tokenizer, any other model this one, loaded on first use with a
+     * warning. The default is `kvroute sim`'s tokenizer, so a local sim and indexer agree. "none":
+     * such models are rejected (400).
+     */
+    defaultTokenizer: z.string().min(1).default('npm:qwen3'),
     tokenization: z
       .strictObject({
         /** Bound of the tokenization cache per model. */
@@ -73,8 +127,8 @@ export const IndexerConfig = z
       .prefault({}),
     logLevel: LOG_LEVEL.default('info'),
   })
-  .refine((c) => c.zmq.bind !== undefined || c.zmq.pods.length > 0, {
-    message: 'expected zmq.bind (central mode) or at least one zmq.pods entry (per-pod mode)',
+  .refine((c) => c.zmq.bind !== undefined || c.zmq.pods.length > 0 || c.zmq.discovery !== undefined, {
+    message: 'expected zmq.bind (central mode), at least one zmq.pods entry (per-pod mode) or zmq.discovery (pods found through the Kubernetes API)',
     path: ['zmq'],
   });
 export type IndexerConfig = z.infer<typeof IndexerConfig>;
@@ -86,6 +140,8 @@ export function formatConfigIssues(error: z.ZodError, source: string): string {
   const lines = error.issues.flatMap((i) => {
     const at = i.path.join('.');
     if (i.code === 'unrecognized_keys') return i.keys.map((k) => `  ${at ? `${at}.` : ''}${k}: unknown field`);
+    // A bad record key (a label key, say): the key's own issue says what was expected.
+    if (i.code === 'invalid_key') return [`  ${at || '(root)'}: ${i.issues.map((k) => k.message).join('; ') || i.message}`];
     return [`  ${at || '(root)'}: ${i.message}`];
   });
   return `invalid indexer config ${source}:\n${lines.join('\n')}`;

@@ -20,6 +20,24 @@ describe('kvroute indexer flags', () => {
     expect(parseIndexerConfig(mergeFlags(file, flagsOf([]))).zmq.sourceIdleTimeoutSeconds).toBe(60);
   });
 
+  it('turns on discovery from flags, taking the namespace from POD_NAMESPACE unless given', () => {
+    const flags = flagsOf(['--discover-pods', '--discovery-selector', 'app=vllm,tier=gpu', '--pod-zmq-port', '6557', '--pod-replay-port', 'none', '--not-ready-grace', '5']);
+    const config = parseIndexerConfig(mergeFlags({}, flags, { POD_NAMESPACE: 'ml' }));
+    expect(config.zmq.discovery).toEqual({ namespace: 'ml', selector: { app: 'vllm', tier: 'gpu' }, port: 6557, replayPort: null, podIdFrom: 'ip', notReadyGraceSeconds: 5 });
+    const named = parseIndexerConfig(mergeFlags({}, flagsOf(['--discover-pods', '--discovery-namespace', 'other']), { POD_NAMESPACE: 'ml' }));
+    expect(named.zmq.discovery!.namespace).toBe('other');
+    expect(() => parseIndexerConfig(mergeFlags({}, flagsOf(['--discover-pods']), {}))).toThrow(/zmq\.discovery\.namespace: expected the namespace to watch/);
+  });
+
+  it('lays discovery flags over the file and rejects them when discovery is off', () => {
+    const file = { zmq: { discovery: { namespace: 'ml', selector: { app: 'vllm' }, port: 5557 } } };
+    const config = parseIndexerConfig(mergeFlags(file, flagsOf(['--pod-zmq-port', '7000']), {}));
+    expect(config.zmq.discovery).toMatchObject({ namespace: 'ml', selector: { app: 'vllm' }, port: 7000, replayPort: 5558 });
+    expect(() => mergeFlags({ zmq: { bind: 'tcp://*:5557' } }, flagsOf(['--discovery-namespace', 'ml']), {})).toThrow(/--discovery-namespace needs --discover-pods/);
+    expect(() => flagsOf(['--discovery-selector', 'app'])).toThrow(/--discovery-selector expects KEY=VALUE/);
+    expect(() => flagsOf(['--pod-replay-port', 'never'])).toThrow(/--pod-replay-port expects an integer >= 1, got "never"/);
+  });
+
   it('rejects a LoRA module without a path, naming the flag and the shape', () => {
     expect(() => flagsOf(['--lora-module', 'sql'])).toThrow(/--lora-module expects NAME=PATH, got "sql"/);
     expect(() => flagsOf(['--source-idle-timeout', 'soon'])).toThrow(/--source-idle-timeout expects an integer >= 0, got "soon"/);

@@ -1,6 +1,8 @@
 // `kvroute indexer`: parses flags (over an optional config file), then runs the indexer server
 // until SIGTERM. Flags override the file; the merged result is validated by the config schema.
+// Discovery mode also loads a kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster).
 
+import { KubeConfig } from '@kubernetes/client-node';
 import { Command, Option } from 'commander';
 import { parseIndexerConfig, readIndexerConfigFile, type IndexerPod } from '../api/indexer-config.ts';
 import { LOG_LEVELS, createLogger } from '../common/log.ts';
@@ -12,7 +14,16 @@ interface IndexerFlags {
   config?: string;
   zmqBind?: string;
   pod: IndexerPod[];
+  discoverPods?: boolean;
+  discoveryNamespace?: string;
+  discoverySelector?: Record<string, string>;
+  podZmqPort?: number;
+  /** 'none': the pods have no replay endpoint (commander cannot carry a null). */
+  podReplayPort?: number | 'none';
+  notReadyGrace?: number;
+  kubeconfig?: string;
   sourceIdleTimeout?: number;
+  replayEndpointTemplate?: string;
   listenHost?: string;
   httpPort?: number;
   grpcPort?: number;
@@ -23,6 +34,7 @@ interface IndexerFlags {
   maxKeys?: number;
   maxPodsPerKey?: number;
   tokenizer: Array<[string, string]>;
+  defaultTokenizer?: string;
   harmonyStartDate?: string;
   tokenizerWorkers?: number;
   logLevel?: string;
@@ -44,6 +56,21 @@ function podFlag(text: string, previous: IndexerPod[]): IndexerPod[] {
   return [...previous, { name: text.slice(0, eq), endpoint, ...(replayEndpoint ? { replayEndpoint } : {}) }];
 }
 
+/** `k=v,k2=v2` as a label map; repeating the flag adds labels. */
+function selectorFlag(text: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const labels = { ...previous };
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new Error(`--discovery-selector expects KEY=VALUE[,KEY=VALUE...], got "${text}"`);
+    labels[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  return labels;
+}
+
+function replayPortFlag(text: string): number | 'none' {
+  return text === 'none' ? 'none' : intFlag('--pod-replay-port', 1)(text);
+}
+
 /** A repeatable `--flag KEY=VALUE` collected as pairs. */
 function pairFlag(flag: string, shape: string) {
   return (text: string, previous: Array<[string, string]>): Array<[string, string]> => {
@@ -58,13 +85,43 @@ function section(file: Record<string, unknown>, key: string): Record<string, unk
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? { ...(value as Record<string, unknown>) } : {};
 }
 
+/**
+ * zmq.discovery from the file with discovery flags over it; undefined when neither turns it on. The
+ * namespace falls back to $POD_NAMESPACE (the downward API gives it to the pod).
+ */
+function mergeDiscovery(zmq: Record<string, unknown>, flags: IndexerFlags, env: NodeJS.ProcessEnv): Record<string, unknown> | undefined {
+  const given = {
+    '--discovery-namespace': flags.discoveryNamespace,
+    '--discovery-selector': flags.discoverySelector,
+    '--pod-zmq-port': flags.podZmqPort,
+    '--pod-replay-port': flags.podReplayPort,
+    '--not-ready-grace': flags.notReadyGrace,
+  };
+  if (!flags.discoverPods && zmq.discovery === undefined) {
+    const stray = Object.entries(given).find(([, v]) => v !== undefined);
+    if (stray) throw new Error(`${stray[0]} needs --discover-pods (or zmq.discovery in the config file)`);
+    return undefined;
+  }
+  const discovery = section(zmq, 'discovery');
+  if (flags.discoveryNamespace !== undefined) discovery.namespace = flags.discoveryNamespace;
+  else if (discovery.namespace === undefined && env.POD_NAMESPACE) discovery.namespace = env.POD_NAMESPACE;
+  if (flags.discoverySelector !== undefined) discovery.selector = flags.discoverySelector;
+  if (flags.podZmqPort !== undefined) discovery.port = flags.podZmqPort;
+  if (flags.podReplayPort !== undefined) discovery.replayPort = flags.podReplayPort === 'none' ? null : flags.podReplayPort;
+  if (flags.notReadyGrace !== undefined) discovery.notReadyGraceSeconds = flags.notReadyGrace;
+  return discovery;
+}
+
 /** The config file's contents with every given flag written over it. */
-export function mergeFlags(file: Record<string, unknown>, flags: IndexerFlags): Record<string, unknown> {
+export function mergeFlags(file: Record<string, unknown>, flags: IndexerFlags, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
   const merged: Record<string, unknown> = { ...file };
   const zmq = section(file, 'zmq');
   if (flags.zmqBind !== undefined) zmq.bind = flags.zmqBind;
   if (flags.pod.length > 0) zmq.pods = flags.pod;
+  const discovery = mergeDiscovery(zmq, flags, env);
+  if (discovery !== undefined) zmq.discovery = discovery;
   if (flags.sourceIdleTimeout !== undefined) zmq.sourceIdleTimeoutSeconds = flags.sourceIdleTimeout;
+  if (flags.replayEndpointTemplate !== undefined) zmq.replayEndpointTemplate = flags.replayEndpointTemplate;
   merged.zmq = zmq;
   const http = section(file, 'http');
   const grpc = section(file, 'grpc');
@@ -82,6 +139,7 @@ export function mergeFlags(file: Record<string, unknown>, flags: IndexerFlags): 
   if (flags.maxPodsPerKey !== undefined) index.maxPodsPerKey = flags.maxPodsPerKey;
   merged.index = index;
   if (flags.tokenizer.length > 0) merged.tokenizers = { ...section(file, 'tokenizers'), ...Object.fromEntries(flags.tokenizer) };
+  if (flags.defaultTokenizer !== undefined) merged.defaultTokenizer = flags.defaultTokenizer;
   const tokenization = section(file, 'tokenization');
   if (flags.harmonyStartDate !== undefined) tokenization.harmonyStartDate = flags.harmonyStartDate;
   if (flags.tokenizerWorkers !== undefined) tokenization.workers = flags.tokenizerWorkers;
@@ -90,12 +148,32 @@ export function mergeFlags(file: Record<string, unknown>, flags: IndexerFlags): 
   return merged;
 }
 
+function loadKubeConfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (file) kc.loadFromFile(file);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new Error(`cannot load kubeconfig ${file ?? '(default locations)'}: ${(err as Error).message}`);
+  }
+  if (!kc.getCurrentCluster()) throw new Error(`kubeconfig ${file ?? '(default locations)'} has no current cluster; discovery needs one`);
+  return kc;
+}
+
 export function command(): Command {
   return new Command('indexer')
     .option('--config <file>', 'indexer config file (YAML or JSON); flags override it')
     .option('--zmq-bind <endpoint>', 'central mode: bind a SUB socket pods publish to, e.g. tcp://0.0.0.0:5557')
     .option('--pod <name=endpoint[,replay]>', 'per-pod mode: connect to a pod\'s publisher (repeatable)', podFlag, [])
-    .option('--source-idle-timeout <seconds>', 'forget a source (and its index entries) that sent nothing this long; 0 never (default 900)', intFlag('--source-idle-timeout', 0))
+    .option('--discover-pods', 'discovery mode: connect to every Ready pod of the pool listed by the Kubernetes API')
+    .option('--discovery-namespace <ns>', 'namespace of the pool\'s pods (default $POD_NAMESPACE)')
+    .option('--discovery-selector <k=v,...>', 'labels of the pool\'s pods; llm-d.ai/inferenceServing=true is always added', selectorFlag)
+    .option('--pod-zmq-port <port>', 'port each pod\'s KV-event publisher binds (default 5557)', intFlag('--pod-zmq-port', 1))
+    .option('--pod-replay-port <port|none>', 'port each pod\'s replay endpoint binds, or none (default 5558)', replayPortFlag)
+    .option('--not-ready-grace <seconds>', 'how long a NotReady pod keeps its subscription and entries (default 30)', intFlag('--not-ready-grace', 0))
+    .option('--kubeconfig <path>', 'kubeconfig for discovery (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .option('--source-idle-timeout <seconds>', 'forget a source (and its index entries) that sent nothing this long; 0 never (default 0: a pod serving only cache hits is silent but its blocks stay valid)', intFlag('--source-idle-timeout', 0))
+    .option('--replay-endpoint-template <endpoint>', 'central mode: each pod\'s replay endpoint from its topic\'s pod id, e.g. tcp://{pod}:5558 ({host}: the pod id without :port; DP rank r adds r to the port)')
     .option('--listen-host <host>', 'address the HTTP and gRPC servers listen on (default 0.0.0.0)')
     .option('--http-port <port>', 'HTTP port: /v1/score, /v1/tokenize, /v1/pods, /metrics (default 8081)', intFlag('--http-port', 0))
     .option('--grpc-port <port>', 'gRPC port for the router (default 9004)', intFlag('--grpc-port', 0))
@@ -103,9 +181,10 @@ export function command(): Command {
     .option('--hash-seed <seed>', 'the pool\'s PYTHONHASHSEED (default: unset)')
     .option('--engine-key-parity', 'the pool runs sha256_cbor with --hash-seed: compute engine keys instead of learning them')
     .option('--lora-module <name=path>', 'a LoRA adapter as the pool\'s vLLM --lora-modules name=path (repeatable; parity mode hashes the path)', pairFlag('--lora-module', 'NAME=PATH'), [])
-    .option('--max-keys <n>', 'bound on indexed block keys (LRU eviction)', intFlag('--max-keys', 1))
+    .option('--max-keys <n>', 'bound on indexed block keys (default 4000000; CLOCK eviction, second chance on store and on lookup)', intFlag('--max-keys', 1))
     .option('--max-pods-per-key <n>', 'bound on pods remembered per block key', intFlag('--max-pods-per-key', 1))
     .option('--tokenizer <model=source>', 'tokenizer for a model: npm:qwen3|llama3_1|gptoss, tiktoken:o200k_harmony, dir:/path (repeatable; model "*" for any)', pairFlag('--tokenizer', 'MODEL=SOURCE'), [])
+    .option('--default-tokenizer <source|none>', 'tokenizer for models without --tokenizer: Qwen3, Llama 3.1 and gpt-oss models get their own, others this one (default npm:qwen3, as kvroute sim; none: reject them)')
     .option('--harmony-start-date <yyyy-mm-dd>', 'conversation start date for gpt-oss prompts (match the pool\'s VLLM_SYSTEM_START_DATE)')
     .option('--tokenizer-workers <n>', 'worker threads that tokenize (default 1; 0 tokenizes on the event loop)', intFlag('--tokenizer-workers', 0))
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS))
@@ -114,7 +193,8 @@ export function command(): Command {
       const config = parseIndexerConfig(mergeFlags(file, flags), flags.config ? `${flags.config} (with flags)` : '(flags)');
       const log = createLogger({ level: config.logLevel, component: 'indexer' });
       const registry = createRegistry();
-      const server = await startIndexerServer(config, { log, registry });
+      const kubeConfig = config.zmq.discovery ? loadKubeConfig(flags.kubeconfig) : undefined;
+      const server = await startIndexerServer(config, { log, registry, kubeConfig });
       onShutdown(log, [() => server.close()]);
     });
 }

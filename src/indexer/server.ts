@@ -1,13 +1,17 @@
 // The `kvroute indexer` process: wires KV-event ingestion (ZMQ) into the block index, loads the
 // tokenizers, and serves scoring over gRPC (for the router) and HTTP JSON (for people and tests),
-// with Prometheus metrics. close() stops HTTP and gRPC first, then ingestion.
+// with Prometheus metrics. In discovery mode it subscribes to the pods the Kubernetes API lists and is
+// ready only once the first list is applied. close() stops HTTP and gRPC first, then ingestion.
 
 import type http from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { IndexerConfig } from '../api/indexer-config.ts';
 import { HttpError, readJson, sendJson, startHttpServer, type RouteHandler } from '../common/http.ts';
 import type { Logger } from '../common/log.ts';
+import { createPodDiscovery } from './discovery.ts';
 import { EventIngestor } from './events/ingestor.ts';
+import { replayEndpointFromTemplate } from './events/topic.ts';
 import { startGrpcServer } from './grpc/server.ts';
 import { BlockIndex } from './index/block-index.ts';
 import { RequestError, parseScoreBody } from './service-request.ts';
@@ -25,6 +29,8 @@ export interface IndexerServer {
 export interface IndexerServerDeps {
   log: Logger;
   registry: Registry;
+  /** Cluster access for zmq.discovery; required when the config turns discovery on. */
+  kubeConfig?: KubeConfig;
 }
 
 function requestMetrics(registry: Registry) {
@@ -70,6 +76,7 @@ async function asHttpError<T>(work: () => Promise<T>): Promise<T> {
 
 export async function startIndexerServer(config: IndexerConfig, deps: IndexerServerDeps): Promise<IndexerServer> {
   const { log, registry } = deps;
+  if (config.zmq.discovery && !deps.kubeConfig) throw new Error('zmq.discovery is set but no kubeconfig was given to reach the Kubernetes API');
   const metrics = requestMetrics(registry);
   let ready = false;
   const closers: Array<() => Promise<void> | void> = [];
@@ -86,6 +93,7 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
   try {
     const tokenizerOptions = {
       sources: config.tokenizers,
+      defaultSource: config.defaultTokenizer,
       cacheMaxBytes: config.tokenization.cacheMaxBytes,
       harmonyStartDate: config.tokenization.harmonyStartDate,
       registry,
@@ -109,25 +117,47 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
     });
 
     const replayByPod = new Map(config.zmq.pods.map((p) => [p.name, p.replayEndpoint]));
+    const replayTemplate = config.zmq.replayEndpointTemplate;
     const ingestor = new EventIngestor({
       sink: index,
       log: log.child({ component: 'events' }),
       registry,
-      replayEndpoints: (podId) => replayByPod.get(podId),
+      replayEndpoints: (podId) => replayByPod.get(podId) ?? (replayTemplate ? replayEndpointFromTemplate(replayTemplate, podId) : undefined),
       sourceIdleTimeoutMs: config.zmq.sourceIdleTimeoutSeconds * 1000,
     });
     closers.push(() => ingestor.close());
     if (config.zmq.bind) await ingestor.bind(config.zmq.bind);
     for (const pod of config.zmq.pods) await ingestor.connectPod(pod.name, pod.endpoint, pod.replayEndpoint);
 
-    const service = new IndexerService({ index, tokenizers, log: log.child({ component: 'service' }) });
+    const discovery =
+      config.zmq.discovery && deps.kubeConfig
+        ? createPodDiscovery({
+            kubeConfig: deps.kubeConfig,
+            config: config.zmq.discovery,
+            log: log.child({ component: 'discovery' }),
+            registry,
+            subscriptions: {
+              connect: (podId, endpoint, replayEndpoint) => ingestor.connectPod(podId, endpoint, replayEndpoint),
+              disconnect: async (podId) => {
+                await ingestor.disconnectPod(podId);
+                // Right away, so scores stop naming the pod now; the ingestor's queued forget then
+                // clears whatever batches still in flight from it add.
+                index.removePod(podId);
+              },
+            },
+          })
+        : undefined;
+    if (discovery) closers.push(() => discovery.stop());
 
+    const service = new IndexerService({ index, tokenizers, log: log.child({ component: 'service' }), loraAdapters: Object.keys(config.loras) });
+
+    const isReady = () => ready && (discovery?.synced ?? true);
     const grpcServer = await startGrpcServer({
       host: config.grpc.host,
       port: config.grpc.port,
       service,
       log: log.child({ component: 'grpc' }),
-      ready: () => ready,
+      ready: isReady,
       observe: (code, seconds) => metrics.observe('grpc', 'Score', code, seconds),
     });
     closers.push(() => grpcServer.close());
@@ -143,7 +173,7 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       port: config.http.port,
       log: log.child({ component: 'http' }),
       registry,
-      ready: () => ready,
+      ready: isReady,
       routes: {
         'POST /v1/score': measured('/v1/score', async (req, res) => {
           const parsed = await parsedBody(req);
@@ -156,19 +186,23 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
         }),
         'GET /v1/pods': measured('/v1/pods', (_req, res) => {
           const { pods, ...summary } = index.stats();
-          sendJson(res, 200, { pods, index: summary, ingestion: ingestor.stats() });
+          const discovered = discovery ? { discovery: { synced: discovery.synced, pods: discovery.connected() } } : {};
+          sendJson(res, 200, { pods, index: summary, ingestion: ingestor.stats(), ...discovered });
         }),
       },
     });
     closers.push(() => httpServer.close());
 
     ready = true;
+    // Not awaited: the servers answer /healthz while the first list is retried (say, RBAC missing).
+    discovery?.start().catch((err: unknown) => log.error('pod discovery failed to start', { err }));
     log.info('indexer ready', {
       httpPort: httpServer.port,
       grpcPort: grpcServer.port,
-      mode: config.zmq.bind ? 'central' : 'per-pod',
+      mode: config.zmq.bind ? 'central' : config.zmq.discovery ? 'discovery' : 'per-pod',
       zmqBind: config.zmq.bind,
       pods: config.zmq.pods.length,
+      ...(config.zmq.discovery ? { discoveryNamespace: config.zmq.discovery.namespace, discoverySelector: config.zmq.discovery.selector } : {}),
       blockSize: config.blockSize,
       models: tokenizers.models,
     });

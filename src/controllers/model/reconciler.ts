@@ -8,9 +8,9 @@ import type { Logger } from '../../common/log.ts';
 import { mergeConditions } from '../conditions.ts';
 import { FIELD_MANAGER } from '../objects.ts';
 import { parseModels } from '../pool/reconciler.ts';
-import type { Informer } from '../runtime/informer.ts';
+import type { Informer } from '../../common/kube/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import type { KubeClient } from '../runtime/kube-client.ts';
+import type { KubeClient } from '../../common/kube/kube-client.ts';
 import { stableJson } from '../stable-json.ts';
 import { resolveModels } from './resolve.ts';
 

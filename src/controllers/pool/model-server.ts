@@ -13,13 +13,15 @@ export interface ModelServerOptions {
   clusterDomain?: string;
 }
 
-/** vLLM's --kv-events-config: publish over ZMQ to the pool's router Service, one topic per pod. */
+/**
+ * vLLM's --kv-events-config: each pod binds its publisher and replay endpoint ("*" makes vLLM bind),
+ * and every router replica's indexer discovers the pods and connects to each (ADR 0007).
+ */
 export function kvEventsConfig(pool: InferencePool): string {
-  const ns = pool.metadata.namespace ?? 'default';
   return JSON.stringify({
     enable_kv_cache_events: true,
     publisher: 'zmq',
-    endpoint: `tcp://${names.router(pool.metadata.name)}.${ns}.svc:${KV_EVENTS_PORT}`,
+    endpoint: `tcp://*:${KV_EVENTS_PORT}`,
     replay_endpoint: `tcp://*:${KV_REPLAY_PORT}`,
     topic: `kv@$(POD_IP)@${servedModelName(pool)}`,
   });
@@ -81,6 +83,7 @@ export function buildModelServerDeployment(pool: InferencePool): V1Deployment | 
     env: vllmEnv(server),
     ports: [
       { name: 'http', containerPort: server.port, protocol: 'TCP' },
+      { name: 'kv-events', containerPort: KV_EVENTS_PORT, protocol: 'TCP' },
       { name: 'kv-replay', containerPort: KV_REPLAY_PORT, protocol: 'TCP' },
     ],
     // Loading weights takes minutes: the startup probe holds liveness off for up to 20 minutes.

@@ -1,6 +1,7 @@
 // Desired router objects of an InferencePool: the ConfigMap rendered from the pool and its accepted
 // InferenceModels, the router Deployment (router container + indexer sidecar), its Service, and the
-// ServiceAccount, Role and RoleBinding that let it read pods and nothing more.
+// ServiceAccount, Role and RoleBinding that let it read pods and nothing more (the router's endpoint
+// view and the indexer's pod discovery both list and watch them).
 
 import type { V1ConfigMap, V1Container, V1Deployment, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
 import YAML from 'yaml';
@@ -9,10 +10,10 @@ import type { InferencePool } from '../../api/inference-pool.ts';
 import type { IndexerConfigInput } from '../../api/indexer-config.ts';
 import type { RouterConfig } from '../../api/router-config.ts';
 import { names, ownedMeta, podSelector, servedModelName } from '../objects.ts';
-import { KV_EVENTS_PORT } from './model-server.ts';
+import { KV_EVENTS_PORT, KV_REPLAY_PORT } from './model-server.ts';
 
 export const ROUTER_PORTS = { grpc: 9002, health: 9003, metrics: 9090 } as const;
-export const INDEXER_PORTS = { zmq: KV_EVENTS_PORT, http: 8081, grpc: 9004 } as const;
+export const INDEXER_PORTS = { http: 8081, grpc: 9004 } as const;
 export const CONFIG_DIR = '/etc/kvroute';
 
 export interface RouterOptions {
@@ -51,11 +52,22 @@ export function renderRouterConfig(pool: InferencePool, models: InferenceModel[]
   };
 }
 
-/** indexer.yaml: central ZMQ mode (every vLLM pod connects to the sidecar), hashing as the pool runs. */
+/**
+ * indexer.yaml: discovery mode (the sidecar lists the pool's pods and connects to each one's
+ * publisher, so every router replica sees every pod), hashing as the pool runs. Adopted pods are
+ * expected to publish on vLLM's default ports, as the operator's own pods do.
+ */
 export function renderIndexerConfig(pool: InferencePool): IndexerConfigInput {
   const server = pool.spec.modelServer;
   return {
-    zmq: { bind: `tcp://*:${INDEXER_PORTS.zmq}` },
+    zmq: {
+      discovery: {
+        namespace: pool.metadata.namespace ?? 'default',
+        selector: { ...podSelector(pool) },
+        port: KV_EVENTS_PORT,
+        replayPort: KV_REPLAY_PORT,
+      },
+    },
     http: { port: INDEXER_PORTS.http },
     grpc: { port: INDEXER_PORTS.grpc },
     blockSize: server?.blockSize ?? DEFAULT_BLOCK_SIZE,
@@ -113,8 +125,9 @@ export function buildRouterDeployment(pool: InferencePool, options: RouterOption
     name: 'indexer',
     image,
     args: ['indexer', '--config', `${CONFIG_DIR}/indexer.yaml`],
+    // The namespace is in indexer.yaml too; POD_NAMESPACE is the indexer's fallback when it is not.
+    env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
     ports: [
-      { name: 'zmq', containerPort: INDEXER_PORTS.zmq, protocol: 'TCP' },
       { name: 'indexer-http', containerPort: INDEXER_PORTS.http, protocol: 'TCP' },
       { name: 'indexer-grpc', containerPort: INDEXER_PORTS.grpc, protocol: 'TCP' },
     ],
@@ -152,7 +165,6 @@ export function buildRouterService(pool: InferencePool): V1Service {
         { name: 'grpc-ext-proc', port: ROUTER_PORTS.grpc, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'http2' },
         { name: 'http-health', port: ROUTER_PORTS.health, targetPort: 'health', protocol: 'TCP' },
         { name: 'http-metrics', port: ROUTER_PORTS.metrics, targetPort: 'metrics', protocol: 'TCP' },
-        { name: 'tcp-zmq', port: INDEXER_PORTS.zmq, targetPort: 'zmq', protocol: 'TCP' },
       ],
     },
   };

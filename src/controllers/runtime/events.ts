@@ -3,7 +3,7 @@
 
 import type { Logger } from '../../common/log.ts';
 import type { Condition } from '../../api/meta.ts';
-import { resourcePath, type KubeClient } from './kube-client.ts';
+import { resourcePath, type KubeClient } from '../../common/kube/kube-client.ts';
 
 export interface InvolvedObject {
   apiVersion: string;

@@ -4,7 +4,7 @@
 // and release the lease on shutdown so a successor takes over at once.
 
 import type { Logger } from '../../common/log.ts';
-import { isConflict, isNotFound, resourcePath, type KubeClient } from './kube-client.ts';
+import { isConflict, isNotFound, resourcePath, type KubeClient } from '../../common/kube/kube-client.ts';
 
 export interface LeaderElectionOptions {
   namespace: string;

@@ -1,8 +1,9 @@
 // A shared informer: client-node's ListWatch (list, then watch from the list's resourceVersion, relist
 // on 410) plus what it lacks: restart with backoff after an error, and a synced flag for /readyz.
+// Used by the operator's controllers and by the indexer's pod discovery.
 
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import type { Logger } from '../../common/log.ts';
+import type { Logger } from '../log.ts';
 import type { KubeClient } from './kube-client.ts';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
@@ -14,6 +15,8 @@ export interface InformerOptions {
   labelSelector?: string;
   fieldSelector?: string;
   log: Logger;
+  /** Called each time a failed list/watch is scheduled to restart (for a restart counter). */
+  onRestart?: () => void;
 }
 
 export class Informer<T extends KubernetesObject> {
@@ -43,6 +46,7 @@ export class Informer<T extends KubernetesObject> {
     this.lw.on('error', (err) => {
       if (this.stopped) return;
       this.log.warn('list/watch failed; restarting', { err, inMs: this.restartDelayMs });
+      options.onRestart?.();
       this.restartTimer = setTimeout(() => {
         if (!this.stopped) this.lw.start().then(() => this.markSyncedIfListed(), (e: unknown) => this.log.warn('restart failed', { err: e }));
       }, this.restartDelayMs);

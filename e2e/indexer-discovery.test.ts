@@ -1,0 +1,261 @@
+// Two `kvroute indexer` processes in discovery mode against a real kube-apiserver + etcd, run from
+// the indexer.yaml the operator renders and with only the router's ServiceAccount and Role. Pod objects
+// get their status (IP, Ready) from the test as a kubelet would, each "pod" a real ZMQ publisher bound
+// to its own loopback address. Both indexers must see every pod (the HA case), drop a pod that turns
+// NotReady or is deleted, and pick up a new one quickly.
+
+import { describe, it, expect, beforeAll, afterAll, jest } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import type { KubeObjectLike } from '../src/common/kube/kube-client.ts';
+import { buildRouterRbac, renderIndexerConfig } from '../src/controllers/pool/router.ts';
+import { testPool } from '../src/controllers/testing.ts';
+import { TestPublisher, storedEvent } from '../src/indexer/events/test-helpers.ts';
+import { kubeTestsEnabled, startKube, usePortRange, waitFor, type KubeEnv } from './kube/cluster.ts';
+import { createNamespace } from './kube/fixtures.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const NODE = path.join(ROOT, 'node_modules/.bin/node');
+const NS = 'ml';
+const MODEL = 'm';
+const BLOCK = 4;
+const EVENTS_PORT = 5850;
+const REPLAY_PORT = 5851;
+const INDEXERS = [
+  { http: 8350, grpc: 9350 },
+  { http: 8351, grpc: 9351 },
+];
+/** Tokens of two blocks: pod A will hold both, pod B the first. */
+const TOKENS = Array.from({ length: 2 * BLOCK }, (_, i) => 100 + i);
+const describeKube = kubeTestsEnabled() ? describe : describe.skip;
+jest.setTimeout(60_000);
+
+interface IndexerProcess {
+  child: ChildProcess;
+  base: string;
+  exited: Promise<void>;
+}
+
+interface PodsView {
+  pods: Record<string, number>;
+  discovery: { synced: boolean; pods: string[] };
+}
+
+async function scores(base: string): Promise<Record<string, number>> {
+  const res = await fetch(`${base}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, tokens: TOKENS }) });
+  if (res.status !== 200) throw new Error(`score answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { scores: Record<string, number> }).scores;
+}
+
+async function podsView(base: string): Promise<PodsView> {
+  return (await (await fetch(`${base}/v1/pods`)).json()) as PodsView;
+}
+
+describeKube('indexer pod discovery against kube-apiserver', () => {
+  let env: KubeEnv;
+  const indexers: IndexerProcess[] = [];
+  /** An adopted-pods pool: the operator renders discovery of `app=vllm` pods in its namespace. */
+  const pool = testPool({ model: { name: MODEL }, selector: { app: 'vllm' } }, { namespace: NS });
+  let configFile: string;
+  let routerKubeconfig: string;
+  const publishers = new Map<string, TestPublisher>();
+
+  const podPath = (name?: string) => `/api/v1/namespaces/${NS}/pods${name ? `/${name}` : ''}`;
+
+  async function createPod(name: string, labels: Record<string, string> = { app: 'vllm', 'llm-d.ai/inferenceServing': 'true' }): Promise<void> {
+    await env.client.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS, labels }, spec: { containers: [{ name: 'vllm', image: 'vllm/vllm-openai:v0.33.0' }] } });
+  }
+
+  /** What a kubelet would report: the pod IP and the Ready condition, through the status subresource. */
+  async function setPodStatus(name: string, ip: string, ready: boolean): Promise<void> {
+    const status = {
+      phase: 'Running',
+      podIP: ip,
+      podIPs: [{ ip }],
+      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date().toISOString() }],
+    };
+    await env.client.request('PATCH', `${podPath(name)}/status`, { body: { status }, contentType: 'application/merge-patch+json' });
+  }
+
+  async function publisherAt(ip: string): Promise<TestPublisher> {
+    const pub = await TestPublisher.start({ topic: `kv@${ip}@${MODEL}`, bind: `tcp://${ip}:${EVENTS_PORT}`, replayBind: `tcp://${ip}:${REPLAY_PORT}` });
+    publishers.set(ip, pub);
+    return pub;
+  }
+
+  /** Publishes `blocks` blocks from a pod until every indexer scores that pod so (PUB drops what no subscriber has joined for yet). */
+  async function publishUntilScored(ip: string, blocks: number): Promise<void> {
+    const pub = publishers.get(ip)!;
+    const hashes = Array.from({ length: blocks }, (_, i) => BigInt(i + 1));
+    await waitFor(async () => {
+      await pub.publish([storedEvent(hashes, null, BLOCK)]);
+      const seen = await Promise.all(indexers.map((ix) => scores(ix.base)));
+      return seen.every((s) => s[ip] === blocks) || undefined;
+    }, `every indexer scoring ${ip} at ${blocks}`, 20_000, 100);
+  }
+
+  /** A kubeconfig that authenticates as the router's ServiceAccount, so the indexer has its Role and no more. */
+  async function kubeconfigAsRouter(): Promise<string> {
+    const sa = `${pool.metadata.name}-router`;
+    const { status } = await env.client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${NS}/serviceaccounts/${sa}/token`, {
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+    });
+    const kc = YAML.parse(fs.readFileSync(env.kubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
+    kc.users[0]!.user.token = status.token;
+    const file = path.join(env.dir, 'router.kubeconfig');
+    fs.writeFileSync(file, YAML.stringify(kc));
+    return file;
+  }
+
+  function startIndexer(ports: { http: number; grpc: number }, logFile: string, kubeconfig = routerKubeconfig): IndexerProcess {
+    // The operator's indexer.yaml, with only what a test on loopback must change given as flags.
+    const args = [
+      'bin/kvroute.js', 'indexer',
+      '--config', configFile,
+      '--kubeconfig', kubeconfig,
+      '--pod-zmq-port', String(EVENTS_PORT),
+      '--pod-replay-port', String(REPLAY_PORT),
+      '--not-ready-grace', '1',
+      '--listen-host', '127.0.0.1',
+      '--http-port', String(ports.http),
+      '--grpc-port', String(ports.grpc),
+      '--block-size', String(BLOCK),
+      '--tokenizer-workers', '0',
+    ];
+    const child = spawn(NODE, args, { cwd: ROOT, env: { ...process.env, POD_NAMESPACE: NS }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = fs.createWriteStream(logFile);
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    return { child, base: `http://127.0.0.1:${ports.http}`, exited };
+  }
+
+  beforeAll(async () => {
+    usePortRange(16100, 16199);
+    env = await startKube();
+    await createNamespace(env.client, NS);
+    for (const obj of buildRouterRbac(pool)) await env.client.create(obj as KubeObjectLike);
+    routerKubeconfig = await kubeconfigAsRouter();
+    configFile = path.join(env.dir, 'indexer.yaml');
+    fs.writeFileSync(configFile, YAML.stringify(renderIndexerConfig(pool)));
+    // Pod A exists and is Ready before the indexers start (first list); pod B turns Ready after (watch).
+    await createPod('vllm-a');
+    await setPodStatus('vllm-a', '127.0.0.2', true);
+    // A pod outside the selector and one without the inference-serving label are never connected.
+    await createPod('other', { app: 'other', 'llm-d.ai/inferenceServing': 'true' });
+    await setPodStatus('other', '127.0.0.8', true);
+    await createPod('unlabelled', { app: 'vllm' });
+    await setPodStatus('unlabelled', '127.0.0.9', true);
+    await publisherAt('127.0.0.2');
+    await publisherAt('127.0.0.3');
+    INDEXERS.forEach((ports, i) => indexers.push(startIndexer(ports, path.join(env.dir, `indexer-${i}.log`))));
+    for (const ix of indexers) {
+      await waitFor(() => fetch(`${ix.base}/readyz`).then((r) => r.status === 200 || undefined), `${ix.base}/readyz`, 30_000, 100);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const ix of indexers) ix.child.kill('SIGTERM');
+    await Promise.all(indexers.map((ix) => ix.exited));
+    for (const pub of publishers.values()) pub.close();
+    await env?.stop();
+  }, 60_000);
+
+  /** A Ready pod at `ip` with a publisher there, already scored by both indexers at `blocks`. */
+  async function readyScoredPod(name: string, ip: string, blocks: number): Promise<void> {
+    await publisherAt(ip);
+    await createPod(name);
+    await setPodStatus(name, ip, true);
+    await publishUntilScored(ip, blocks);
+  }
+
+  async function waitDropped(ip: string): Promise<void> {
+    for (const ix of indexers) {
+      await waitFor(async () => {
+        const view = await podsView(ix.base);
+        const s = await scores(ix.base);
+        return (!view.discovery.pods.includes(ip) && !(ip in view.pods) && !(ip in s)) || undefined;
+      }, `${ix.base} dropping ${ip} from discovery, /v1/pods and scores`, 10_000, 100);
+    }
+  }
+
+  async function metric(base: string, line: RegExp): Promise<number> {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const m = text.split('\n').map((l) => line.exec(l)).find((x) => x !== null);
+    return m ? Number(m[1]) : 0;
+  }
+  const disconnects = (base: string, reason: string) => metric(base, new RegExp(`^kvroute_indexer_discovery_disconnects_total\\{reason="${reason}"\\} (\\d+)$`));
+
+  it('both indexers score a pod listed before they started and one that turns Ready later, never pods outside the selector', async () => {
+    for (const ix of indexers) expect((await podsView(ix.base)).discovery.pods).toContain('127.0.0.2');
+    await createPod('vllm-b');
+    await setPodStatus('vllm-b', '127.0.0.3', true);
+    await publishUntilScored('127.0.0.2', 2);
+    await publishUntilScored('127.0.0.3', 1);
+    for (const ix of indexers) {
+      expect(await scores(ix.base)).toMatchObject({ '127.0.0.2': 2, '127.0.0.3': 1 });
+      const view = await podsView(ix.base);
+      expect(view.discovery.pods).toEqual(expect.arrayContaining(['127.0.0.2', '127.0.0.3']));
+      expect(view.discovery.pods).not.toContain('127.0.0.8');
+      expect(view.discovery.pods).not.toContain('127.0.0.9');
+      expect(view.pods).toMatchObject({ '127.0.0.2': 2, '127.0.0.3': 1 });
+    }
+  });
+
+  it('drops a pod that stays NotReady past the grace from scores and /v1/pods on both indexers', async () => {
+    await readyScoredPod('vllm-d', '127.0.0.5', 2);
+    const before = await Promise.all(indexers.map((ix) => disconnects(ix.base, 'not_ready')));
+    await setPodStatus('vllm-d', '127.0.0.5', false);
+    await waitDropped('127.0.0.5');
+    for (const [i, ix] of indexers.entries()) expect(await disconnects(ix.base, 'not_ready')).toBe(before[i]! + 1);
+  });
+
+  it('drops a pod as soon as it is being deleted, and a force-deleted one, from scores and /v1/pods on both indexers', async () => {
+    await readyScoredPod('vllm-e', '127.0.0.6', 1);
+    await readyScoredPod('vllm-f', '127.0.0.7', 1);
+    const dropped = async (base: string) => (await disconnects(base, 'terminating')) + (await disconnects(base, 'gone'));
+    const before = await Promise.all(indexers.map((ix) => dropped(ix.base)));
+    // With no kubelet to confirm, a graceful delete leaves the pod terminating; that is enough to drop it.
+    await env.client.delete(podPath('vllm-e'));
+    await waitDropped('127.0.0.6');
+    await env.client.request('DELETE', podPath('vllm-f'), { body: { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0 } });
+    await waitDropped('127.0.0.7');
+    // The apiserver may mark even a force-deleted pod terminating before it removes it: either reason counts.
+    for (const [i, ix] of indexers.entries()) expect(await dropped(ix.base)).toBe(before[i]! + 2);
+  });
+
+  it('answers /healthz but not /readyz until the first pod list succeeds, counting list/watch restarts', async () => {
+    // A kubeconfig whose API server is not there: the list fails and is retried with backoff.
+    const kubeconfig = path.join(env.dir, 'unreachable.kubeconfig');
+    fs.writeFileSync(kubeconfig, fs.readFileSync(env.kubeconfigPath, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, 'server: https://127.0.0.1:1'));
+    const ix = startIndexer({ http: 8352, grpc: 9352 }, path.join(env.dir, 'indexer-unreachable.log'), kubeconfig);
+    try {
+      await waitFor(() => fetch(`${ix.base}/healthz`).then((r) => r.status === 200 || undefined), 'healthz', 30_000, 100);
+      await waitFor(async () => (await metric(ix.base, /^kvroute_indexer_discovery_watch_restarts_total (\d+)$/)) > 0 || undefined, 'a counted restart', 10_000, 100);
+      expect((await fetch(`${ix.base}/readyz`)).status).toBe(503);
+      expect((await podsView(ix.base)).discovery).toEqual({ synced: false, pods: [] });
+    } finally {
+      ix.child.kill('SIGTERM');
+      await ix.exited;
+    }
+  });
+
+  it('subscribes both indexers to a new pod within two seconds of it turning Ready', async () => {
+    await publisherAt('127.0.0.4');
+    await createPod('vllm-c');
+    const readyAt = Date.now();
+    await setPodStatus('vllm-c', '127.0.0.4', true);
+    const pickedUp = await Promise.all(
+      indexers.map((ix) =>
+        waitFor(async () => ((await podsView(ix.base)).discovery.pods.includes('127.0.0.4') ? Date.now() - readyAt : undefined), `${ix.base} picking up 127.0.0.4`, 10_000, 20),
+      ),
+    );
+    console.log(`new pod subscribed by both indexers ${pickedUp.join(' ms, ')} ms after it turned Ready`);
+    for (const ms of pickedUp) expect(ms).toBeLessThan(2_000);
+    await publishUntilScored('127.0.0.4', 2);
+    for (const ix of indexers) expect((await scores(ix.base))['127.0.0.4']).toBe(2);
+  });
+});
