@@ -94,6 +94,16 @@ export type IndexerSpec = z.infer<typeof IndexerSpec>;
 export const GatewaySpec = z
   .object({
     envoyFilter: z.boolean().default(false),
+    namespace: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name: lower-case letters, digits and "-"')
+      .optional()
+      .meta({
+        description:
+          'namespace of the Istio gateway workload, where the EnvoyFilter is created (Istio applies a filter only to workloads in its own namespace, or to all from the root namespace); defaults to the pool\'s namespace',
+      }),
     workloadSelector: LabelMap.optional().meta({ description: 'labels of the Istio gateway workload the EnvoyFilter applies to' }),
     messageTimeout: z.string().regex(/^([0-9]+(\.[0-9]+)?(ms|s|m))+$/).default('1s'),
   })

@@ -1,6 +1,7 @@
 // Reconciles one InferencePool: reads it and its models from the informer caches, server-side-applies
-// the desired objects under one field manager, prunes optional objects it no longer wants, and writes
-// status through the /status subresource. Level-triggered: the key is all it is told.
+// the desired objects under one field manager, prunes optional objects it no longer wants, places the
+// gateway's EnvoyFilter (and cleans it up across namespaces on deletion), and writes status through the
+// /status subresource. Level-triggered: the key is all it is told.
 
 import type { V1Deployment, V1Pod, KubernetesObject } from '@kubernetes/client-node';
 import { InferenceModel } from '../../api/inference-model.ts';
@@ -11,11 +12,13 @@ import { mergeConditions } from '../conditions.ts';
 import { resolveModels } from '../model/resolve.ts';
 import { FIELD_MANAGER, names } from '../objects.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
-import type { Informer } from '../runtime/informer.ts';
+import type { Informer } from '../../common/kube/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import { KubeApiError, resourcePath, type KubeClient } from '../runtime/kube-client.ts';
+import { KubeApiError, resourcePath, type KubeClient } from '../../common/kube/kube-client.ts';
 import { fingerprint, stableJson } from '../stable-json.ts';
 import { desiredPoolObjects, type DesiredObject, type DesiredOptions } from './desired.ts';
+import { EnvoyFilterSync } from './envoy-filter-sync.ts';
+import type { EnvoyFilter } from './gateway.ts';
 import { computePoolStatus } from './status.ts';
 
 export interface PoolCaches {
@@ -37,6 +40,8 @@ export interface PoolReconcilerOptions {
 }
 
 const MISSING_API_RECHECK_MS = 30_000;
+/** A missing gateway namespace is usually a matter of install order; look again soon. */
+const MISSING_NAMESPACE_RECHECK_MS = 10_000;
 
 interface Applied {
   fingerprint: string;
@@ -62,14 +67,17 @@ export function parseModels(objects: readonly KubernetesObject[], log: Logger): 
 export class PoolReconciler {
   private readonly o: PoolReconcilerOptions;
   private readonly applied = new Map<string, Applied>();
+  private readonly envoyFilters: EnvoyFilterSync;
 
   constructor(options: PoolReconcilerOptions) {
     this.o = options;
+    this.envoyFilters = new EnvoyFilterSync({ client: options.client, log: options.log });
   }
 
   /** Forgets what was applied so the next reconcile re-applies everything (drift in unwatched kinds). */
   forgetApplied(): void {
     this.applied.clear();
+    this.envoyFilters.forget();
   }
 
   private upToDate(obj: DesiredObject, fp: string): boolean {
@@ -84,9 +92,18 @@ export class PoolReconciler {
     const [namespace, name] = key.split('/') as [string, string];
     const { client, caches, log } = this.o;
     const raw = caches.pools.get(name, namespace);
-    if (!raw) return; // deleted: the garbage collector removes what it owned
-    // Being deleted (e.g. foreground deletion waits for the children): re-applying them would fight the collector.
-    if (raw.metadata?.deletionTimestamp) return;
+    if (!raw) {
+      // Deleted: the garbage collector removes what it owned; filters elsewhere went before the finalizer did.
+      this.envoyFilters.forgetPool(key);
+      return;
+    }
+    const finalizers = raw.metadata?.finalizers ?? [];
+    // Being deleted (e.g. foreground deletion waits for the children): re-applying them would fight the
+    // collector; only the filters it cannot reach are removed, then the pool is released.
+    if (raw.metadata?.deletionTimestamp) {
+      await this.envoyFilters.finalize({ namespace, name, ...(raw.metadata.uid ? { uid: raw.metadata.uid } : {}) }, finalizers);
+      return;
+    }
     const parsed = InferencePool.safeParse(raw);
     const now = this.o.now?.() ?? new Date();
     if (!parsed.success) {
@@ -121,14 +138,20 @@ export class PoolReconciler {
         this.applied.set(objectKey(obj), { fingerprint: fp, resourceVersion: live.metadata?.resourceVersion });
       } catch (err) {
         this.applied.delete(objectKey(obj));
-        if (err instanceof KubeApiError && err.status === 404 && obj.kind === 'EnvoyFilter') missingKinds.push(`${obj.apiVersion} ${obj.kind}`);
-        else errors.push(`${obj.kind} ${obj.metadata.name}: ${(err as Error).message}`);
+        errors.push(`${obj.kind} ${obj.metadata.name}: ${(err as Error).message}`);
       }
     };
+    // The EnvoyFilter may live in another namespace and needs a finalizer and a sweep: it has its own path.
+    const isEnvoyFilter = (o: { kind: string }) => o.kind === 'EnvoyFilter';
+    const envoyFilter = desired.apply.find(isEnvoyFilter) as EnvoyFilter | undefined;
+    const owned = desired.apply.filter((o) => !isEnvoyFilter(o));
     const secondWave = (o: DesiredObject) => o.kind === 'RoleBinding';
-    await Promise.all(desired.apply.filter((o) => !secondWave(o)).map(applyOne));
-    await Promise.all(desired.apply.filter(secondWave).map(applyOne));
-    for (const ref of desired.prune) {
+    await Promise.all(owned.filter((o) => !secondWave(o)).map(applyOne));
+    await Promise.all(owned.filter(secondWave).map(applyOne));
+    const gateway = await this.envoyFilters.sync(pool, finalizers, envoyFilter);
+    errors.push(...gateway.errors);
+    if (gateway.missingKind) missingKinds.push(gateway.missingKind);
+    for (const ref of desired.prune.filter((r) => !isEnvoyFilter(r))) {
       try {
         const live = await client.get<KubernetesObject>(resourcePath(ref.apiVersion, ref.kind, ref.namespace, ref.name));
         const owner = live.metadata?.ownerReferences?.find((r) => r.kind === 'InferencePool' && r.uid === pool.metadata.uid);
@@ -151,6 +174,7 @@ export class PoolReconciler {
         modelServerDeployment: deployments?.get(names.vllm(name), namespace) as V1Deployment | undefined,
         ...(errors.length ? { applyError: errors.join('; ') } : {}),
         missingKinds,
+        ...(gateway.gatewayNamespaceMissing ? { gatewayNamespaceMissing: gateway.gatewayNamespaceMissing } : {}),
       },
       now,
     );
@@ -166,7 +190,8 @@ export class PoolReconciler {
       );
     }
     if (errors.length) throw new Error(`applying pool ${key} failed: ${errors.join('; ')}`);
-    // A missing API (Istio not installed yet) is not an error to back off from, but worth a re-check.
+    // A missing API (Istio not installed yet) or gateway namespace is not an error to back off from, but worth a re-check.
+    if (gateway.gatewayNamespaceMissing) return { requeueAfterMs: MISSING_NAMESPACE_RECHECK_MS };
     if (missingKinds.length) return { requeueAfterMs: MISSING_API_RECHECK_MS };
   }
 }

@@ -45,4 +45,13 @@ describe('computePoolStatus', () => {
     expect(byType.Degraded).toMatchObject({ status: 'True', reason: 'ApplyFailed', message: 'Deployment x: forbidden' });
     expect(byType.Progressing).toMatchObject({ status: 'True', reason: 'RollingOut' });
   });
+
+  it('reports a missing gateway namespace as Degraded with its own reason, naming the namespace', () => {
+    const s = computePoolStatus(pool, { pods: [pod('a', true)], routerDeployment: available, gatewayNamespaceMissing: 'istio-system' }, new Date());
+    expect(s.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'GatewayNamespaceNotFound',
+      message: expect.stringContaining('"istio-system" does not exist'),
+    });
+  });
 });

@@ -14,6 +14,8 @@ export interface ObservedPoolState {
   applyError?: string;
   /** Set when desired objects cannot be applied because the cluster lacks a kind (e.g. Istio). */
   missingKinds?: string[];
+  /** Set when the namespace the EnvoyFilter belongs in (the gateway's) does not exist. */
+  gatewayNamespaceMissing?: string;
 }
 
 function podReady(pod: V1Pod): boolean {
@@ -70,9 +72,16 @@ export function computePoolStatus(pool: InferencePool, observed: ObservedPoolSta
 
   const degraded: ConditionInput = observed.applyError
     ? { type: 'Degraded', status: 'True', reason: 'ApplyFailed', message: observed.applyError }
-    : observed.missingKinds?.length
-      ? { type: 'Degraded', status: 'True', reason: 'MissingAPI', message: `the cluster does not serve ${observed.missingKinds.join(', ')}` }
-      : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'all desired objects are applied' };
+    : observed.gatewayNamespaceMissing
+      ? {
+          type: 'Degraded',
+          status: 'True',
+          reason: 'GatewayNamespaceNotFound',
+          message: `spec.gateway.namespace "${observed.gatewayNamespaceMissing}" does not exist; the EnvoyFilter is created there once it does`,
+        }
+      : observed.missingKinds?.length
+        ? { type: 'Degraded', status: 'True', reason: 'MissingAPI', message: `the cluster does not serve ${observed.missingKinds.join(', ')}` }
+        : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'all desired objects are applied' };
 
   return {
     observedGeneration: pool.metadata.generation ?? 0,

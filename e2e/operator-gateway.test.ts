@@ -1,0 +1,238 @@
+// The operator's gateway wiring against a real kube-apiserver and etcd, run as the ServiceAccount bound
+// to config/rbac's ClusterRole: the EnvoyFilter goes in the gateway's namespace, the pool holds a cleanup
+// finalizer while it has a filter there, and the filter follows namespace switches, disablement and
+// deletion (also when a namespace controller deletes the pool's namespace after the gateway's is gone).
+
+import { describe, it, expect, beforeAll, afterAll, jest } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import YAML from 'yaml';
+import { createLogger } from '../src/common/log.ts';
+import { createRegistry } from '../src/common/metrics.ts';
+import { KubeApiError, resourcePath, type KubeClient } from '../src/common/kube/kube-client.ts';
+import { Operator } from '../src/controllers/manager.ts';
+import { KUBE_BIN_DIR, kubeTestsEnabled, startKube, usePortRange, waitFor, type KubeEnv } from './kube/cluster.ts';
+import { createNamespace, installCrd, installKvrouteCrds, openCrd } from './kube/fixtures.ts';
+
+const GV = 'inference.kvroute.io/v1alpha1';
+const EF = 'networking.istio.io/v1alpha3';
+const FINALIZER = 'inference.kvroute.io/gateway-cleanup';
+const ROLE = fileURLToPath(new URL('../config/rbac/role.yaml', import.meta.url));
+const describeKube = kubeTestsEnabled() ? describe : describe.skip;
+jest.setTimeout(60_000);
+usePortRange(16200, 16299);
+
+type Obj = KubernetesObject & {
+  spec?: any;
+  status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
+  metadata: NonNullable<KubernetesObject['metadata']> & { managedFields?: { manager: string; operation: string; fieldsV1?: any }[] };
+};
+
+describeKube('operator gateway wiring across namespaces', () => {
+  let env: KubeEnv;
+  let client: KubeClient;
+  let operator: Operator | undefined;
+  let namespaceController: ChildProcess | undefined;
+  let operatorLog = '';
+
+  const poolPath = (ns: string, name: string) => resourcePath(GV, 'InferencePool', ns, name);
+  const filterPath = (ns: string, name: string) => resourcePath(EF, 'EnvoyFilter', ns, name);
+  const getOrUndefined = <T>(p: string) => client.get<T>(p).catch((e: unknown) => (e instanceof KubeApiError && e.status === 404 ? undefined : Promise.reject(e)));
+  const gone = async (p: string) => (await getOrUndefined(p)) === undefined;
+  const finalizersOf = async (ns: string, name: string) => (await client.get<Obj>(poolPath(ns, name))).metadata.finalizers ?? [];
+  const degraded = async (ns: string, name: string) => (await client.get<Obj>(poolPath(ns, name))).status?.conditions?.find((c) => c.type === 'Degraded');
+  const mergePatch = (p: string, body: unknown) => client.request('PATCH', p, { body, contentType: 'application/merge-patch+json' });
+  const createPool = (ns: string, name: string, gateway: Record<string, unknown>) =>
+    client.create<Obj>({
+      apiVersion: GV,
+      kind: 'InferencePool',
+      metadata: { name, namespace: ns },
+      spec: { model: { name: 'm' }, selector: { app: name }, gateway: { envoyFilter: true, workloadSelector: { istio: 'ingressgateway' }, ...gateway } },
+    });
+
+  /** Runs the operator with exactly the permissions config/rbac grants its ServiceAccount. */
+  async function operatorKubeConfig(): Promise<KubeConfig> {
+    await createNamespace(client, 'kvroute-system');
+    await client.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kvroute-operator', namespace: 'kvroute-system' } });
+    const role = YAML.parse(fs.readFileSync(ROLE, 'utf8'));
+    await client.request('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', { body: role });
+    await client.request('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      body: {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: 'kvroute-operator' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata.name },
+        subjects: [{ kind: 'ServiceAccount', name: 'kvroute-operator', namespace: 'kvroute-system' }],
+      },
+    });
+    const token = await client.request<{ status: { token: string } }>('POST', resourcePath('v1', 'ServiceAccount', 'kvroute-system', 'kvroute-operator') + '/token', {
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+    });
+    const config = YAML.parse(fs.readFileSync(env.kubeconfigPath, 'utf8'));
+    config.users = [{ name: 'admin', user: { token: token.status.token } }];
+    const file = path.join(env.dir, 'operator.kubeconfig');
+    fs.writeFileSync(file, YAML.stringify(config));
+    const kc = new KubeConfig();
+    kc.loadFromFile(file);
+    return kc;
+  }
+
+  beforeAll(async () => {
+    env = await startKube();
+    client = env.client;
+    await installKvrouteCrds(client);
+    await installCrd(client, openCrd('networking.istio.io', 'v1alpha3', 'EnvoyFilter', 'envoyfilters'));
+    await createNamespace(client, 'apps');
+    const kubeConfig = await operatorKubeConfig();
+    operator = new Operator({
+      kubeConfig,
+      leaderElect: false,
+      leaseNamespace: 'kvroute-system',
+      defaultImage: 'kvroute:e2e',
+      clusterDomain: 'cluster.local',
+      resyncMs: 60_000,
+      log: createLogger({ level: 'info', component: 'operator', write: (l) => (operatorLog += l + '\n') }),
+      registry: createRegistry(),
+    });
+    await operator.start();
+  }, 120_000);
+
+  afterAll(async () => {
+    await operator?.stop();
+    if (namespaceController && namespaceController.exitCode === null) {
+      const exited = new Promise((r) => namespaceController!.once('exit', r));
+      namespaceController.kill('SIGTERM');
+      await exited;
+    }
+    await env?.stop();
+    // RBAC denials name the user; a namespace being terminated also answers 403, which is not a missing permission.
+    expect(operatorLog).not.toMatch(/forbidden: User/);
+  }, 60_000);
+
+  it('creates the filter in the gateway namespace with a finalizer, and deleting the pool removes both', async () => {
+    await createNamespace(client, 'gw-one');
+    const pool = await createPool('apps', 'one', { namespace: 'gw-one' });
+    const filter = await waitFor(() => getOrUndefined<Obj>(filterPath('gw-one', 'apps-one-ext-proc')), 'EnvoyFilter in gw-one');
+    expect(filter.metadata.labels).toMatchObject({ 'inference.kvroute.io/pool-namespace': 'apps', 'inference.kvroute.io/pool-name': 'one' });
+    expect(filter.metadata.ownerReferences).toBeUndefined();
+    expect(filter.spec.workloadSelector).toEqual({ labels: { istio: 'ingressgateway' } });
+    expect(filter.spec.configPatches[0].patch.value.typed_config.grpc_service.envoy_grpc.cluster_name).toBe('outbound|9002||one-router.apps.svc.cluster.local');
+    expect(await gone(filterPath('apps', 'one-ext-proc'))).toBe(true);
+
+    const live = await client.get<Obj>(poolPath('apps', 'one'));
+    expect(live.metadata.finalizers).toEqual([FINALIZER]);
+    // Server-side applied: the operator's field manager owns its one finalizer entry and nothing else.
+    const mine = live.metadata.managedFields!.filter((f) => f.manager === 'kvroute-operator' && f.operation === 'Apply' && !('subresource' in f));
+    expect(mine).toHaveLength(1);
+    expect(mine[0]!.fieldsV1).toEqual({ 'f:metadata': { 'f:finalizers': { [`v:"${FINALIZER}"`]: {} } } });
+
+    const t0 = Date.now();
+    await client.delete(poolPath('apps', 'one'), pool.metadata.uid);
+    await waitFor(() => gone(filterPath('gw-one', 'apps-one-ext-proc')), 'EnvoyFilter deleted with the pool', 10_000, 20);
+    await waitFor(() => gone(poolPath('apps', 'one')), 'pool released by its finalizer', 10_000, 20);
+    process.stdout.write(`pool delete -> cross-namespace EnvoyFilter deleted and pool released in ${Date.now() - t0} ms\n`);
+  });
+
+  it('moves the filter when the gateway namespace changes and drops the finalizer when it comes back beside the pool', async () => {
+    await createNamespace(client, 'gw-a');
+    await createNamespace(client, 'gw-b');
+    await createPool('apps', 'move', { namespace: 'gw-a' });
+    await waitFor(() => getOrUndefined(filterPath('gw-a', 'apps-move-ext-proc')), 'EnvoyFilter in gw-a');
+
+    const t0 = Date.now();
+    await mergePatch(poolPath('apps', 'move'), { spec: { gateway: { namespace: 'gw-b' } } });
+    await waitFor(() => getOrUndefined(filterPath('gw-b', 'apps-move-ext-proc')), 'EnvoyFilter in gw-b', 10_000, 20);
+    const placedMs = Date.now() - t0;
+    await waitFor(() => gone(filterPath('gw-a', 'apps-move-ext-proc')), 'old EnvoyFilter in gw-a deleted', 10_000, 20);
+    process.stdout.write(`gateway namespace switch: new EnvoyFilter in ${placedMs} ms, old one deleted in ${Date.now() - t0} ms\n`);
+    expect(await finalizersOf('apps', 'move')).toEqual([FINALIZER]);
+
+    await mergePatch(poolPath('apps', 'move'), { spec: { gateway: { namespace: null } } });
+    const local = await waitFor(() => getOrUndefined<Obj>(filterPath('apps', 'move-ext-proc')), 'EnvoyFilter beside the pool');
+    const pool = await client.get<Obj>(poolPath('apps', 'move'));
+    expect(local.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'InferencePool', uid: pool.metadata.uid, controller: true })]);
+    await waitFor(() => gone(filterPath('gw-b', 'apps-move-ext-proc')), 'EnvoyFilter in gw-b deleted');
+    await waitFor(async () => (await finalizersOf('apps', 'move')).length === 0, 'finalizer released once no filter is outside the pool namespace');
+  });
+
+  it('removes the filter and the finalizer when the gateway wiring is switched off, keeping finalizers others own', async () => {
+    await createNamespace(client, 'gw-off');
+    await createPool('apps', 'off', { namespace: 'gw-off' });
+    await waitFor(() => getOrUndefined(filterPath('gw-off', 'apps-off-ext-proc')), 'EnvoyFilter in gw-off');
+    // Another manager (a GitOps tool, say) holds its own finalizer on the same list.
+    await client.apply(
+      { apiVersion: GV, kind: 'InferencePool', metadata: { name: 'off', namespace: 'apps', finalizers: ['example.com/keep'] } },
+      { fieldManager: 'gitops' },
+    );
+    await waitFor(async () => (await finalizersOf('apps', 'off')).length === 2, 'both finalizers');
+
+    await mergePatch(poolPath('apps', 'off'), { spec: { gateway: { envoyFilter: false } } });
+    await waitFor(() => gone(filterPath('gw-off', 'apps-off-ext-proc')), 'EnvoyFilter deleted when disabled');
+    await waitFor(async () => (await finalizersOf('apps', 'off')).join() === 'example.com/keep', 'only the operator finalizer removed');
+    await client.apply({ apiVersion: GV, kind: 'InferencePool', metadata: { name: 'off', namespace: 'apps' } }, { fieldManager: 'gitops' });
+  });
+
+  it('releases its finalizer on deletion even when another manager also wrote that entry', async () => {
+    await createNamespace(client, 'gw-shared');
+    const pool = await createPool('apps', 'shared', { namespace: 'gw-shared' });
+    await waitFor(async () => (await finalizersOf('apps', 'shared')).includes(FINALIZER), 'finalizer');
+    // Another applier (a restore, a manifest that copied live metadata) co-owns the same entry, so releasing ours alone would keep it.
+    await client.apply({ apiVersion: GV, kind: 'InferencePool', metadata: { name: 'shared', namespace: 'apps', finalizers: [FINALIZER] } }, { fieldManager: 'restore' });
+    const owners = (await client.get<Obj>(poolPath('apps', 'shared'))).metadata.managedFields!.filter((f) => JSON.stringify(f.fieldsV1 ?? {}).includes(FINALIZER));
+    expect(owners.map((f) => f.manager).sort()).toEqual(['kvroute-operator', 'restore']);
+    await client.delete(poolPath('apps', 'shared'), pool.metadata.uid);
+    await waitFor(() => gone(filterPath('gw-shared', 'apps-shared-ext-proc')), 'EnvoyFilter deleted with the pool');
+    await waitFor(() => gone(poolPath('apps', 'shared')), 'pool released');
+  });
+
+  it('says Degraded with GatewayNamespaceNotFound while the gateway namespace is missing, and places the filter once it exists', async () => {
+    await createPool('apps', 'early', { namespace: 'gw-later' });
+    const c = await waitFor(async () => {
+      const d = await degraded('apps', 'early');
+      return d?.status === 'True' ? d : undefined;
+    }, 'Degraded=True');
+    expect(c).toMatchObject({ reason: 'GatewayNamespaceNotFound' });
+    expect(c.message).toContain('"gw-later"');
+    expect(await finalizersOf('apps', 'early')).toEqual([]);
+
+    await createNamespace(client, 'gw-later');
+    await waitFor(() => getOrUndefined(filterPath('gw-later', 'apps-early-ext-proc')), 'EnvoyFilter once gw-later exists', 20_000, 200);
+    await waitFor(async () => (await degraded('apps', 'early'))?.status === 'False', 'Degraded=False');
+    expect(await finalizersOf('apps', 'early')).toEqual([FINALIZER]);
+  });
+
+  it('refuses to overwrite an EnvoyFilter of the same name that is not the pool\'s', async () => {
+    await createNamespace(client, 'gw-taken');
+    await client.create({ apiVersion: EF, kind: 'EnvoyFilter', metadata: { name: 'apps-taken-ext-proc', namespace: 'gw-taken' }, spec: { hand: 'written' } });
+    await createPool('apps', 'taken', { namespace: 'gw-taken' });
+    const c = await waitFor(async () => {
+      const d = await degraded('apps', 'taken');
+      return d?.status === 'True' ? d : undefined;
+    }, 'Degraded=True');
+    expect(c).toMatchObject({ reason: 'ApplyFailed' });
+    expect(c.message).toContain('does not belong to pool apps/taken');
+    expect((await client.get<Obj>(filterPath('gw-taken', 'apps-taken-ext-proc'))).spec).toEqual({ hand: 'written' });
+  });
+
+  it('lets the namespace controller delete a pool namespace after the gateway namespace is gone', async () => {
+    // kube-controller-manager with only the namespace controller: it deletes a namespace's contents, then the namespace.
+    namespaceController = spawn(
+      path.join(KUBE_BIN_DIR, 'kube-controller-manager'),
+      [`--kubeconfig=${env.kubeconfigPath}`, '--controllers=namespace', '--leader-elect=false', '--secure-port=0', '--v=1'],
+      { stdio: ['ignore', fs.openSync(path.join(env.dir, 'namespace-controller.log'), 'w'), fs.openSync(path.join(env.dir, 'namespace-controller.err'), 'w')] },
+    );
+    await createNamespace(client, 'team');
+    await createNamespace(client, 'gw-doomed');
+    await createPool('team', 'doomed', { namespace: 'gw-doomed' });
+    await waitFor(() => getOrUndefined(filterPath('gw-doomed', 'team-doomed-ext-proc')), 'EnvoyFilter in gw-doomed');
+    await waitFor(async () => (await finalizersOf('team', 'doomed')).includes(FINALIZER), 'finalizer');
+
+    await client.delete(resourcePath('v1', 'Namespace', undefined, 'gw-doomed'));
+    await waitFor(() => gone(resourcePath('v1', 'Namespace', undefined, 'gw-doomed')), 'gateway namespace deleted', 45_000, 250);
+    await client.delete(resourcePath('v1', 'Namespace', undefined, 'team'));
+    await waitFor(() => gone(resourcePath('v1', 'Namespace', undefined, 'team')), 'pool namespace deleted, not stuck on the finalizer', 45_000, 250);
+  }, 120_000);
+});
