@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { silentLogger } from '../src/common/log.ts';
 import { parseSimPodConfig } from '../src/sim/config.ts';
 import { startSimPod } from '../src/sim/pod.ts';
@@ -146,6 +147,50 @@ async function runScenario(scenario: Scenario, tokenizer: Awaited<ReturnType<typ
   };
 }
 
+interface EventLoopResult {
+  tokenizerWorkers: number;
+  promptTokens: number;
+  maxEventLoopDelayMs: number;
+  worstOtherPodHealthMs: number;
+}
+
+/**
+ * Two pods in one process (as with --replicas): one tokenizes a cold ~24k-token prompt while the
+ * other's /health is polled. Reports the worst event-loop delay, with tokenizer workers and without.
+ */
+async function eventLoopDuringTokenization(workers: number, port: number): Promise<EventLoopResult> {
+  const model = 'bench-tokenize';
+  const tokenizer = await loadSimTokenizer(model, 'npm:qwen3', { workers });
+  const start = (p: number) => startSimPod(parseSimPodConfig({ podId: `t${p}`, model, port: p, timeScale: 1000 }), { tokenizer, log: silentLogger });
+  const pods = [await start(port), await start(port + 1)];
+  const prompt = (salt: string) => Array.from({ length: 2600 }, (_, i) => `${salt}${i} lorem${(i * 7919) % 1000}`).join(' ');
+  const complete = async (p: number, text: string) => {
+    const res = await fetch(`http://127.0.0.1:${p}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: text, max_tokens: 1 }) });
+    if (!res.ok) throw new Error(`completion on ${p} answered ${res.status}`);
+    return (await res.json()) as { usage: { prompt_tokens: number } };
+  };
+  try {
+    // Warm both pods (JIT, sockets) so only the long tokenization is measured.
+    for (const p of [port, port + 1]) await complete(p, prompt(`warm${p}`).slice(0, 20_000));
+    const histogram = monitorEventLoopDelay({ resolution: 1 });
+    histogram.enable();
+    let done = false;
+    const long = complete(port, prompt(`cold${workers}`)).finally(() => (done = true));
+    let worstHealthMs = 0;
+    while (!done) {
+      const t0 = performance.now();
+      await (await fetch(`http://127.0.0.1:${port + 1}/health`)).arrayBuffer();
+      worstHealthMs = Math.max(worstHealthMs, performance.now() - t0);
+    }
+    const answer = await long;
+    histogram.disable();
+    return { tokenizerWorkers: workers, promptTokens: answer.usage.prompt_tokens, maxEventLoopDelayMs: +(histogram.max / 1e6).toFixed(1), worstOtherPodHealthMs: +worstHealthMs.toFixed(1) };
+  } finally {
+    for (const p of pods) await p.close();
+    await tokenizer.close();
+  }
+}
+
 async function main(): Promise<void> {
   const clientAt = process.argv.indexOf('--client');
   if (clientAt >= 0) {
@@ -157,6 +202,9 @@ async function main(): Promise<void> {
   const tokenizer = await loadSimTokenizer('bench', 'npm:qwen3');
   const results = [];
   for (const s of SCENARIOS) results.push(await runScenario(s, tokenizer));
+  await tokenizer.close();
+  process.stderr.write('event loop while tokenizing a cold 24k-token prompt: workers 1, then 0\n');
+  const eventLoop = [await eventLoopDuringTokenization(1, PORT + 10), await eventLoopDuringTokenization(0, PORT + 12)];
   const doc = {
     benchmark: 'sim',
     description: 'requests/s one kvroute sim process sustains (closed loop, HTTP /v1/completions with token-id prompts) and its CPU per request',
@@ -164,6 +212,7 @@ async function main(): Promise<void> {
     cpus: (await import('node:os')).cpus().length,
     date: new Date().toISOString(),
     results,
+    eventLoop,
   };
   writeFileSync(path.join(ROOT, 'bench/results/sim.json'), JSON.stringify(doc, null, 2) + '\n');
   console.log('scenario             req/s   cpu ms/req  cpu util  cached  p50 sim ms  p99 sim ms  errors');
@@ -171,6 +220,10 @@ async function main(): Promise<void> {
     console.log(
       `${r.scenario.padEnd(20)} ${String(r.requestsPerSecond).padStart(6)} ${String(r.cpuMsPerRequest).padStart(12)} ${String(r.cpuUtilisation).padStart(9)} ${String(r.cachedTokenShare).padStart(7)} ${String(r.simulatedLatencyMs.p50).padStart(11)} ${String(r.simulatedLatencyMs.p99).padStart(11)} ${String(r.errors).padStart(7)}`,
     );
+  }
+  console.log('\ntokenizer workers  prompt tokens  max event-loop delay ms  worst /health of the other pod ms');
+  for (const e of eventLoop) {
+    console.log(`${String(e.tokenizerWorkers).padEnd(17)}  ${String(e.promptTokens).padStart(13)}  ${String(e.maxEventLoopDelayMs).padStart(23)}  ${String(e.worstOtherPodHealthMs).padStart(33)}`);
   }
 }
 

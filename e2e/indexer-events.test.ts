@@ -42,14 +42,14 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
   it('applies store, remove and clear with parent chains, recovers a gap by replay, and survives garbage', async () => {
     const sink = new RecordingSink();
     const registry = new Registry();
-    const replay: Record<string, string> = { 'pod-a': 'tcp://127.0.0.1:5801', '10.0.0.2:8000': 'tcp://127.0.0.1:5802' };
+    const replay: Record<string, string> = { 'pod-a': 'tcp://127.0.0.1:5951', '10.0.0.2:8000': 'tcp://127.0.0.1:5952' };
     const ingestor = new EventIngestor({ sink, log: silentLogger, registry, replayEndpoints: (pod) => replay[pod] });
     cleanups.push(() => ingestor.close());
-    await ingestor.bind('tcp://127.0.0.1:5800');
+    await ingestor.bind('tcp://127.0.0.1:5950');
 
-    const a = await startPublisher({ endpoint: 'tcp://127.0.0.1:5800', replay: replay['pod-a'], topic: 'kv@pod-a@meta-llama/Llama-3.1-8B@main' });
-    const b = await startPublisher({ endpoint: 'tcp://127.0.0.1:5800', replay: replay['10.0.0.2:8000'], topic: 'kv@10.0.0.2:8000@Qwen/Qwen3-8B', encoding: 'array', replyForm: 'legacy' });
-    const c = await startPublisher({ endpoint: 'tcp://127.0.0.1:5800', topic: 'kv@pod-c@m' });
+    const a = await startPublisher({ endpoint: 'tcp://127.0.0.1:5950', replay: replay['pod-a'], topic: 'kv@pod-a@meta-llama/Llama-3.1-8B@main' });
+    const b = await startPublisher({ endpoint: 'tcp://127.0.0.1:5950', replay: replay['10.0.0.2:8000'], topic: 'kv@10.0.0.2:8000@Qwen/Qwen3-8B', encoding: 'array', replyForm: 'legacy' });
+    const c = await startPublisher({ endpoint: 'tcp://127.0.0.1:5950', topic: 'kv@pod-c@m' });
     await sync(a, () => sink.applied('pod-a') > 0);
     await sync(b, () => sink.applied('10.0.0.2:8000') > 0);
     await sync(c, () => sink.applied('pod-c') > 0);
@@ -107,12 +107,12 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
 describe('data-parallel ranks as separate publisher processes (central mode)', () => {
   it('keeps ranks apart and replays a rank\'s gap from rank 0\'s replay port offset by the rank', async () => {
     const sink = new RecordingSink();
-    const ingestor = new EventIngestor({ sink, log: silentLogger, replayEndpoints: (pod) => (pod === 'pod-d' ? 'tcp://127.0.0.1:5821' : undefined) });
+    const ingestor = new EventIngestor({ sink, log: silentLogger, replayEndpoints: (pod) => (pod === 'pod-d' ? 'tcp://127.0.0.1:5956' : undefined) });
     cleanups.push(() => ingestor.close());
-    await ingestor.bind('tcp://127.0.0.1:5820');
+    await ingestor.bind('tcp://127.0.0.1:5955');
     const topic = 'kv@pod-d@m';
-    const rank0 = await startPublisher({ endpoint: 'tcp://127.0.0.1:5820', replay: 'tcp://127.0.0.1:5821', topic, dpRank: 0 });
-    const rank1 = await startPublisher({ endpoint: 'tcp://127.0.0.1:5820', replay: 'tcp://127.0.0.1:5822', topic, dpRank: 1 });
+    const rank0 = await startPublisher({ endpoint: 'tcp://127.0.0.1:5955', replay: 'tcp://127.0.0.1:5956', topic, dpRank: 0 });
+    const rank1 = await startPublisher({ endpoint: 'tcp://127.0.0.1:5955', replay: 'tcp://127.0.0.1:5957', topic, dpRank: 1 });
     await sync(rank0, () => sink.applied('pod-d') > 0);
     await sync(rank1, () => sink.applied('pod-d|dp1') > 0);
     await rank0.publish([stored([1n], null)]);
@@ -130,14 +130,14 @@ describe('data-parallel ranks as separate publisher processes (central mode)', (
 describe('kvroute indexer process fed by hack/kv_publisher.py (per-pod mode)', () => {
   it('scores pods over HTTP from published vLLM block hashes, across a replayed gap, removal and clear', async () => {
     const BLOCK = 16;
-    const HTTP = 5812;
-    const pub = await startPublisher({ endpoint: 'tcp://127.0.0.1:5810', bind: true, replay: 'tcp://127.0.0.1:5811', topic: 'kv@pod-x@Qwen/Qwen3-8B' });
+    const HTTP = 8450;
+    const pub = await startPublisher({ endpoint: 'tcp://127.0.0.1:5953', bind: true, replay: 'tcp://127.0.0.1:5954', topic: 'kv@pod-x@Qwen/Qwen3-8B' });
     const child = spawn(
       path.join(root, 'node_modules/.bin/node'),
       [
         'bin/kvroute.js', 'indexer',
-        '--pod', 'pod-x=tcp://127.0.0.1:5810,tcp://127.0.0.1:5811',
-        '--http-port', String(HTTP), '--grpc-port', '5813', '--listen-host', '127.0.0.1',
+        '--pod', 'pod-x=tcp://127.0.0.1:5953,tcp://127.0.0.1:5954',
+        '--http-port', String(HTTP), '--grpc-port', '9450', '--listen-host', '127.0.0.1',
         '--block-size', String(BLOCK), '--hash-seed', '0', '--log-level', 'warn',
       ],
       { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },

@@ -18,9 +18,9 @@ import type { ChatMessage } from '../src/indexer/types.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE = path.join(root, 'node_modules/.bin/node');
-const HTTP_PORT = 8317;
-const GRPC_PORT = 9317;
-const ZMQ_PORT = 5833;
+const HTTP_PORT = 8451;
+const GRPC_PORT = 9451;
+const ZMQ_PORT = 5960;
 const BLOCK = 16;
 const SEED = '0';
 const QWEN = 'Qwen/Qwen3-8B';
@@ -108,9 +108,10 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
 
   beforeAll(async () => {
     qwen = await loadModelTokenizer(QWEN, parseTokenizerSource('npm:qwen3'));
-    // The file sets what flags then override (log level) or leave alone (tier weights, a tokenizer).
+    // The file sets what flags then override (log level) or leave alone (tier weights, a tokenizer, and
+    // no fallback tokenizer, so an unconfigured model is a client error here).
     const configFile = path.join(tmp, 'indexer.yaml');
-    fs.writeFileSync(configFile, ['logLevel: warn', 'tierWeights: {gpu: 1.0, cpu: 0.5}', 'tokenizers:', `  "${QWEN}": npm:qwen3`, ''].join('\n'));
+    fs.writeFileSync(configFile, ['logLevel: warn', 'tierWeights: {gpu: 1.0, cpu: 0.5}', 'defaultTokenizer: none', 'tokenizers:', `  "${QWEN}": npm:qwen3`, ''].join('\n'));
     ({ child, stderr } = startIndexer([
       '--config', configFile,
       '--zmq-bind', `tcp://127.0.0.1:${ZMQ_PORT}`,
@@ -297,6 +298,78 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
   });
 });
 
+describe('kvroute indexer run as the contract command, fed by a real kvroute sim', () => {
+  it('scores prompt and messages of a model it has no tokenizer for with the default tokenizer, the sim\'s', async () => {
+    const zmqBind = 'tcp://127.0.0.1:5965';
+    const httpPort = 8460;
+    const simPort = 8461;
+    const model = 'acme/served-model';
+    const prompt = 'A served model the indexer was told nothing about. ' + 'Each sixteen tokens make one cached block. '.repeat(10);
+    const messages: ChatMessage[] = [
+      { role: 'system', content: 'You keep answers short.' },
+      { role: 'user', content: 'Why does a router care which pod cached a prompt? '.repeat(5) },
+    ];
+    // The issue's contract command; only --grpc-port (and startIndexer's --listen-host) keep it off
+    // ports other tests and engineers on this machine use.
+    const indexer = startIndexer(['--zmq-bind', zmqBind, '--http-port', String(httpPort), '--grpc-port', '9460']);
+    const sim = spawn(
+      NODE,
+      ['bin/kvroute.js', 'sim', '--port', String(simPort), '--model', model, '--pod-id', 'sim-contract', '--kv-events-endpoint', zmqBind,
+        '--frontend-overhead-ms', '0', '--time-scale', '100', '--tokenizer-workers', '0'],
+      { cwd: root, stdio: ['ignore', 'ignore', 'ignore'] },
+    );
+    const simExited = new Promise<number | null>((resolve) => sim.once('exit', (code) => resolve(code)));
+    const url = `http://127.0.0.1:${httpPort}`;
+    const score = async (body: Record<string, unknown>): Promise<Record<string, number>> => {
+      const res = await fetch(`${url}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, ...body }) });
+      const json = (await res.json()) as { scores?: Record<string, number>; error?: string };
+      if (res.status !== 200) throw new Error(`score answered ${res.status}: ${json.error}`);
+      return json.scores!;
+    };
+    const simPost = async (route: string, body: Record<string, unknown>): Promise<void> => {
+      const res = await fetch(`http://127.0.0.1:${simPort}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, max_tokens: 1, ...body }) });
+      if (res.status !== 200) throw new Error(`sim ${route} answered ${res.status}: ${await res.text()}`);
+    };
+    try {
+      await until('GET /healthz to answer 200', async () => ((await fetch(`${url}/healthz`)).status === 200 ? true : undefined), 60_000);
+      await until('the sim to be healthy', async () => ((await fetch(`http://127.0.0.1:${simPort}/health`)).status === 200 ? true : undefined), 60_000);
+      const qwen = await loadModelTokenizer(model, parseTokenizerSource('npm:qwen3'));
+      // ZMQ drops what the sim publishes before its connection is up: distinct probes until one lands.
+      let probe = 0;
+      await until('a probe prompt cached by the sim to score', async () => {
+        const text = `Probe ${probe++}. ${prompt}`;
+        await simPost('/v1/completions', { prompt: text });
+        return (await score({ prompt: text }))['sim-contract'] ? true : undefined;
+      });
+      const text = `Contract test. ${prompt}`;
+      await simPost('/v1/completions', { prompt: text });
+      const promptBlocks = Math.floor(qwen.tokenizePrompt(text).length / BLOCK);
+      const fromPrompt = await until('the prompt to score', async () => {
+        const s = await score({ prompt: text });
+        return s['sim-contract'] === promptBlocks ? s : undefined;
+      });
+      expect(fromPrompt).toEqual({ 'sim-contract': promptBlocks });
+      await simPost('/v1/chat/completions', { messages });
+      const chatBlocks = Math.floor(qwen.tokenizeChat(messages).length / BLOCK);
+      const fromMessages = await until('the messages to score', async () => {
+        const s = await score({ messages });
+        return s['sim-contract'] === chatBlocks ? s : undefined;
+      });
+      expect(fromMessages).toEqual({ 'sim-contract': chatBlocks });
+      // Another model's request sees none of this pod's blocks.
+      expect(await score({ model: 'other/model', prompt: text })).toEqual({});
+      const warnings = indexer.stderr().split('\n').filter((l) => l.includes('using a fallback'));
+      expect(warnings).toHaveLength(2);
+      expect(warnings.map((l) => JSON.parse(l) as Record<string, unknown>).map((w) => [w.model, w.source])).toEqual([[model, 'npm:qwen3'], ['other/model', 'npm:qwen3']]);
+    } finally {
+      sim.kill('SIGTERM');
+      indexer.child.kill('SIGTERM');
+      await simExited;
+      expect(await indexer.exited).toBe(0);
+    }
+  }, 120_000);
+});
+
 describe('kvroute indexer in per-pod mode', () => {
   it('connects to each pod\'s publisher and scores with tokenization in-process', async () => {
     const pod = new zmq.Publisher({ linger: 0 });
@@ -348,8 +421,8 @@ describe('kvroute indexer config errors', () => {
   it('exits 1 naming the bad field of a config file', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvroute-indexer-bad-'));
     const file = path.join(dir, 'bad.yaml');
-    fs.writeFileSync(file, 'zmq: {bind: "tcp://127.0.0.1:5564"}\nblockSize: zero\ntierWeights: {gpu: -1}\n');
-    const { exited, stderr } = startIndexer(['--config', file, '--http-port', '8318', '--grpc-port', '9318']);
+    fs.writeFileSync(file, 'zmq: {bind: "tcp://127.0.0.1:5963"}\nblockSize: zero\ntierWeights: {gpu: -1}\n');
+    const { exited, stderr } = startIndexer(['--config', file, '--http-port', '8457', '--grpc-port', '9457']);
     const code = await exited;
     fs.rmSync(dir, { recursive: true, force: true });
     expect(code).toBe(1);

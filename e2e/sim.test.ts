@@ -123,8 +123,8 @@ describe('kvroute sim (connect mode, the contract command)', () => {
       { role: 'system', content: 'You are terse.' },
       { role: 'user', content: 'Name three prime numbers, please, and explain why each of them is prime in one sentence.' },
     ];
-    const tokenizer = await loadSimTokenizer('M', 'npm:qwen3');
-    const expected = tokenizer.tokenizeChat(messages);
+    const tokenizer = await loadSimTokenizer('M', 'npm:qwen3', { workers: 0 });
+    const expected = await tokenizer.tokenize({ messages });
     const a = await post(HTTP, '/v1/chat/completions', { model: 'M', messages, max_tokens: 2 });
     expect(a.status).toBe(200);
     expect(a.json.object).toBe('chat.completion');
@@ -201,9 +201,11 @@ describe('kvroute sim --replicas with a bind endpoint', () => {
       sub.connect(`tcp://127.0.0.1:${5730 + i}`);
       sub.subscribe();
       const events = collect(sub);
-      const prompt = Array.from({ length: 40 }, (_, k) => 9000 + 100 * i + k);
+      // The SUB may join after the first batch is sent, and a repeated prompt is cached (no new
+      // BlockStored), so every attempt sends a prompt the pod has not seen.
       const deadline = Date.now() + 10_000;
-      while (events.batches.length === 0 && Date.now() < deadline) {
+      for (let attempt = 0; events.batches.length === 0 && Date.now() < deadline; attempt++) {
+        const prompt = Array.from({ length: 40 }, (_, k) => 9000 + 1000 * i + 50 * attempt + k);
         const r = await post(BASE + i, '/v1/completions', { model: 'M', prompt, max_tokens: 1 });
         expect(r.headers.get('x-inference-pod')).toBe(`sim-${i}`);
         await new Promise((res) => setTimeout(res, 100));
@@ -217,4 +219,60 @@ describe('kvroute sim --replicas with a bind endpoint', () => {
       await events.done;
     }
   });
+});
+
+describe('kvroute sim --replicas with a topic template', () => {
+  const BASE = 8506;
+  const EVENTS = 'tcp://127.0.0.1:5750';
+  let child: ChildProcess;
+  let sub: zmq.Subscriber;
+  let events: ReturnType<typeof collect>;
+
+  beforeAll(async () => {
+    sub = new zmq.Subscriber({ linger: 0 });
+    await sub.bind(EVENTS);
+    sub.subscribe();
+    events = collect(sub);
+    child = startSim(['--replicas', '2', '--base-port', String(BASE), '--model', 'M', '--kv-events-endpoint', EVENTS, '--kv-events-topic', 'kv@{pod}@{model}-pool', '--time-scale', '50']);
+    await waitHealthy(BASE);
+    await waitHealthy(BASE + 1);
+  }, 30_000);
+
+  afterAll(async () => {
+    await stop(child);
+    sub.close();
+    await events.done;
+  });
+
+  it('gives each replica its own topic and its own sequence from 0', async () => {
+    for (const i of [0, 1]) {
+      const topic = `kv@sim-${i}@M-pool`;
+      const deadline = Date.now() + 10_000;
+      for (let attempt = 0; !events.batches.some((b) => b.topic === topic) && Date.now() < deadline; attempt++) {
+        const prompt = Array.from({ length: 40 }, (_, k) => 20_000 + 1000 * i + 50 * attempt + k);
+        expect((await post(BASE + i, '/v1/completions', { model: 'M', prompt, max_tokens: 1 })).status).toBe(200);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+    const topics = new Set(events.batches.map((b) => b.topic));
+    expect([...topics].sort()).toEqual(['kv@sim-0@M-pool', 'kv@sim-1@M-pool']);
+    for (const topic of topics) {
+      const seqs = events.batches.filter((b) => b.topic === topic).map((b) => b.seq);
+      for (let k = 1; k < seqs.length; k++) expect(seqs[k]! - seqs[k - 1]!).toBe(1n);
+    }
+  });
+});
+
+describe('kvroute sim flag checks', () => {
+  it('refuses a fixed --kv-events-topic shared by several replicas, saying how to fix it', async () => {
+    const child = spawn(NODE, [path.join(ROOT, 'bin/kvroute.js'), 'sim', '--replicas', '2', '--base-port', '8508', '--model', 'M', '--kv-events-endpoint', 'tcp://127.0.0.1:5751', '--kv-events-topic', 'kv@shared@M'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/--kv-events-topic "kv@shared@M" would be shared by all 2 replicas.*\{pod\}/);
+  }, 30_000);
 });

@@ -1,107 +1,85 @@
-"""Imports vLLM's own pure-Python hashing and kv_events modules from the vllm wheel without torch.
+"""Imports vLLM's own pure-Python modules from the vllm wheel without torch, for every golden generator.
 
-The wheel is installed with --no-deps, so importing `vllm` (whose __init__ pulls in torch) fails.
-We register vLLM's package directories as bare namespace packages, so that their __init__ files do
-not run, and put placeholders in sys.modules only for modules the hashing and event-encoding code
-imports for type annotations or for unrelated code paths (configs, tensors, KV-cache specs). Every
-function the golden generators call (sha256_cbor, init_none_hash, get_request_block_hasher,
-generate_block_hash_extra_keys, to_event_extra_keys, hash_block_tokens, the msgspec event structs)
-is vLLM's code, loaded from the installed wheel. Nothing of vLLM is copied here.
+The wheel is installed with --no-deps (hack/vllm-env.sh), so package __init__ files that pull in
+torch, pydantic or a GPU platform must not run. An import hook loads every vllm package as a bare
+namespace over its real source directory (its __init__ is skipped, its submodules load normally),
+replaces the few modules that touch torch at import time with mocks, and turns any third-party
+module that is not installed into a mock. The code the generators call (sha256_cbor, the request
+block hasher and extra keys, KVCacheManager, BlockPool, FreeKVCacheBlockQueue, the kv_events msgspec
+structs and ZmqEventPublisher) runs as vLLM's own, unmodified code. Nothing of vLLM is copied here.
+
+Import this module before any vllm import.
 """
 
-import ast
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
 import types
+from unittest import mock
 
-_VLLM_DIR = os.path.dirname(importlib.util.find_spec("vllm").origin)
-
-# Packages whose __init__ imports torch/pydantic; their submodules we need do not.
-_NAMESPACE_PACKAGES = [
-    "vllm",
-    "vllm.utils",
-    "vllm.v1",
-    "vllm.v1.core",
-    "vllm.distributed",
-    "vllm.multimodal",
-    "vllm.lora",
-]
-
-# vllm.config's __init__ needs pydantic; kv_cache_utils imports VllmConfig from it for annotations.
-_PLACEHOLDER_PACKAGES = ["vllm.config"]
+VLLM_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(importlib.util.find_spec("msgspec").origin)), "vllm"
+)
+# Modules whose import-time code needs torch or a platform; nothing the generators call.
+MOCKED = {
+    "vllm.platforms",
+    "vllm.utils.torch_utils",
+    "vllm.utils.torch_version",
+    "vllm.v1.request",
+    "vllm.v1.metrics.perf",
+}
+WINDOWS_ONLY = {"_winapi", "winreg", "msvcrt", "nt", "_overlapped"}
 
 
-def _accept_anything(self, *args, **kwargs):
-    self.args, self.kwargs = args, kwargs
-
-
-class _Placeholder(types.ModuleType):
-    """A module whose every attribute is an inert class: enough for imports used as annotations,
-    and for the publisher's KVEventsConfig, which it only builds to report its settings."""
-
-    def __getattr__(self, name: str):
-        if name.startswith("__"):
+class _MockModule(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        value = type(name, (), {"__module__": self.__name__, "__init__": _accept_anything})
+        path = getattr(self, "__path__", None)
+        if path:
+            base = path[0]
+            if os.path.isdir(os.path.join(base, name)) or os.path.isfile(
+                os.path.join(base, name + ".py")
+            ):
+                return importlib.import_module(f"{self.__name__}.{name}")
+        value = mock.MagicMock(name=f"{self.__name__}.{name}")
         setattr(self, name, value)
         return value
 
 
-# Imported by kv_cache_utils / kv_events but not on the hashing or encoding path.
-_PLACEHOLDERS = [
-    "vllm.config.kv_events",  # KVEventsConfig: publisher config only
-    "vllm.v1.request",  # Request: annotation only; generators pass a request-shaped object
-    "vllm.v1.kv_cache_interface",  # KV-cache specs: memory planning, not hashing
-    "vllm.v1.kv_cache_spec_registry",
-    "vllm.v1.utils",  # tensor_data: prompt-embeds hashing, which needs torch
-    "vllm.utils.network_utils",  # helpers for binding tcp://*:0 (need psutil); we bind ipc://
-]
+class _MockLoader(importlib.abc.Loader):
+    def create_module(self, spec):
+        module = _MockModule(spec.name)
+        module.__path__ = list(spec.submodule_search_locations or [])
+        return module
+
+    def exec_module(self, module):
+        pass
 
 
-def _load_function_from_source(module_name: str, relative_path: str, function_name: str):
-    """Executes one top-level function of a vLLM source file whose module imports numpy/PIL.
-
-    get_mm_features_in_window lives in vllm/multimodal/utils.py, whose other imports need numpy
-    and PIL. The function itself only needs `bisect`, so we compile exactly its definition from
-    the installed file rather than re-typing it.
-    """
-    path = os.path.join(_VLLM_DIR, relative_path)
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), filename=path)
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == function_name:
-            # Annotations refer to names from the skipped imports; drop them, the body is kept.
-            node.returns = None
-            for arg in node.args.args + node.args.kwonlyargs:
-                arg.annotation = None
-            code = compile(ast.Module(body=[node], type_ignores=[]), path, "exec")
-            namespace: dict = {"bisect": importlib.import_module("bisect")}
-            exec(code, namespace)
-            module = sys.modules.get(module_name) or _Placeholder(module_name)
-            setattr(module, function_name, namespace[function_name])
-            sys.modules[module_name] = module
-            return namespace[function_name]
-    raise LookupError(f"{function_name} not found in {path}")
+class _VllmPackages(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "vllm" and not fullname.startswith("vllm."):
+            return None
+        if fullname in MOCKED:
+            return importlib.machinery.ModuleSpec(fullname, _MockLoader(), is_package=True)
+        directory = os.path.join(VLLM_DIR, *fullname.split(".")[1:])
+        if os.path.isdir(directory):
+            spec = importlib.machinery.ModuleSpec(fullname, _MockLoader(), is_package=True)
+            spec.submodule_search_locations = [directory]
+            return spec
+        return None
 
 
-def install() -> None:
-    for name in _NAMESPACE_PACKAGES:
-        if name in sys.modules:
-            continue
-        module = types.ModuleType(name)
-        module.__path__ = [os.path.join(_VLLM_DIR, *name.split(".")[1:])]
-        sys.modules[name] = module
-    for name in _PLACEHOLDER_PACKAGES:
-        module = _Placeholder(name)
-        module.__path__ = [os.path.join(_VLLM_DIR, *name.split(".")[1:])]
-        sys.modules.setdefault(name, module)
-    for name in _PLACEHOLDERS:
-        sys.modules.setdefault(name, _Placeholder(name))
-    _load_function_from_source(
-        "vllm.multimodal.utils", "multimodal/utils.py", "get_mm_features_in_window"
-    )
+class _MissingModules(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        top = fullname.split(".")[0]
+        if top.startswith("_") or top in WINDOWS_ONLY:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _MockLoader(), is_package=True)
 
 
 def vllm_version() -> str:
@@ -110,4 +88,11 @@ def vllm_version() -> str:
     return version("vllm")
 
 
-install()
+# What the hashing and event code really runs on must be real: a mock here would make wrong goldens.
+for required in ("cbor2", "msgspec", "xxhash"):
+    if importlib.util.find_spec(required) is None:
+        raise ImportError(f"{required} is not installed: run hack/vllm-env.sh to build the generator venv")
+
+if not any(isinstance(f, _VllmPackages) for f in sys.meta_path):
+    sys.meta_path.insert(0, _VllmPackages())
+    sys.meta_path.append(_MissingModules())

@@ -7,7 +7,7 @@ import { parseIndexerConfig, readIndexerConfigFile } from './indexer-config.ts';
 describe('indexer config', () => {
   it('fills every default from a minimal central-mode config', () => {
     expect(parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557' } })).toEqual({
-      zmq: { bind: 'tcp://0.0.0.0:5557', pods: [], sourceIdleTimeoutSeconds: 0 },
+      zmq: { bind: 'tcp://0.0.0.0:5557', pods: [], sourceIdleTimeoutSeconds: 0, dataParallelSize: 1 },
       http: { host: '0.0.0.0', port: 8081 },
       grpc: { host: '0.0.0.0', port: 9004 },
       blockSize: 16,
@@ -51,6 +51,15 @@ describe('indexer config', () => {
     expect(() => parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557', sourceIdleTimeoutSeconds: -1 }, loras: { sql: '' } })).toThrow(
       /zmq\.sourceIdleTimeoutSeconds: [\s\S]*loras\.sql: expected the adapter path vLLM was given/,
     );
+  });
+
+  it('takes a central-mode replay endpoint template and data-parallel size, naming a bad one', () => {
+    const c = parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557', replayEndpointTemplate: 'tcp://{pod}:5558', dataParallelSize: 4 } });
+    expect(c.zmq).toMatchObject({ replayEndpointTemplate: 'tcp://{pod}:5558', dataParallelSize: 4 });
+    expect(() => parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557', replayEndpointTemplate: 'tcp://10.0.0.1:5558' } })).toThrow(
+      /zmq\.replayEndpointTemplate: expected a ZMQ endpoint with \{pod\} or \{host\} in it/,
+    );
+    expect(() => parseIndexerConfig({ zmq: { bind: 'ipc:///tmp/kv', dataParallelSize: 2 } })).toThrow(/zmq\.dataParallelSize: expected zmq.bind as tcp:\/\/HOST:PORT with a fixed port/);
   });
 
   it('requires a bind endpoint, at least one pod or discovery', () => {

@@ -80,6 +80,11 @@ export const IndexerConfig = z
          * churn and no discovery, above the longest quiet spell a live pod may have (ADR 0003).
          */
         sourceIdleTimeoutSeconds: z.number().min(0).default(0),
+        /**
+         * Central mode: data-parallel ranks per pod. vLLM's rank r offsets its publisher's port by r,
+         * so the indexer binds zmq.bind's port through port + dataParallelSize - 1.
+         */
+        dataParallelSize: z.int().min(1).max(256).default(1),
       })
       .prefault({}),
     http: z.strictObject({ host: z.string().default('0.0.0.0'), port: PORT.default(8081) }).prefault({}),
@@ -126,6 +131,10 @@ export const IndexerConfig = z
       })
       .prefault({}),
     logLevel: LOG_LEVEL.default('info'),
+  })
+  .refine((c) => c.zmq.dataParallelSize === 1 || (c.zmq.bind !== undefined && /^tcp:\/\/.+:[1-9]\d*$/.test(c.zmq.bind)), {
+    message: 'expected zmq.bind as tcp://HOST:PORT with a fixed port when zmq.dataParallelSize > 1: rank r publishes to PORT + r',
+    path: ['zmq', 'dataParallelSize'],
   })
   .refine((c) => c.zmq.bind !== undefined || c.zmq.pods.length > 0 || c.zmq.discovery !== undefined, {
     message: 'expected zmq.bind (central mode), at least one zmq.pods entry (per-pod mode) or zmq.discovery (pods found through the Kubernetes API)',

@@ -20,6 +20,17 @@ describe('kvroute indexer flags', () => {
     expect(parseIndexerConfig(mergeFlags(file, flagsOf([]))).zmq.sourceIdleTimeoutSeconds).toBe(60);
   });
 
+  it('merges the central-mode replay template, data-parallel size and default tokenizer over the file', () => {
+    const file = { zmq: { bind: 'tcp://0.0.0.0:5557', replayEndpointTemplate: 'tcp://{pod}:6000' }, defaultTokenizer: 'npm:llama3_1' };
+    const config = parseIndexerConfig(mergeFlags(file, flagsOf(['--replay-endpoint-template', 'tcp://{host}:5558', '--dp-size', '2', '--default-tokenizer', 'none'])));
+    expect(config.zmq).toMatchObject({ replayEndpointTemplate: 'tcp://{host}:5558', dataParallelSize: 2 });
+    expect(config.defaultTokenizer).toBe('none');
+    const fromFile = parseIndexerConfig(mergeFlags(file, flagsOf([])));
+    expect(fromFile.zmq).toMatchObject({ replayEndpointTemplate: 'tcp://{pod}:6000', dataParallelSize: 1 });
+    expect(fromFile.defaultTokenizer).toBe('npm:llama3_1');
+    expect(() => flagsOf(['--dp-size', '0'])).toThrow(/--dp-size expects an integer >= 1, got "0"/);
+  });
+
   it('turns on discovery from flags, taking the namespace from POD_NAMESPACE unless given', () => {
     const flags = flagsOf(['--discover-pods', '--discovery-selector', 'app=vllm,tier=gpu', '--pod-zmq-port', '6557', '--pod-replay-port', 'none', '--not-ready-grace', '5']);
     const config = parseIndexerConfig(mergeFlags({}, flags, { POD_NAMESPACE: 'ml' }));

@@ -24,6 +24,7 @@ interface IndexerFlags {
   kubeconfig?: string;
   sourceIdleTimeout?: number;
   replayEndpointTemplate?: string;
+  dpSize?: number;
   listenHost?: string;
   httpPort?: number;
   grpcPort?: number;
@@ -122,6 +123,7 @@ export function mergeFlags(file: Record<string, unknown>, flags: IndexerFlags, e
   if (discovery !== undefined) zmq.discovery = discovery;
   if (flags.sourceIdleTimeout !== undefined) zmq.sourceIdleTimeoutSeconds = flags.sourceIdleTimeout;
   if (flags.replayEndpointTemplate !== undefined) zmq.replayEndpointTemplate = flags.replayEndpointTemplate;
+  if (flags.dpSize !== undefined) zmq.dataParallelSize = flags.dpSize;
   merged.zmq = zmq;
   const http = section(file, 'http');
   const grpc = section(file, 'grpc');
@@ -174,6 +176,7 @@ export function command(): Command {
     .option('--kubeconfig <path>', 'kubeconfig for discovery (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--source-idle-timeout <seconds>', 'forget a source (and its index entries) that sent nothing this long; 0 never (default 0: a pod serving only cache hits is silent but its blocks stay valid)', intFlag('--source-idle-timeout', 0))
     .option('--replay-endpoint-template <endpoint>', 'central mode: each pod\'s replay endpoint from its topic\'s pod id, e.g. tcp://{pod}:5558 ({host}: the pod id without :port; DP rank r adds r to the port)')
+    .option('--dp-size <n>', 'central mode: data-parallel ranks per pod; rank r publishes to the --zmq-bind port + r, so ports port..port+n-1 are bound (default 1)', intFlag('--dp-size', 1))
     .option('--listen-host <host>', 'address the HTTP and gRPC servers listen on (default 0.0.0.0)')
     .option('--http-port <port>', 'HTTP port: /v1/score, /v1/tokenize, /v1/pods, /metrics (default 8081)', intFlag('--http-port', 0))
     .option('--grpc-port <port>', 'gRPC port for the router (default 9004)', intFlag('--grpc-port', 0))

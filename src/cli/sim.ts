@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger, LOG_LEVELS, parseLogLevel } from '../common/log.ts';
 import { onShutdown } from '../common/shutdown.ts';
-import { parseSimPodConfig, type SimPodConfigInput } from '../sim/config.ts';
+import { parseSimPodConfig, replicaTopicProblem, type SimPodConfigInput } from '../sim/config.ts';
 import { DEFAULT_LATENCY } from '../sim/latency.ts';
 import { isBindEndpoint, offsetEndpointPort } from '../sim/events/publisher.ts';
 import { startSimPod, type SimPod } from '../sim/pod.ts';
@@ -29,6 +29,7 @@ interface SimFlags {
   model: string;
   podId?: string;
   tokenizer: string;
+  tokenizerWorkers: number;
   blockSize: number;
   hashSeed?: string;
   kvBlocks: number;
@@ -67,6 +68,7 @@ export function command(): Command {
     .requiredOption('--model <name>', 'served model name')
     .option('--pod-id <id>', 'pod id used in the event topic and x-inference-pod (default sim-0)')
     .option('--tokenizer <source>', 'tokenizer: npm:qwen3 | npm:llama3_1 | npm:gptoss | dir:<path>', 'npm:qwen3')
+    .option('--tokenizer-workers <n>', 'worker threads that tokenize prompts (0: on the event loop)', num, 1)
     .option('--block-size <n>', 'tokens per KV block', num, 16)
     .option('--hash-seed <seed>', "PYTHONHASHSEED of the simulated vLLM (unset: vLLM's default seed)")
     .option('--kv-blocks <n>', 'KV cache blocks (vLLM num_gpu_blocks, including the null block)', num, 8192)
@@ -80,7 +82,7 @@ export function command(): Command {
     .option('--decode-ms-per-seq <ms>', 'cost per decoding sequence per step', num, DEFAULT_LATENCY.decodeMsPerSeq)
     .option('--kv-events-endpoint <ep>', 'ZMQ PUB endpoint: binds if it contains *, connects otherwise')
     .option('--kv-events-replay-endpoint <ep>', 'ZMQ ROUTER endpoint for replay requests (binds)')
-    .option('--kv-events-topic <topic>', 'event topic (default kv@<pod-id>@<model>)')
+    .option('--kv-events-topic <topic>', 'event topic; {pod} and {model} are substituted, and {pod} is required with --replicas > 1 (default kv@<pod-id>@<model>)')
     .addOption(new Option('--kv-events-encoding <form>', 'event encoding').choices(['map', 'array']).default('map'))
     .addOption(new Option('--kv-events-hash <form>', 'block hash form in events').choices(['uint64', 'bytes']).default('uint64'))
     .option('--kv-events-buffer-steps <n>', 'batches kept for replay', num, 10_000)
@@ -100,9 +102,18 @@ export function command(): Command {
       if (!Number.isInteger(replicas) || replicas < 1) throw new InvalidArgumentError(`--replicas must be a positive integer, got ${replicas}`);
       const basePort = flags.basePort ?? flags.port;
       if (basePort === undefined) throw new InvalidArgumentError('--port (or --base-port with --replicas) is required');
-      const tokenizer = await loadSimTokenizer(flags.model, flags.tokenizer);
+      const topicProblem = replicaTopicProblem(flags.kvEventsTopic ?? null, replicas);
+      if (topicProblem) throw new InvalidArgumentError(topicProblem);
+      const workers = flags.tokenizerWorkers;
+      if (!Number.isInteger(workers) || workers < 0) throw new InvalidArgumentError(`--tokenizer-workers must be an integer >= 0, got ${workers}`);
+      const tokenizer = await loadSimTokenizer(flags.model, flags.tokenizer, { workers, log });
       const pods: SimPod[] = [];
-      const shutdown = onShutdown(log, [async () => void (await Promise.all(pods.map((p) => p.close())))]);
+      const shutdown = onShutdown(log, [
+        async () => {
+          await Promise.all(pods.map((p) => p.close()));
+          await tokenizer.close();
+        },
+      ]);
       try {
         for (let i = 0; i < replicas; i++) {
           const podId = replicas === 1 ? (flags.podId ?? 'sim-0') : `${flags.podId ?? 'sim'}-${i}`;

@@ -27,6 +27,11 @@ export interface HttpServerOptions {
   ready?: () => boolean;
   routes: Record<string, RouteHandler>;
   maxBodyBytes?: number;
+  /**
+   * Shapes the body of errors the server itself answers (no such route, method not allowed, a
+   * handler's unexpected failure) for servers that mimic another API. Default: {"error": message}.
+   */
+  errorBody?: (status: number, message: string) => unknown;
 }
 
 export interface RunningHttpServer {
@@ -65,6 +70,7 @@ export async function readJson(req: http.IncomingMessage, maxBytes = 16 * 1024 *
 
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
   const { log, registry } = options;
+  const errorBody = options.errorBody ?? ((_status: number, message: string) => ({ error: message }));
   const routes: Record<string, RouteHandler> = {
     'GET /healthz': (_req, res) => sendJson(res, 200, { status: 'ok' }),
     'GET /readyz': (_req, res) => {
@@ -88,7 +94,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     const handler = routes[`${req.method} ${url.pathname}`];
     if (!handler) {
       const allowed = Object.keys(routes).some((k) => k.endsWith(` ${url.pathname}`));
-      sendJson(res, allowed ? 405 : 404, { error: allowed ? `method ${req.method} not allowed on ${url.pathname}` : `no route for ${url.pathname}` });
+      const status = allowed ? 405 : 404;
+      sendJson(res, status, errorBody(status, allowed ? `method ${req.method} not allowed on ${url.pathname}` : `no route for ${url.pathname}`));
       return;
     }
     Promise.resolve()
@@ -100,7 +107,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
           return;
         }
         log.error('request failed', { path: url.pathname, err });
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+        if (!res.headersSent) sendJson(res, 500, errorBody(500, 'internal error'));
         else res.end();
       });
   });

@@ -2,7 +2,8 @@
 // traffic where prefix-cache-aware routing pays. Deterministic for a seed, so two routing policies
 // replay exactly the same requests.
 
-import type { ChatMessage } from '../indexer/types.ts';
+import type { ChatMessage } from '../common/chat.ts';
+import { mulberry32 } from '../common/random.ts';
 
 export interface WorkloadOptions {
   seed: number;
@@ -41,18 +42,6 @@ const WORDS = (
   'adapter weight matrix attention layer head vector embedding sequence window context budget chunk stream'
 ).split(' ');
 
-/** A small deterministic PRNG (mulberry32): the same seed gives the same conversations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function sentence(rand: () => number, words: number): string {
   const out: string[] = [];
   for (let i = 0; i < words; i++) out.push(WORDS[Math.floor(rand() * WORDS.length)]!);
@@ -64,7 +53,7 @@ function sentence(rand: () => number, words: number): string {
  * conversation's next turn arrives after other conversations' turns, as in real chat traffic.
  */
 export function buildWorkload(options: WorkloadOptions = DEFAULT_WORKLOAD): ChatTurn[] {
-  const rand = prng(options.seed);
+  const rand = mulberry32(options.seed);
   const systemPrompts = Array.from({ length: options.apps }, (_, app) => `You are assistant ${app}. ${sentence(rand, options.systemPromptWords)}`);
   const histories: ChatMessage[][] = Array.from({ length: options.conversations }, (_, c) => [
     { role: 'system', content: systemPrompts[c % options.apps]! },

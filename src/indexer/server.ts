@@ -11,7 +11,7 @@ import { HttpError, readJson, sendJson, startHttpServer, type RouteHandler } fro
 import type { Logger } from '../common/log.ts';
 import { createPodDiscovery } from './discovery.ts';
 import { EventIngestor } from './events/ingestor.ts';
-import { replayEndpointFromTemplate } from './events/topic.ts';
+import { endpointForRank, replayEndpointFromTemplate } from './events/topic.ts';
 import { startGrpcServer } from './grpc/server.ts';
 import { BlockIndex } from './index/block-index.ts';
 import { RequestError, parseScoreBody } from './service-request.ts';
@@ -126,7 +126,8 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       sourceIdleTimeoutMs: config.zmq.sourceIdleTimeoutSeconds * 1000,
     });
     closers.push(() => ingestor.close());
-    if (config.zmq.bind) await ingestor.bind(config.zmq.bind);
+    // vLLM's data-parallel rank r publishes to the bind port + r (the config checks the port is fixed).
+    if (config.zmq.bind) for (let rank = 0; rank < config.zmq.dataParallelSize; rank++) await ingestor.bind(endpointForRank(config.zmq.bind, rank));
     for (const pod of config.zmq.pods) await ingestor.connectPod(pod.name, pod.endpoint, pod.replayEndpoint);
 
     const discovery =

@@ -39,6 +39,13 @@ describe('score request bodies', () => {
     expect(parseScoreBody(body)).toEqual(request);
   });
 
+  it('accepts tools in the shared chat schema, defaulting their type, and names a bad one', () => {
+    const parsed = parseScoreBody({ model: 'm', messages: [{ role: 'user', content: 'hi' }], tools: [{ function: { name: 'f', parameters: { type: 'object' } } }] });
+    expect(parsed.tools).toEqual([{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }]);
+    expect(scoreBodyOf({ model: 'm', messages: [{ role: 'user', content: 'hi' }], tools: parsed.tools })).toMatchObject({ tools: parsed.tools });
+    expect(error({ model: 'm', messages: [{ role: 'user', content: 'hi' }], tools: [{ function: {} }] })).toMatch(/tools\.0\.function\.name: /);
+  });
+
   it('accepts an empty prompt as a prompt', () => {
     expect(parseScoreBody({ model: 'm', prompt: '' }).prompt).toBe('');
   });

@@ -3,14 +3,8 @@
 // go through parseScoreBody, so one schema decides what is valid and names the bad field.
 
 import { z } from 'zod';
-import type { ChatMessage, ScoreRequest } from './types.ts';
-
-const ContentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
-
-const Message = z.looseObject({
-  role: z.string().min(1, 'expected a non-empty role'),
-  content: z.union([z.string(), z.array(ContentPart), z.null()]).optional(),
-});
+import { ChatMessageSchema, ChatToolSchema } from '../common/chat.ts';
+import type { ScoreRequest } from './types.ts';
 
 /**
  * Token ids checked in one loop: an 8k-token request costs ~0.05 ms here against ~0.7 ms through a
@@ -38,13 +32,15 @@ export const ScoreBody = z
     model: z.string().min(1, 'expected the served model name'),
     tokens: TokenIds.optional(),
     prompt: z.string().optional(),
-    messages: z.array(Message).min(1, 'expected at least one message').optional(),
+    messages: z.array(ChatMessageSchema).min(1, 'expected at least one message').optional(),
     lora_name: z.string().min(1).optional(),
     cache_salt: z.string().min(1).optional(),
     pods: z.array(z.string().min(1)).optional(),
     /** Template variables for chat (vLLM's chat_template_kwargs). */
     chat_template_kwargs: z.record(z.string(), z.unknown()).optional(),
     add_generation_prompt: z.boolean().optional(),
+    /** Tools rendered by the chat template (vLLM's `tools`). */
+    tools: z.array(ChatToolSchema).optional(),
   })
   .superRefine((b, ctx) => {
     const given = (['tokens', 'prompt', 'messages'] as const).filter((k) => b[k] !== undefined);
@@ -75,6 +71,7 @@ const WIRE_NAMES = {
   pods: 'pods',
   chatTemplateKwargs: 'chat_template_kwargs',
   addGenerationPrompt: 'add_generation_prompt',
+  tools: 'tools',
 } as const satisfies Record<keyof ScoreRequest, keyof ScoreBody>;
 
 /**
@@ -109,11 +106,12 @@ export function parseScoreBody(value: unknown): ParsedScoreRequest {
   const request: ScoreRequest = { model: b.model };
   if (b.tokens) request.tokens = b.tokens;
   if (b.prompt !== undefined) request.prompt = b.prompt;
-  if (b.messages) request.messages = b.messages as ChatMessage[];
+  if (b.messages) request.messages = b.messages;
   if (b.lora_name) request.loraName = b.lora_name;
   if (b.cache_salt) request.cacheSalt = b.cache_salt;
   if (b.pods) request.pods = b.pods;
   if (b.chat_template_kwargs) request.chatTemplateKwargs = b.chat_template_kwargs;
   if (b.add_generation_prompt !== undefined) request.addGenerationPrompt = b.add_generation_prompt;
+  if (b.tools) request.tools = b.tools;
   return request as ParsedScoreRequest;
 }

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from '@jest/globals';
-import { silentLogger } from '../common/log.ts';
+import { createLogger, silentLogger } from '../common/log.ts';
 import { BlockIndex } from './index/block-index.ts';
 import { RequestError, parseScoreBody } from './service-request.ts';
 import { IndexerService } from './service.ts';
@@ -69,5 +69,70 @@ describe('IndexerService (in-process PrefixScorer)', () => {
     await expect(service.score({ model: MODEL })).rejects.toThrow(RequestError);
     await expect(service.score({ model: MODEL, prompt, tokens: [1] })).rejects.toThrow(/exactly one of tokens, prompt or messages, got tokens and prompt/);
     await expect(service.score({ model: 'nope', prompt })).rejects.toThrow(/model: no tokenizer for model "nope"/);
+  });
+});
+
+describe('IndexerService: models and tokenizer fallbacks', () => {
+  const prompt = 'Two models may well see the very same prompt tokens on different pods. '.repeat(6);
+  let llamaTokens: number[];
+  let index: BlockIndex;
+
+  beforeAll(async () => {
+    const llama = new TokenizerSet({ sources: { [MODEL]: 'npm:llama3_1' } });
+    await llama.load();
+    llamaTokens = llama.get(MODEL).tokenizePrompt(prompt);
+    index = new BlockIndex({ blockSize: BLOCK });
+    index.apply({ podId: 'llama-pod', model: MODEL, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(llamaTokens, 3)] });
+    index.apply({ podId: 'qwen-pod', model: QWEN, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(llamaTokens, 2)] });
+    index.apply({ podId: 'adapter-pod', model: QWEN, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(llamaTokens, 4, { loraName: 'sql-adapter' })] });
+  });
+
+  it('scores only the pods publishing under the requested model, and nothing for an unknown model', async () => {
+    const tokenizers = new TokenizerSet({ sources: {} });
+    const service = new IndexerService({ index, tokenizers, log: silentLogger });
+    expect(await service.score({ model: MODEL, tokens: llamaTokens })).toEqual({ scores: { 'llama-pod': 3 } });
+    expect(await service.score({ model: QWEN, tokens: llamaTokens })).toEqual({ scores: { 'qwen-pod': 2 } });
+    expect(await service.score({ model: 'never/published', tokens: llamaTokens })).toEqual({ scores: {} });
+  });
+
+  it('scores a request whose model is a configured LoRA adapter as that adapter, on pods of any model', async () => {
+    const tokenizers = new TokenizerSet({ sources: {} });
+    const service = new IndexerService({ index, tokenizers, log: silentLogger, loraAdapters: ['sql-adapter'] });
+    expect(await service.score({ model: 'sql-adapter', tokens: llamaTokens })).toEqual({ scores: { 'adapter-pod': 4 } });
+    expect(await service.score({ model: 'sql-adapter', tokens: llamaTokens, loraName: 'sql-adapter' })).toEqual({ scores: { 'adapter-pod': 4 } });
+    // Not configured as an adapter: an unknown model, so nothing scores.
+    const plain = new IndexerService({ index, tokenizers, log: silentLogger });
+    expect(await plain.score({ model: 'sql-adapter', tokens: llamaTokens })).toEqual({ scores: {} });
+  });
+
+  it('tokenizes a model without a configured tokenizer with its family\'s or the default one, warning once per model', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger({ level: 'warn', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const tokenizers = new TokenizerSet({ sources: {}, defaultSource: 'npm:qwen3' });
+    await tokenizers.load();
+    const service = new IndexerService({ index, tokenizers, log });
+    const qwen = new TokenizerSet({ sources: { q: 'npm:qwen3' } });
+    await qwen.load();
+    // A Llama 3.1 fine-tune by its served name: the Llama 3.1 tokenizer, so the llama pod's blocks match.
+    const llamaFamily = 'meta-llama/Llama-3.1-8B-Instruct-finetune';
+    index.apply({ podId: 'finetune-pod', model: llamaFamily, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(llamaTokens, 3)] });
+    expect(await service.score({ model: llamaFamily, prompt })).toEqual({ scores: { 'finetune-pod': 3 } });
+    expect(await service.score({ model: llamaFamily, prompt })).toEqual({ scores: { 'finetune-pod': 3 } });
+    const custom = await service.tokenize(parseScoreBody({ model: 'acme/custom-model', prompt }));
+    expect(custom.tokens).toEqual(qwen.get('q').tokenizePrompt(prompt));
+    await service.tokenize(parseScoreBody({ model: 'acme/custom-model', messages: [{ role: 'user', content: prompt }] }));
+    const warnings = lines.filter((l) => l.msg === 'no tokenizer configured for model: using a fallback (set --tokenizer MODEL=SOURCE to choose)');
+    expect(warnings.map((w) => [w.model, w.source, w.reason])).toEqual([
+      [llamaFamily, 'npm:llama3_1', 'family'],
+      ['acme/custom-model', 'npm:qwen3', 'default'],
+    ]);
+  });
+
+  it('rejects a model without a tokenizer when the fallback is "none", and a bad default source at load', async () => {
+    const none = new TokenizerSet({ sources: {}, defaultSource: 'none' });
+    await none.load();
+    const service = new IndexerService({ index, tokenizers: none, log: silentLogger });
+    await expect(service.score({ model: 'Qwen/Qwen3-0.6B', prompt })).rejects.toThrow(/model: no tokenizer for model "Qwen\/Qwen3-0.6B"/);
+    await expect(new TokenizerSet({ sources: {}, defaultSource: 'npm:nope' }).load()).rejects.toThrow(/defaultTokenizer: .*unknown npm tokenizer "nope"/);
   });
 });

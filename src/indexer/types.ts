@@ -76,11 +76,10 @@ export interface KvEventSink {
   forgetSource(source: EventSource): void;
 }
 
-export interface ChatMessage {
-  role: string;
-  content: string | Array<{ type: string; text?: string; [k: string]: unknown }> | null;
-  [k: string]: unknown;
-}
+import type { ChatMessage, ChatTool } from '../common/chat.ts';
+
+/** Chat messages and tools have one schema, shared with the simulator (common/chat.ts). */
+export type { ChatMessage, ChatTool };
 
 /** A scoring request: exactly one of tokens, prompt or messages. */
 export interface ScoreRequest {
@@ -96,6 +95,8 @@ export interface ScoreRequest {
   chatTemplateKwargs?: Record<string, unknown>;
   /** As vLLM's add_generation_prompt (default true); messages only. */
   addGenerationPrompt?: boolean;
+  /** Tools the chat template renders into the prompt, as vLLM's `tools`; messages only. */
+  tools?: ChatTool[];
 }
 
 export interface ScoreResult {

@@ -34,7 +34,8 @@ export const SimPodConfigSchema = z
       .default(DEFAULT_LATENCY),
     kvEventsEndpoint: endpoint.nullable().default(null),
     kvEventsReplayEndpoint: endpoint.nullable().default(null),
-    kvEventsTopic: z.string().nullable().default(null),
+    /** Event topic; `{pod}` and `{model}` are replaced by the pod id and model. Null: kv@<pod>@<model>. */
+    kvEventsTopic: z.string().min(1).nullable().default(null),
     kvEventsEncoding: z.enum(['map', 'array']).default('map'),
     kvEventsHash: z.enum(['uint64', 'bytes']).default('uint64'),
     kvEventsBufferSteps: z.number().int().positive().default(10_000),
@@ -73,4 +74,19 @@ export function parseSimPodConfig(input: unknown): SimPodConfig {
     throw new Error(`invalid simulator config: ${issues}`);
   }
   return result.data;
+}
+
+/** The topic vLLM's publisher would use for this pod: kv@<pod-id>@<model> unless configured. */
+export function eventTopic(config: Pick<SimPodConfig, 'podId' | 'model' | 'kvEventsTopic'>): string {
+  if (config.kvEventsTopic === null) return `kv@${config.podId}@${config.model}`;
+  return config.kvEventsTopic.replaceAll('{pod}', config.podId).replaceAll('{model}', config.model);
+}
+
+/**
+ * Why a topic cannot serve `replicas` pods, or null if it can. Subscribers tell sources apart by
+ * topic, so replicas sharing one would look like a single pod with interleaved sequence numbers.
+ */
+export function replicaTopicProblem(topic: string | null, replicas: number): string | null {
+  if (topic === null || replicas <= 1 || topic.includes('{pod}')) return null;
+  return `--kv-events-topic "${topic}" would be shared by all ${replicas} replicas, which subscribers would take for one pod; put {pod} in it (e.g. kv@{pod}@{model}) or leave it unset`;
 }

@@ -6,7 +6,10 @@ import { loadSimTokenizer, type SimTokenizer } from './tokenizer.ts';
 
 let tokenizer: SimTokenizer;
 beforeAll(async () => {
-  tokenizer = await loadSimTokenizer('m', 'npm:qwen3');
+  tokenizer = await loadSimTokenizer('m', 'npm:qwen3', { workers: 0 });
+});
+afterAll(async () => {
+  await tokenizer.close();
 });
 
 async function post(port: number, route: string, body: unknown) {

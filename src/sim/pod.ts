@@ -2,18 +2,21 @@
 // registry, and the OpenAI-compatible HTTP server, wired from a SimPodConfig. Faults (failure rate,
 // slow start, publisher stall, dropped event batches) are applied here.
 
+import { STATUS_CODES } from 'node:http';
 import { Counter, Registry } from 'prom-client';
 import { startHttpServer, type RunningHttpServer } from '../common/http.ts';
 import type { Logger } from '../common/log.ts';
+import { mulberry32 } from '../common/random.ts';
 import { RealClock, type SimClock } from './clock.ts';
-import type { SimPodConfig } from './config.ts';
+import { eventTopic, type SimPodConfig } from './config.ts';
 import { Engine } from './engine.ts';
 import { encodeEventBatch } from './events/encode.ts';
 import { MsgpackWriter } from './events/msgpack-writer.ts';
 import { KvEventPublisher } from './events/publisher.ts';
 import { requestHasher } from './hashing.ts';
 import { registerVllmMetrics } from './metrics.ts';
-import { chatCompletionsRoute, completionsRoute, healthRoute, modelsRoute, resetPrefixCacheRoute, withPodHeader, type RouteContext } from './openai/routes.ts';
+import { chatCompletionsRoute, completionsRoute, healthRoute, modelsRoute, resetPrefixCacheRoute, withOpenAiErrors, type RouteContext } from './openai/routes.ts';
+import { openAiErrorBody } from './openai/schemas.ts';
 import type { LoraAdapter, SimRequest } from './request.ts';
 import type { SimTokenizer } from './tokenizer.ts';
 
@@ -32,18 +35,6 @@ export interface SimPodDeps {
   clock?: SimClock;
 }
 
-/** A small deterministic PRNG (mulberry32): generated tokens depend only on the seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promise<SimPod> {
   const log = deps.log.child({ pod: config.podId });
   const clock = deps.clock ?? new RealClock(config.timeScale);
@@ -60,7 +51,7 @@ export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promi
       {
         endpoint: config.kvEventsEndpoint,
         replayEndpoint: config.kvEventsReplayEndpoint,
-        topic: config.kvEventsTopic ?? `kv@${config.podId}@${config.model}`,
+        topic: eventTopic(config),
         bufferSteps: config.kvEventsBufferSteps,
         log,
       },
@@ -180,12 +171,14 @@ export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promi
       registry,
       ready,
       routes: {
-        'GET /health': healthRoute(ctx),
-        'GET /v1/models': modelsRoute(ctx),
-        'POST /v1/completions': withPodHeader(ctx, completionsRoute(ctx)),
-        'POST /v1/chat/completions': withPodHeader(ctx, chatCompletionsRoute(ctx)),
-        'POST /reset_prefix_cache': resetPrefixCacheRoute(ctx),
+        'GET /health': withOpenAiErrors(ctx, healthRoute(ctx)),
+        'GET /v1/models': withOpenAiErrors(ctx, modelsRoute(ctx)),
+        'POST /v1/completions': withOpenAiErrors(ctx, completionsRoute(ctx)),
+        'POST /v1/chat/completions': withOpenAiErrors(ctx, chatCompletionsRoute(ctx)),
+        'POST /reset_prefix_cache': withOpenAiErrors(ctx, resetPrefixCacheRoute(ctx)),
       },
+      // Unknown routes and wrong methods answer as vLLM's HTTPException handler does: the status phrase as type.
+      errorBody: (status, message) => openAiErrorBody(status, message, null, status === 500 ? undefined : STATUS_CODES[status]),
     });
   } catch (err) {
     await engine.stop();

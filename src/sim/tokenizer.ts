@@ -1,25 +1,32 @@
-// What the simulator needs from a tokenizer: vLLM-exact prompt and chat tokenization (delegated to
-// indexer/tokenize, the same code the indexer uses), plus a vocabulary of plain word tokens to
-// "generate" from and a byte-level BPE decoder to turn them back into text.
+// What the simulator needs from a tokenizer: vLLM-exact prompt and chat tokenization through the
+// indexer's Tokenization (the same code, in worker threads so a long cold prompt never stalls the
+// replicas sharing this event loop), plus a vocabulary of plain word tokens to "generate" from and a
+// byte-level BPE decoder to turn them back into text.
 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ChatMessage } from '../indexer/types.ts';
-import { loadModelTokenizer, type ModelTokenizer } from '../indexer/tokenize/model-tokenizer.ts';
+import type { Logger } from '../common/log.ts';
+import { TokenizerPool } from '../indexer/tokenize/pool.ts';
 import { parseTokenizerSource } from '../indexer/tokenize/source.ts';
-
-export interface ChatOptions {
-  addGenerationPrompt?: boolean;
-  templateKwargs?: Record<string, unknown>;
-}
+import { TokenizerSet, type Tokenization, type TokenizeInput } from '../indexer/tokenize/tokenizers.ts';
 
 export interface SimTokenizer {
   readonly source: string;
-  tokenizePrompt(text: string): number[];
-  tokenizeChat(messages: ChatMessage[], options?: ChatOptions): number[];
+  /** Token ids of a completions prompt or chat messages, as vLLM's endpoints compute them. */
+  tokenize(input: TokenizeInput): Promise<number[]>;
   /** Token ids generation draws from: ordinary words, so generated text reads as text. */
   readonly sampleableIds: Uint32Array;
   decode(ids: readonly number[]): string;
+  close(): Promise<void>;
+}
+
+export interface SimTokenizerOptions {
+  /**
+   * Worker threads that tokenize; 0 tokenizes on the event loop (tests). One model is pinned to one
+   * worker, so more than one only helps when this process serves several models.
+   */
+  workers?: number;
+  log?: Logger;
 }
 
 /** GPT-2's bytes_to_unicode table, inverted: the character a byte-level BPE token uses -> the byte. */
@@ -77,31 +84,35 @@ export class ByteLevelVocabulary {
 class IndexerBackedTokenizer implements SimTokenizer {
   readonly source: string;
   readonly sampleableIds: Uint32Array;
-  private readonly model: ModelTokenizer;
-  private readonly vocab: ByteLevelVocabulary;
+  readonly #model: string;
+  readonly #tokenization: Tokenization;
+  readonly #vocab: ByteLevelVocabulary;
 
-  constructor(model: ModelTokenizer, vocab: ByteLevelVocabulary) {
-    this.model = model;
-    this.vocab = vocab;
-    this.source = model.source;
+  constructor(model: string, source: string, tokenization: Tokenization, vocab: ByteLevelVocabulary) {
+    this.#model = model;
+    this.#tokenization = tokenization;
+    this.#vocab = vocab;
+    this.source = source;
     this.sampleableIds = vocab.sampleableIds;
   }
 
-  tokenizePrompt(text: string): number[] {
-    return this.model.tokenizePrompt(text);
-  }
-
-  tokenizeChat(messages: ChatMessage[], options: ChatOptions = {}): number[] {
-    return this.model.tokenizeChat(messages, { addGenerationPrompt: options.addGenerationPrompt ?? true, templateKwargs: options.templateKwargs });
+  async tokenize(input: TokenizeInput): Promise<number[]> {
+    return (await this.#tokenization.tokenize(this.#model, input)).tokens;
   }
 
   decode(ids: readonly number[]): string {
-    return this.vocab.decode(ids);
+    return this.#vocab.decode(ids);
+  }
+
+  close(): Promise<void> {
+    return this.#tokenization.close();
   }
 }
 
 /** Loads a tokenizer from a source spec (npm:qwen3, dir:/path, ...) that has a byte-level BPE tokenizer.json. */
-export async function loadSimTokenizer(model: string, spec: string): Promise<SimTokenizer> {
+export async function loadSimTokenizer(model: string, spec: string, options: SimTokenizerOptions = {}): Promise<SimTokenizer> {
+  const workers = options.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 0) throw new Error(`tokenizer workers must be an integer >= 0, got ${workers}`);
   const source = parseTokenizerSource(spec);
   if (source.kind === 'tiktoken') {
     throw new Error(`tokenizer "${spec}": the simulator needs a tokenizer.json source (npm:<name> or dir:<path>) to generate text`);
@@ -110,6 +121,9 @@ export async function loadSimTokenizer(model: string, spec: string): Promise<Sim
   if (json.model?.type !== 'BPE' || !json.model.vocab) {
     throw new Error(`tokenizer "${spec}": expected a byte-level BPE tokenizer.json with model.vocab, got model.type ${String(json.model?.type)}`);
   }
-  const modelTokenizer = await loadModelTokenizer(model, source);
-  return new IndexerBackedTokenizer(modelTokenizer, new ByteLevelVocabulary(json.model.vocab));
+  const vocab = new ByteLevelVocabulary(json.model.vocab);
+  const sources = { [model]: spec };
+  const tokenization: Tokenization = workers > 0 ? new TokenizerPool({ workers, sources, log: options.log }) : new TokenizerSet({ sources, log: options.log });
+  await tokenization.load();
+  return new IndexerBackedTokenizer(model, `${spec}${workers > 0 ? ` (${workers} worker${workers > 1 ? 's' : ''})` : ' (event loop)'}`, tokenization, vocab);
 }

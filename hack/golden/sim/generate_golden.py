@@ -15,10 +15,10 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ["PYTHONHASHSEED"] = "0"
 
-import vllm_import  # noqa: E402,F401  (installs the torch-free import hooks)
+import vllm_shim  # noqa: E402,F401  (must run before any vllm import)
 
 import msgspec  # noqa: E402
 from vllm.distributed.kv_events import KVEventBatch  # noqa: E402

@@ -68,6 +68,30 @@ describe('WorkQueue', () => {
     clock.advance(1);
     expect(q.length).toBe(1);
   });
+
+  it('keeps the earliest ready time when a waiting key is added again with a shorter delay', () => {
+    const clock = fakeClock();
+    const q = new WorkQueue(clock);
+    q.addAfter('a', 1000);
+    clock.advance(100);
+    q.addAfter('a', 50);
+    clock.advance(49);
+    expect(q.length).toBe(0);
+    clock.advance(1);
+    expect(q.length).toBe(1);
+    clock.advance(1000);
+    expect(q.length).toBe(1);
+  });
+
+  it('keeps the earlier ready time when a waiting key is added again with a longer delay', () => {
+    const clock = fakeClock();
+    const q = new WorkQueue(clock);
+    q.addAfter('a', 50);
+    clock.advance(10);
+    q.addAfter('a', 1000);
+    clock.advance(40);
+    expect(q.length).toBe(1);
+  });
 });
 
 describe('RateLimiter', () => {

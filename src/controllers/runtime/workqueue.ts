@@ -78,7 +78,8 @@ export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
-  private readonly waiting = new Map<string, unknown>();
+  /** Keys waiting for a delayed add: when each becomes ready, and the timer that will add it. */
+  private readonly waiting = new Map<string, { readyAt: number; handle: unknown }>();
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private shuttingDown = false;
   private readonly clock: Clock;
@@ -111,15 +112,24 @@ export class WorkQueue {
     this.hooks.onDepth?.(this.queue.length);
   }
 
+  /**
+   * Adds a key once delayMs has passed. A key already waiting keeps the earliest ready time, as
+   * client-go's delaying queue does: a later request never postpones an earlier one.
+   */
   addAfter(key: string, delayMs: number): void {
     if (this.shuttingDown) return;
     if (delayMs <= 0) return this.add(key);
-    if (this.waiting.has(key)) return;
+    const readyAt = this.clock.now() + delayMs;
+    const current = this.waiting.get(key);
+    if (current) {
+      if (current.readyAt <= readyAt) return;
+      this.clock.clearTimeout(current.handle);
+    }
     const handle = this.clock.setTimeout(() => {
       this.waiting.delete(key);
       this.add(key);
     }, delayMs);
-    this.waiting.set(key, handle);
+    this.waiting.set(key, { readyAt, handle });
   }
 
   addRateLimited(key: string): void {
@@ -154,7 +164,7 @@ export class WorkQueue {
 
   shutDown(): void {
     this.shuttingDown = true;
-    for (const h of this.waiting.values()) this.clock.clearTimeout(h);
+    for (const w of this.waiting.values()) this.clock.clearTimeout(w.handle);
     this.waiting.clear();
     for (const w of this.waiters.splice(0)) w(undefined);
   }

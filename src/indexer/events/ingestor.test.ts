@@ -3,7 +3,9 @@ import { Registry } from 'prom-client';
 import { silentLogger } from '../../common/log.ts';
 import type { EventBatch, EventSource } from '../types.ts';
 import { EventIngestor } from './ingestor.ts';
+import { Router } from 'zeromq';
 import { RecordingSink, storedEvent, TestPublisher, waitFor, type TestPublisherOptions } from './test-helpers.ts';
+import { sequenceFrame } from './topic.ts';
 
 let n = 0;
 const endpoint = (name: string) => `inproc://ingestor-test-${name}-${n++}`;
@@ -295,6 +297,63 @@ describe('EventIngestor under overload', () => {
     }
     expect(ingestor.stats().gaps).toBeGreaterThan(0);
   });
+
+  it('records batches dropped while a replay is in flight as lost, and replays them once the replay is done', async () => {
+    const replayBind = endpoint('replay');
+    const registry = new Registry();
+    const sink = new RecordingSink();
+    const ingestor = new EventIngestor({ sink, log: silentLogger, registry, maxQueuedPerSource: 2, replayEndpoints: () => replayBind });
+    cleanups.push(() => ingestor.close());
+    const bind = endpoint('central');
+    await ingestor.bind(bind);
+    const topic = 'kv@held@m';
+    const pub = await publisher({ topic, connect: bind });
+    // A replay ROUTER that answers its first request late, with only what it held when asked (up to
+    // seq `snapshot`), as a publisher whose buffer was read before the drops; later requests get all.
+    const router = new Router({ linger: 0 });
+    await router.bind(replayBind);
+    cleanups.push(() => router.close());
+    let requests = 0;
+    let heldDrops = 0;
+    let snapshot = -1;
+    void (async () => {
+      try {
+        for await (const [id, , start] of router) {
+          const from = Number(start!.readBigInt64BE());
+          const first = requests++ === 0;
+          if (first) await waitFor('batches dropped while holding', () => ingestor.stats().queued === 0 && heldDrops >= 2, 10_000);
+          for (const b of pub.buffer) {
+            if (b.seq < from || (first && b.seq > snapshot)) continue;
+            await router.send([id!, '', topic, sequenceFrame(b.seq), b.payload]);
+          }
+          await router.send([id!, '', '', Buffer.alloc(8, 0xff), '']);
+        }
+      } catch {
+        // closed by the test's cleanup
+      }
+    })();
+    const countHeldDrops = async () => {
+      heldDrops = await metric(registry, 'kvroute_indexer_dropped_batches_total', { reason: 'held_full' });
+    };
+    await sync(pub, sink, 'held');
+    const base = pub.seq;
+    await pub.publish([storedEvent([1n], null)]);
+    await pub.publish([storedEvent([2n], 1n)], { drop: true });
+    snapshot = await pub.publish([storedEvent([3n], 2n)]); // reveals the gap: replay starts, 3 is held
+    await pub.publish([storedEvent([4n], 3n)]); // held: the hold is full (2)
+    await pub.publish([storedEvent([5n], 4n)]); // dropped while holding
+    await pub.publish([storedEvent([6n], 5n)]); // dropped while holding; nothing is published after it
+    await waitFor('two held_full drops', () => {
+      void countHeldDrops();
+      return heldDrops >= 2;
+    });
+    await waitFor('the whole chain, the dropped tail included', () => sink.chain('held', 6n).length === 6, 10_000);
+    expect(storedHashes(sink, 'held')).toEqual(['BlockStored:1', 'BlockStored:2', 'BlockStored:3', 'BlockStored:4', 'BlockStored:5', 'BlockStored:6']);
+    expect(sink.resets('held')).toBe(0);
+    expect(requests).toBe(2);
+    expect(pub.seq - base).toBe(6);
+    expect(await metric(registry, 'kvroute_indexer_replays_total', { result: 'ok' })).toBe(2);
+  });
 });
 
 describe('EventIngestor (per-pod mode)', () => {
@@ -314,7 +373,7 @@ describe('EventIngestor (per-pod mode)', () => {
     await waitFor('replayed chain', () => sink.chain('10.0.0.1:8000', 3n).length === 3);
     expect(sink.records.find((r) => r.op === 'apply')).toMatchObject({ model: 'model-x' });
     await ingestor.disconnectPod('10.0.0.1:8000');
-    await waitFor('reset on disconnect', () => sink.resets('10.0.0.1:8000') === 1);
+    await waitFor('forget on disconnect', () => sink.records.some((r) => r.op === 'forget' && r.source === '10.0.0.1:8000'));
     expect(sink.blocks.has('10.0.0.1:8000')).toBe(false);
     expect(ingestor.stats()).toMatchObject({ replays: 1 });
   });

@@ -26,9 +26,9 @@ export interface EventIngestorOptions {
   /** Wall clock in ms, for the lag metric and source expiry. */
   now?: () => number;
   /**
-   * A source that sent nothing for this long is forgotten, here and in the sink: a pod that stopped
-   * publishing that long is gone or restarted, and pod churn must not grow per-source state. Default
-   * 15 min; 0 never expires.
+   * A source that sent nothing for this long is forgotten, here and in the sink, so that pod churn in
+   * central mode does not grow per-source state. Default 0, never: vLLM publishes only when its cache
+   * changes, so a pod serving only cache hits is silent while its blocks stay valid.
    */
   sourceIdleTimeoutMs?: number;
   /** How often idle sources are looked for (default a quarter of the timeout, at most 60 s). */
@@ -112,7 +112,7 @@ export class EventIngestor {
     this.maxQueuedPerSource = opts.maxQueuedPerSource ?? 4096;
     this.now = opts.now ?? Date.now;
     this.queue = new FairQueue({ onError: (key, err) => this.log.error('event task failed', { source: key, err }) });
-    this.idleTimeoutMs = opts.sourceIdleTimeoutMs ?? 15 * 60_000;
+    this.idleTimeoutMs = opts.sourceIdleTimeoutMs ?? 0;
     if (!Number.isFinite(this.idleTimeoutMs) || this.idleTimeoutMs < 0) throw new Error(`sourceIdleTimeoutMs must be >= 0, got ${this.idleTimeoutMs}`);
     const sweepMs = opts.expirySweepMs ?? Math.min(60_000, Math.max(1, Math.floor(this.idleTimeoutMs / 4)));
     this.expiryTimer = this.idleTimeoutMs > 0 ? setInterval(() => this.expireIdleSources(), sweepMs) : null;
@@ -168,7 +168,7 @@ export class EventIngestor {
     this.log.info('subscribed to KV events', { mode: 'per-pod', podId, endpoint, replayEndpoint });
   }
 
-  /** Stops listening to a pod and forgets its entries (in order, after its queued batches). */
+  /** Stops listening to a pod and has the sink forget its sources (in order, after their queued batches). */
   async disconnectPod(podId: string): Promise<void> {
     const conns = this.podConnections.get(podId) ?? [];
     this.podConnections.delete(podId);
@@ -178,8 +178,11 @@ export class EventIngestor {
       if (state.source.podId !== podId) continue;
       state.gone = true;
       this.sources.delete(state.key);
-      this.resetSource(state, 'disconnected');
       this.metrics.lag.remove({ source: state.key });
+      // Forget, not reset: the pod is gone for good, so the sink frees its source ids too, and a batch
+      // still queued from before the disconnect cannot leave an empty source behind.
+      const { source, key } = state;
+      this.queue.push(key, () => this.callSink('forget', key, () => this.sink.forgetSource(source)));
     }
     this.log.info('unsubscribed from KV events', { podId });
   }
@@ -340,7 +343,10 @@ export class EventIngestor {
   private offer(state: SourceState, seq: number, batch: EventBatch, live: boolean): void {
     if (state.recovering) {
       if (state.held.length >= this.maxQueuedPerSource) {
+        // Lost like a queue-full drop: a later batch reveals the gap, or the drained queue recovers it.
+        state.overflowSeq = seq;
         this.metrics.dropped.inc({ reason: 'held_full' });
+        this.log.limited(`held-full:${state.key}`, 'warn', 'source is behind during a replay: batch dropped, will be recovered as a gap', { source: state.key });
         return;
       }
       state.held.push({ seq, batch });
@@ -379,10 +385,12 @@ export class EventIngestor {
 
   /** Batches were dropped for a full queue and nothing has come since: recover them now. */
   private recoverOverflow(state: SourceState): void {
+    // A replay in flight keeps the marker: batches it holds back may be the ones to recover after it.
+    if (state.recovering) return;
     const lastDropped = state.overflowSeq;
     state.overflowSeq = null;
     const from = state.tracker.expected;
-    if (lastDropped === null || from === null || state.recovering || state.gone || this.closing) return;
+    if (lastDropped === null || from === null || lastDropped < from || state.gone || this.closing) return;
     this.counts.gaps++;
     this.metrics.gaps.inc();
     const replayEndpoint = this.replayEndpointOf(state);

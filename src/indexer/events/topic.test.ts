@@ -1,5 +1,5 @@
 import { describe, it, expect } from '@jest/globals';
-import { endpointForRank, parseSequenceFrame, parseTopic, parseTopicFrame, sequenceFrame, TopicError } from './topic.ts';
+import { endpointForRank, parseSequenceFrame, parseTopic, parseTopicFrame, replayEndpointFromTemplate, sequenceFrame, TopicError } from './topic.ts';
 
 describe('parseTopic', () => {
   it.each([
@@ -55,5 +55,14 @@ describe('endpointForRank', () => {
   });
   it('suffixes an inproc name', () => {
     expect(endpointForRank('inproc://replay', 1)).toBe('inproc://replay_dp1');
+  });
+});
+
+describe('replayEndpointFromTemplate', () => {
+  it('puts the topic\'s pod id, or its host without a port, into the template', () => {
+    expect(replayEndpointFromTemplate('tcp://{pod}:5558', '10.0.0.7')).toBe('tcp://10.0.0.7:5558');
+    expect(replayEndpointFromTemplate('tcp://{host}:5558', '10.0.0.7:8000')).toBe('tcp://10.0.0.7:5558');
+    expect(replayEndpointFromTemplate('tcp://{host}:5558', '[fd00::1]:8000')).toBe('tcp://[fd00::1]:5558');
+    expect(replayEndpointFromTemplate('tcp://{host}.pods.local:5558', 'vllm-0')).toBe('tcp://vllm-0.pods.local:5558');
   });
 });

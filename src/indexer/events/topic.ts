@@ -81,6 +81,16 @@ export function endpointForRank(endpoint: string, rank: number): string {
   return port === 0 ? endpoint : `${endpoint.slice(0, colon)}:${port + rank}`;
 }
 
+/**
+ * Rank 0's replay endpoint of a pod known only from its topic (central mode): `{pod}` becomes the
+ * topic's pod id, `{host}` the pod id without a trailing `:port` (brackets of an IPv6 address kept).
+ * Other ranks then offset the port by endpointForRank, as vLLM binds them.
+ */
+export function replayEndpointFromTemplate(template: string, podId: string): string {
+  const host = /^(\[[^\]]*\]|[^:]*):\d+$/.exec(podId)?.[1] ?? podId;
+  return template.replaceAll('{pod}', podId).replaceAll('{host}', host);
+}
+
 function clip(s: string): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }

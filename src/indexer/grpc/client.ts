@@ -25,17 +25,19 @@ export function toProtoRequest(r: ScoreRequest): Partial<ScoreRequestMessage> {
   if (r.tokens) m.tokens = r.tokens;
   if (r.prompt !== undefined) m.prompt = r.prompt;
   if (r.messages) {
-    m.messages = r.messages.map((msg) =>
-      Array.isArray(msg.content)
-        ? { role: msg.role, content: '', parts: msg.content.map((p) => ({ type: p.type, text: p.text ?? '' })) }
-        : { role: msg.role, content: msg.content ?? '', parts: [] },
-    );
+    m.messages = r.messages.map(({ role, content, ...fields }) => {
+      const fields_json = Object.keys(fields).length > 0 ? JSON.stringify(fields) : '';
+      return Array.isArray(content)
+        ? { role, content: '', parts: content.map((p) => ({ type: p.type, text: p.text ?? '' })), fields_json }
+        : { role, content: content ?? '', parts: [], fields_json };
+    });
   }
   if (r.loraName) m.lora_name = r.loraName;
   if (r.cacheSalt) m.cache_salt = r.cacheSalt;
   if (r.pods) m.pods = r.pods;
   if (r.chatTemplateKwargs) m.chat_template_kwargs_json = JSON.stringify(r.chatTemplateKwargs);
   if (r.addGenerationPrompt !== undefined) m.add_generation_prompt = r.addGenerationPrompt;
+  if (r.tools) m.tools_json = JSON.stringify(r.tools);
   return m;
 }
 

@@ -70,6 +70,22 @@ describe('gRPC scoring API', () => {
     expect(await client.score({ model: MODEL, messages: chat.messages, addGenerationPrompt: false })).toEqual(expected);
   });
 
+  it('carries tools and tool-call history over gRPC, scoring as in-process does', async () => {
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const messages = [
+      { role: 'user', content: `Weather in Lisbon? ${'Please answer in detail. '.repeat(6)}` },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Lisbon"}' } }] },
+      { role: 'tool', tool_call_id: 'c1', content: '{"temp": 21}' },
+    ];
+    const tokens = tokenizers.get(MODEL).tokenizeChat(messages, { tools });
+    const blocks = Math.floor(tokens.length / BLOCK);
+    storeBlocks('pod-tools', tokens, blocks);
+    const inProcess = await service.score({ model: MODEL, messages, tools });
+    expect(inProcess).toEqual({ scores: { 'pod-tools': blocks } });
+    expect(await client.score({ model: MODEL, messages, tools })).toEqual(inProcess);
+    expect((await client.score({ model: MODEL, messages })).scores['pod-tools'] ?? 0).toBeLessThan(blocks);
+  });
+
   it('maps a malformed chat_template_kwargs_json to INVALID_ARGUMENT naming the field', async () => {
     const raw = new IndexerGrpcService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
     try {

@@ -30,12 +30,13 @@ export interface ScoreRequestMessage {
   model: string;
   tokens: number[];
   prompt?: string;
-  messages: Array<{ role: string; content: string; parts: Array<{ type: string; text: string }> }>;
+  messages: Array<{ role: string; content: string; parts: Array<{ type: string; text: string }>; fields_json: string }>;
   lora_name: string;
   cache_salt: string;
   pods: string[];
   chat_template_kwargs_json: string;
   add_generation_prompt?: boolean | null;
+  tools_json: string;
 }
 
 export interface ScoreResponseMessage {

@@ -22,27 +22,42 @@ export interface RunningGrpcServer {
   close(): Promise<void>;
 }
 
+/** A proto field carrying JSON; parseScoreBody checks the value's shape under the body field's name. */
+function parseJsonField(field: string, text: string, kind: 'object' | 'array'): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new RequestError(`${field}: expected a JSON ${kind}, ${(err as Error).message}`);
+  }
+}
+
+/** A message's extra fields; they are spread into the message, so only an object will do. */
+function messageFields(field: string, text: string): Record<string, unknown> {
+  const value = parseJsonField(field, text, 'object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RequestError(`${field}: expected a JSON object, got ${text}`);
+  return value as Record<string, unknown>;
+}
+
 /**
  * The proto request as the JSON body parseScoreBody accepts: unset proto fields become absent. Throws
- * RequestError when chat_template_kwargs_json is not JSON; parseScoreBody checks the rest.
+ * RequestError when a *_json field is not JSON; parseScoreBody checks the rest.
  */
 export function scoreBodyFromProto(m: ScoreRequestMessage): Record<string, unknown> {
   const body: Record<string, unknown> = { model: m.model };
   if (m.tokens.length > 0) body.tokens = m.tokens;
   if (m.prompt !== undefined && m.prompt !== null) body.prompt = m.prompt;
   if (m.messages.length > 0) {
-    body.messages = m.messages.map((msg) => ({ role: msg.role, content: msg.parts.length > 0 ? msg.parts : msg.content }));
+    body.messages = m.messages.map((msg, i) => ({
+      ...(msg.fields_json ? messageFields(`messages.${i}.fields_json`, msg.fields_json) : {}),
+      role: msg.role,
+      content: msg.parts.length > 0 ? msg.parts : msg.content,
+    }));
   }
   if (m.lora_name) body.lora_name = m.lora_name;
   if (m.cache_salt) body.cache_salt = m.cache_salt;
   if (m.pods.length > 0) body.pods = m.pods;
-  if (m.chat_template_kwargs_json) {
-    try {
-      body.chat_template_kwargs = JSON.parse(m.chat_template_kwargs_json) as unknown;
-    } catch (err) {
-      throw new RequestError(`chat_template_kwargs_json: expected a JSON object, ${(err as Error).message}`);
-    }
-  }
+  if (m.chat_template_kwargs_json) body.chat_template_kwargs = parseJsonField('chat_template_kwargs_json', m.chat_template_kwargs_json, 'object');
+  if (m.tools_json) body.tools = parseJsonField('tools_json', m.tools_json, 'array');
   if (m.add_generation_prompt !== undefined && m.add_generation_prompt !== null) body.add_generation_prompt = m.add_generation_prompt;
   return body;
 }

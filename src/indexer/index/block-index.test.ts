@@ -265,11 +265,45 @@ describe('BlockIndex (request keys learned from events)', () => {
     put('a', 2n, 2);
     put('a', 3n, 3);
     put('a', 4n, 4); // all three were referenced once: the sweep clears them and evicts the oldest, 1
-    expect(held([1, 2, 3, 4])).toEqual([0, 1, 1, 1]);
     put('b', 22n, 2); // key 2 is stored again: referenced
     put('a', 5n, 5); // the hand passes 2 (second chance) and evicts 3
-    expect(held([2, 3, 4, 5])).toEqual([1, 0, 1, 1]);
+    // Checked only now: a lookup is a use too, so probing earlier would change what is evicted.
+    expect(held([1, 2, 3, 4, 5])).toEqual([0, 1, 0, 1, 1]);
     expect(index.stats()).toMatchObject({ keys: 3, evictions: 2 });
+  });
+
+  it('spares a key matched by a lookup since the last sweep, evicting an unread one instead', () => {
+    const index = new BlockIndex({ blockSize: 1, maxKeys: 3 });
+    const put = (h: bigint, tok: number): void => index.apply(src('a'), batch(stored({ hashes: [h], tokens: [tok], blockSize: 1 })));
+    put(1n, 1);
+    put(2n, 2);
+    put(3n, 3);
+    put(4n, 4); // the sweep clears every reference bit and evicts 1; the hand now points at 2
+    expect(index.scoreTokens([2])).toEqual({ a: 1 }); // a hit: 2 is referenced again
+    put(5n, 5); // the hand passes 2 (second chance) and evicts 3, never read since it was stored
+    expect(index.stats()).toMatchObject({ keys: 3, evictions: 2 });
+    expect(index.scoreTokens([3])).toEqual({});
+    expect(index.scoreTokens([2])).toEqual({ a: 1 });
+  });
+
+  it('scores only sources of the requested model, plus sources whose topic names no model', () => {
+    const index = new BlockIndex({ blockSize: 16 });
+    const t = tokens(21, 48);
+    index.apply({ podId: 'llama', model: 'meta-llama/Llama-3.1-8B', dpRank: 0 }, batch(stored({ hashes: [1n, 2n, 3n], tokens: t })));
+    index.apply({ podId: 'qwen', model: 'Qwen/Qwen3-8B', dpRank: 0 }, batch(stored({ hashes: [1n, 2n], tokens: t.slice(0, 32) })));
+    index.apply({ podId: 'qwen', model: 'Qwen/Qwen3-8B', dpRank: 1 }, batch(stored({ hashes: [7n], tokens: t.slice(0, 16) })));
+    expect(index.scoreTokens(t, { model: 'meta-llama/Llama-3.1-8B' })).toEqual({ llama: 3 });
+    expect(index.scoreTokens(t, { model: 'Qwen/Qwen3-8B' })).toEqual({ qwen: 2 });
+    expect(index.scoreTokens(t, { model: 'Qwen/Qwen3-8B', pods: ['llama', 'qwen'] })).toEqual({ qwen: 2 });
+    expect(index.scoreTokens(t, { model: 'no/such-model' })).toEqual({});
+    expect(index.scoreTokens(t)).toEqual({ llama: 3, qwen: 2 });
+    // Per-pod mode with vLLM's empty default topic: the model is unknown, so the pod serves any.
+    index.apply({ podId: 'untitled', model: '', dpRank: 0 }, batch(stored({ hashes: [9n], tokens: t.slice(0, 16) })));
+    expect(index.scoreTokens(t, { model: 'no/such-model' })).toEqual({ untitled: 1 });
+    // A pod restarted under another model is scored under the new one only.
+    index.apply({ podId: 'llama', model: 'Qwen/Qwen3-8B', dpRank: 0 }, batch());
+    expect(index.scoreTokens(t, { model: 'meta-llama/Llama-3.1-8B' })).toEqual({ untitled: 1 });
+    expect(index.scoreTokens(t, { model: 'Qwen/Qwen3-8B' })).toEqual({ llama: 3, qwen: 2, untitled: 1 });
   });
 
   it('keeps at most maxPodsPerKey entries per key, evicting the oldest', () => {

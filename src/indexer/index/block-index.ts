@@ -14,7 +14,7 @@ import { EngineTable } from './engine-table.ts';
 import { EntryStore } from './entry-store.ts';
 import { KeyTable } from './key-table.ts';
 import { newCounters, registerIndexMetrics, type DropReason, type IndexCounters, type UnscoredReason } from './metrics.ts';
-import { Sources } from './sources.ts';
+import { NO_MODEL, Sources } from './sources.ts';
 import { Tiers } from './tiers.ts';
 
 export interface BlockIndexOptions {
@@ -42,6 +42,11 @@ export interface BlockIndexOptions {
 }
 
 export interface ScoreOptions {
+  /**
+   * Only sources publishing under this model (the topic's model) are scored, and sources whose topic
+   * names none; absent or null: every source.
+   */
+  model?: string | null;
   loraName?: string | null;
   cacheSalt?: string | null;
   /** Only these pods are scored. */
@@ -192,9 +197,20 @@ export class BlockIndex implements KvEventSink {
     scratch.prepare(limit, this.maxPodsPerKey, blocks);
     let allowed: Uint8Array | undefined;
     const allowedIds: number[] = [];
-    if (opts.pods) {
+    const byModel = opts.model !== undefined && opts.model !== null;
+    if (opts.pods || byModel) {
       allowed = scratch.allowed;
-      for (const pod of opts.pods) for (const sid of this.sources.ofPod(pod)) allowedIds.push(sid);
+      // -1 for a model no source ever named: only sources naming no model remain.
+      const model = byModel ? this.sources.findModel(opts.model!) : -1;
+      const models = this.sources.models;
+      const servesModel = (sid: number) => !byModel || models[sid] === model || models[sid] === NO_MODEL;
+      if (opts.pods) {
+        for (const pod of opts.pods) for (const sid of this.sources.ofPod(pod)) if (servesModel(sid)) allowedIds.push(sid);
+      } else {
+        const keys = this.sources.keys;
+        for (let sid = 0; sid < limit; sid++) if (keys[sid] !== '' && servesModel(sid)) allowedIds.push(sid);
+      }
+      if (allowedIds.length === 0) return {};
       for (const sid of allowedIds) allowed[sid] = 1;
     }
     const result = scoreLongestPrefix(keys, blocks, this.lookup, limit, this.maxPodsPerKey, allowed, scratch);
@@ -237,6 +253,8 @@ export class BlockIndex implements KvEventSink {
   private holders(lo: number, hi: number, sources: Int32Array, weights: Float64Array): number {
     const id = this.keys.find(lo, hi);
     if (id < 0) return 0;
+    // A hit is a use: a hot prefix only ever read must outlive blocks stored once and never asked for.
+    this.keys.touch(id);
     const en = this.entries;
     const w = this.tiers.weights;
     let n = 0;

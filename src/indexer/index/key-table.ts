@@ -1,7 +1,7 @@
 // The request-key table: an open-addressing hash table (linear probing, backward-shift deletion) from
 // 64-bit block keys, stored as (lo, hi) uint32 columns, to dense key records. A record holds the head
-// of its entry list and a CLOCK reference bit; CLOCK (second chance) approximates LRU eviction with one
-// byte per key instead of two list pointers.
+// of its entry list and a CLOCK reference bit; CLOCK (second chance on store and on lookup) approximates
+// LRU eviction with one byte per key instead of two list pointers.
 
 import { growColumn, mixKey, nextCapacity } from './grow.ts';
 
@@ -94,7 +94,7 @@ export class KeyTable {
     this.size--;
   }
 
-  /** Marks a record as recently used: CLOCK spares it once. */
+  /** Marks a record as recently used (stored or matched by a lookup): CLOCK spares it once. One byte write. */
   touch(id: number): void {
     this.flags[id] = LIVE | REFERENCED;
   }

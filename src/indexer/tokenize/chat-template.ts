@@ -4,7 +4,7 @@
 // transformers' apply_chat_template calls it (trim_blocks, lstrip_blocks, special tokens as variables).
 
 import { Template } from '@huggingface/jinja';
-import type { ChatMessage } from '../types.ts';
+import { templateMessage, templateTools, type ChatMessage, type ChatTool } from '../../common/chat.ts';
 import type { ChatTemplateConfig } from './encoder.ts';
 
 export interface ChatRenderOptions {
@@ -12,6 +12,8 @@ export interface ChatRenderOptions {
   addGenerationPrompt?: boolean;
   /** Extra template variables (vLLM's chat_template_kwargs, e.g. enable_thinking). */
   templateKwargs?: Record<string, unknown>;
+  /** Tools the template renders (vLLM's `tools`), passed as vLLM dumps them. */
+  tools?: ChatTool[];
 }
 
 export type ChatRenderer = (messages: ChatMessage[], options?: ChatRenderOptions) => string;
@@ -50,10 +52,11 @@ export function createChatRenderer(config: ChatTemplateConfig): ChatRenderer {
   return (messages, options = {}) => {
     const hasDeveloper = messages.some((m) => m.role === 'developer');
     const turns = hasDeveloper && !knowsDeveloper ? convertDeveloperTurns(messages) : messages;
-    const conversation = turns.map((m) => ({ ...m, content: contentText(m.content) }));
+    const conversation = turns.map((m, i) => templateMessage(m, contentText(m.content), i));
     return template.render({
       ...config.specialTokens,
       ...options.templateKwargs,
+      ...(options.tools ? { tools: templateTools(options.tools) } : {}),
       messages: conversation,
       add_generation_prompt: options.addGenerationPrompt ?? true,
     });

@@ -80,6 +80,8 @@ export class ModelTokenizer {
       }
     }
     if (this.chatFormat === 'harmony') {
+      // vLLM renders gpt-oss tools into the harmony developer message; that rendering is not built yet.
+      if (options.tools?.length) throw new TokenizeInputError(`model "${this.model}" renders chats with harmony, which does not take tools here yet`);
       const harmony: HarmonyOptions = { startDate: this.#harmonyStartDate ?? new Date().toISOString().slice(0, 10) };
       try {
         return renderHarmonyPieces(messages, harmony);

@@ -4,6 +4,8 @@ import type { TokenizeInput, TokenizeOutput } from './tokenizers.ts';
 
 export interface WorkerSetup {
   sources: Record<string, string>;
+  /** See TokenizerSetOptions.defaultSource. */
+  defaultSource?: string | null;
   cacheMaxBytes?: number;
   harmonyStartDate?: string;
 }

@@ -56,3 +56,26 @@ describe('tokenizer worker pool', () => {
     await bad.close();
   });
 });
+
+describe('tokenizer worker pool with fallbacks', () => {
+  it('loads a family or default tokenizer in the worker on first use and says which one served', async () => {
+    const pool = new TokenizerPool({ workers: 1, sources: {}, defaultSource: 'npm:qwen3' });
+    try {
+      await pool.load();
+      expect(pool.models).toEqual([]);
+      const llamaText = golden.models.llama3_1!.texts[0]!;
+      const qwenText = golden.models.qwen3!.texts[0]!;
+      // Two at once: the second waits for the same load rather than starting another.
+      const [family, again] = await Promise.all([
+        pool.tokenize('meta-llama/Llama-3.1-70B-Instruct', { prompt: llamaText.text }),
+        pool.tokenize('Meta-Llama-3.1-8B', { prompt: llamaText.text }),
+      ]);
+      expect(family).toMatchObject({ tokenizerModel: 'npm:llama3_1', tokens: llamaText.prompt, fallback: { source: 'npm:llama3_1', reason: 'family', family: 'Llama 3.1' } });
+      expect(again.tokens).toEqual(llamaText.prompt);
+      const other = await pool.tokenize('acme/custom', { prompt: qwenText.text });
+      expect(other).toMatchObject({ tokenizerModel: 'npm:qwen3', tokens: qwenText.prompt, fallback: { source: 'npm:qwen3', reason: 'default' } });
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+});

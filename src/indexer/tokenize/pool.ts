@@ -62,7 +62,7 @@ export class TokenizerPool implements Tokenization {
   }
 
   #start(i: number): Promise<string[]> {
-    const setup: WorkerSetup = { sources: this.#options.sources, cacheMaxBytes: this.#options.cacheMaxBytes, harmonyStartDate: this.#options.harmonyStartDate };
+    const setup: WorkerSetup = { sources: this.#options.sources, defaultSource: this.#options.defaultSource, cacheMaxBytes: this.#options.cacheMaxBytes, harmonyStartDate: this.#options.harmonyStartDate };
     const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: setup });
     const slot: Slot = { worker, pending: new Map() };
     this.#slots[i] = slot;

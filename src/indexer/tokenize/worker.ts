@@ -8,7 +8,7 @@ import { TokenizerSet, UnknownModelError } from './tokenizers.ts';
 
 const port = parentPort!;
 const setup = workerData as WorkerSetup;
-const tokenizers = new TokenizerSet({ sources: setup.sources, cacheMaxBytes: setup.cacheMaxBytes, harmonyStartDate: setup.harmonyStartDate });
+const tokenizers = new TokenizerSet({ sources: setup.sources, defaultSource: setup.defaultSource, cacheMaxBytes: setup.cacheMaxBytes, harmonyStartDate: setup.harmonyStartDate });
 
 try {
   await tokenizers.load();
@@ -17,10 +17,11 @@ try {
   port.postMessage({ type: 'failed', message: (err as Error).message } satisfies WorkerReply);
 }
 
-port.on('message', (req: WorkerRequest) => {
+// Async only when a fallback tokenizer loads on first use; replies carry the request id, so order does not matter.
+port.on('message', async (req: WorkerRequest) => {
   let reply: WorkerReply;
   try {
-    reply = { type: 'result', id: req.id, out: tokenizers.tokenizeNow(req.model, req.input) };
+    reply = { type: 'result', id: req.id, out: await tokenizers.tokenize(req.model, req.input) };
   } catch (err) {
     const kind = err instanceof UnknownModelError ? 'unknown-model' : err instanceof TokenizeInputError ? 'input' : 'internal';
     reply = { type: 'error', id: req.id, kind, message: (err as Error).message };

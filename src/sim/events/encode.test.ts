@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { decodeEventBatch } from '../../indexer/events/decode.ts';
 import { digestToUint64, VllmBlockHasher } from '../../indexer/keys/vllm.ts';
-import { digestLow64, encodeEventBatch } from './encode.ts';
+import { encodeEventBatch } from './encode.ts';
+import type { BlockStoredEvent } from '../../indexer/types.ts';
 import type { KvEventsEncoding, SimKvEvent } from './types.ts';
 
 const hasher = new VllmBlockHasher({ blockSize: 4, hashSeed: '0' });
@@ -14,7 +15,10 @@ const events: SimKvEvent[] = [
 
 describe('encodeEventBatch', () => {
   it('publishes the low 8 digest bytes big-endian as the uint64 hash, like vLLM', () => {
-    expect(digestLow64(h0)).toBe(digestToUint64(h0));
+    const batch = decodeEventBatch(encodeEventBatch(1, events, { encoding: 'map', hashForm: 'uint64', dpRank: 0 }));
+    const stored = batch.events[0] as BlockStoredEvent;
+    expect([...stored.blockHashes]).toEqual([digestToUint64(h1), digestToUint64(h2)]);
+    expect(stored.parentBlockHash).toBe(digestToUint64(h0));
   });
 
   for (const encoding of ['map', 'array'] as KvEventsEncoding[]) {

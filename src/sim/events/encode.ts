@@ -3,6 +3,7 @@
 // (vLLM 0.33: {"type": ..., fields}, default-valued trailing fields omitted) or as positional
 // arrays (older vLLM: ["BlockStored", hashes, parent, token_ids, block_size, lora_id, medium]).
 
+import { digestToUint64 } from '../../indexer/keys/vllm.ts';
 import { MsgpackWriter } from './msgpack-writer.ts';
 import {
   FULL_ATTENTION_KIND,
@@ -20,15 +21,9 @@ export interface EncodeOptions {
   dpRank: number;
 }
 
-/** The uint64 vLLM publishes for a digest: its low 8 bytes, big-endian. */
-export function digestLow64(digest: Uint8Array): bigint {
-  const view = new DataView(digest.buffer, digest.byteOffset, digest.byteLength);
-  return view.getBigUint64(digest.byteLength - 8);
-}
-
 function writeHash(w: MsgpackWriter, digest: Uint8Array, form: KvEventsHashForm): void {
   if (form === 'bytes') w.bin(digest);
-  else w.uint64(digestLow64(digest));
+  else w.uint64(digestToUint64(digest));
 }
 
 function writeNullableStr(w: MsgpackWriter, s: string | null): void {

@@ -6,6 +6,7 @@
 
 import * as zmq from 'zeromq';
 import type { Logger } from '../../common/log.ts';
+import { END_OF_REPLAY, sequenceFrame } from '../../indexer/events/topic.ts';
 
 export interface PublisherOptions {
   endpoint: string;
@@ -34,8 +35,6 @@ export interface PublisherStats {
   replayRequests: number;
 }
 
-const END_SEQ = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-
 /** Whether vLLM would bind (rather than connect) this endpoint. */
 export function isBindEndpoint(endpoint: string): boolean {
   return endpoint.includes('*') || endpoint.includes('::') || endpoint.startsWith('ipc://') || endpoint.startsWith('inproc://');
@@ -52,11 +51,6 @@ export function offsetEndpointPort(endpoint: string, offset: number): string {
   return `${endpoint.slice(0, colon)}:${port + offset}`;
 }
 
-export function seqBytes(seq: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(seq));
-  return b;
-}
 
 export class KvEventPublisher {
   readonly faults: PublisherFaults = { dropRate: 0, stalledUntilMs: 0 };
@@ -136,7 +130,7 @@ export class KvEventPublisher {
           this.stats.dropped++;
           continue;
         }
-        await this.pub.send([this.topic, seqBytes(item.seq), item.payload]);
+        await this.pub.send([this.topic, sequenceFrame(item.seq), item.payload]);
         this.stats.published++;
       }
     } catch (err) {
@@ -158,9 +152,9 @@ export class KvEventPublisher {
         this.stats.replayRequests++;
         const start = startFrame.length === 8 ? startFrame.readBigUInt64BE() : 0n;
         for (const { seq, payload } of [...this.buffer]) {
-          if (BigInt(seq) >= start) await router.send([identity, '', this.topic, seqBytes(seq), payload]);
+          if (BigInt(seq) >= start) await router.send([identity, '', this.topic, sequenceFrame(seq), payload]);
         }
-        await router.send([identity, '', '', END_SEQ, '']);
+        await router.send([identity, '', '', sequenceFrame(END_OF_REPLAY), '']);
       }
     } catch (err) {
       if (!this.closed) this.options.log.error('replay socket failed', { err });

@@ -5,12 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { HttpError, readJson, sendJson, type RouteHandler } from '../../common/http.ts';
-import type { ChatMessage } from '../../indexer/types.ts';
 import { TokenizeInputError } from '../../indexer/tokenize/model-tokenizer.ts';
+import type { TokenizeInput } from '../../indexer/tokenize/tokenizers.ts';
 import type { Engine } from '../engine.ts';
 import { SimRequest, type LoraAdapter, type RequestBlockHasher } from '../request.ts';
 import type { SimTokenizer } from '../tokenizer.ts';
-import { ChatCompletionRequestSchema, CompletionRequestSchema, openAiError, parseBody } from './schemas.ts';
+import { ChatCompletionRequestSchema, CompletionRequestSchema, isOpenAiErrorBody, openAiError, openAiErrorBody, parseBody } from './schemas.ts';
 
 export interface RouteContext {
   podId: string;
@@ -50,14 +50,19 @@ function podHeaders(ctx: RouteContext): Record<string, string> {
   return { 'x-inference-pod': ctx.podId };
 }
 
-/** Wraps a route so its error responses name the pod too (the shared server sends them without it). */
-export function withPodHeader(ctx: RouteContext, handler: RouteHandler): RouteHandler {
+/**
+ * Wraps a route so every error it raises is answered the way vLLM answers: an OpenAI error body
+ * ({"error": {message, type, param, code}}, including for the shared server's body-reading errors:
+ * empty body, bad JSON, too large) with the pod named in `x-inference-pod`.
+ */
+export function withOpenAiErrors(ctx: RouteContext, handler: RouteHandler): RouteHandler {
   return async (req, res, url) => {
     try {
       await handler(req, res, url);
     } catch (err) {
       if (!(err instanceof HttpError) || res.headersSent) throw err;
-      sendJson(res, err.status, err.body, podHeaders(ctx));
+      const body = isOpenAiErrorBody(err.body) ? err.body : openAiErrorBody(err.status, err.message);
+      sendJson(res, err.status, body, podHeaders(ctx));
     }
   };
 }
@@ -131,39 +136,87 @@ function newRequest(ctx: RouteContext, id: string, tokens: number[], maxTokens: 
   return request;
 }
 
+/** How one endpoint shapes its responses around the shared run/stream/finish/usage logic. */
+interface ResponseShape {
+  id: string;
+  model: string;
+  /** `object` of streamed chunks ("text_completion", "chat.completion.chunk"). */
+  chunkObject: string;
+  /** `object` of the non-streamed response. */
+  finalObject: string;
+  /** Choices streamed before the first token (chat announces the assistant role). */
+  leadingChoices: Array<Record<string, unknown>>;
+  /** A streamed choice carrying one token's text. */
+  streamedChoice(text: string, finish: string | null): Record<string, unknown>;
+  /** The non-streamed choice carrying the whole output. */
+  finalChoice(text: string, finish: string | null): Record<string, unknown>;
+}
+
+interface StreamOptions {
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean | null } | null;
+}
+
+/** Runs a request and answers it as SSE chunks ending in `data: [DONE]`, or as one JSON body. */
+async function runAndRespond(ctx: RouteContext, res: http.ServerResponse, request: SimRequest, shape: ResponseShape, options: StreamOptions): Promise<void> {
+  const created = Math.floor(Date.now() / 1000);
+  const envelope = (object: string) => ({ id: shape.id, object, created, model: shape.model });
+  if (options.stream) {
+    res.writeHead(200, sseHeaders(ctx));
+    for (const choice of shape.leadingChoices) writeEvent(res, { ...envelope(shape.chunkObject), choices: [choice] });
+    const run = submit(ctx, res, request, (token) => {
+      const finish = request.status === 'finished' ? request.finishReason : null;
+      writeEvent(res, { ...envelope(shape.chunkObject), choices: [shape.streamedChoice(ctx.tokenizer.decode([token]), finish)] });
+    });
+    await run.done;
+    if (res.destroyed) return;
+    if (options.stream_options?.include_usage) writeEvent(res, { ...envelope(shape.chunkObject), choices: [], usage: usageOf(request) });
+    res.end('data: [DONE]\n\n');
+    return;
+  }
+  const run = submit(ctx, res, request, () => {});
+  await run.done;
+  if (res.destroyed) return;
+  if (request.finishReason === 'abort') throw openAiError(500, 'the request was aborted by the engine');
+  const choice = shape.finalChoice(ctx.tokenizer.decode(request.outputTokens), request.finishReason);
+  sendJson(res, 200, { ...envelope(shape.finalObject), choices: [choice], usage: usageOf(request) }, podHeaders(ctx));
+}
+
+/** Tokenizes where the tokenizer runs (a worker thread unless configured otherwise); input mistakes are 400s. */
+async function tokenize(ctx: RouteContext, input: TokenizeInput, param: string): Promise<number[]> {
+  try {
+    return await ctx.tokenizer.tokenize(input);
+  } catch (err) {
+    if (err instanceof TokenizeInputError) throw openAiError(400, err.message, param);
+    throw err;
+  }
+}
+
 export function completionsRoute(ctx: RouteContext): RouteHandler {
   return async (req, res) => {
     const body = parseBody(CompletionRequestSchema, await readJson(req));
     preflight(ctx);
     const lora = resolveModel(ctx, body.model);
-    const tokens = typeof body.prompt === 'string' ? ctx.tokenizer.tokenizePrompt(body.prompt) : body.prompt;
+    const tokens = typeof body.prompt === 'string' ? await tokenize(ctx, { prompt: body.prompt }, 'prompt') : body.prompt;
     if (tokens.length === 0) throw openAiError(400, 'prompt must not be empty', 'prompt');
     const maxTokens = checkLength(ctx, tokens.length, body.max_tokens ?? 16);
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
-    const created = Math.floor(Date.now() / 1000);
     const request = newRequest(ctx, id, tokens, maxTokens, lora, body.cache_salt ?? null, body.seed ?? null);
     const choice = (text: string, finish: string | null) => ({ index: 0, text, logprobs: null, finish_reason: finish, stop_reason: null });
-    if (body.stream) {
-      res.writeHead(200, sseHeaders(ctx));
-      const run = submit(ctx, res, request, (token) => {
-        const last = request.status === 'finished';
-        writeEvent(res, { id, object: 'text_completion', created, model: body.model, choices: [choice(ctx.tokenizer.decode([token]), last ? request.finishReason : null)] });
-      });
-      await run.done;
-      if (res.destroyed) return;
-      if (body.stream_options?.include_usage) writeEvent(res, { id, object: 'text_completion', created, model: body.model, choices: [], usage: usageOf(request) });
-      res.end('data: [DONE]\n\n');
-      return;
-    }
-    const run = submit(ctx, res, request, () => {});
-    await run.done;
-    if (res.destroyed) return;
-    if (request.finishReason === 'abort') throw openAiError(500, 'the request was aborted by the engine');
-    sendJson(
+    await runAndRespond(
+      ctx,
       res,
-      200,
-      { id, object: 'text_completion', created, model: body.model, choices: [{ ...choice(ctx.tokenizer.decode(request.outputTokens), request.finishReason), prompt_logprobs: null }], usage: usageOf(request) },
-      podHeaders(ctx),
+      request,
+      {
+        id,
+        model: body.model,
+        chunkObject: 'text_completion',
+        finalObject: 'text_completion',
+        leadingChoices: [],
+        streamedChoice: choice,
+        finalChoice: (text, finish) => ({ ...choice(text, finish), prompt_logprobs: null }),
+      },
+      body,
     );
   };
 }
@@ -173,64 +226,32 @@ export function chatCompletionsRoute(ctx: RouteContext): RouteHandler {
     const body = parseBody(ChatCompletionRequestSchema, await readJson(req));
     preflight(ctx);
     const lora = resolveModel(ctx, body.model);
-    let tokens: number[];
-    try {
-      tokens = ctx.tokenizer.tokenizeChat(body.messages as ChatMessage[], {
-        addGenerationPrompt: body.add_generation_prompt ?? true,
-        templateKwargs: body.chat_template_kwargs ?? undefined,
-      });
-    } catch (err) {
-      if (err instanceof TokenizeInputError) throw openAiError(400, err.message, 'messages');
-      throw err;
-    }
+    const chat = { addGenerationPrompt: body.add_generation_prompt ?? true, templateKwargs: body.chat_template_kwargs ?? undefined, tools: body.tools ?? undefined };
+    const tokens = await tokenize(ctx, { messages: body.messages, chat }, 'messages');
     const maxTokens = checkLength(ctx, tokens.length, body.max_completion_tokens ?? body.max_tokens ?? null);
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
-    const created = Math.floor(Date.now() / 1000);
     const request = newRequest(ctx, id, tokens, maxTokens, lora, body.cache_salt ?? null, body.seed ?? null);
-    if (body.stream) {
-      res.writeHead(200, sseHeaders(ctx));
-      const chunk = (delta: Record<string, unknown>, finish: string | null) => ({
-        id,
-        object: 'chat.completion.chunk',
-        created,
-        model: body.model,
-        choices: [{ index: 0, delta, logprobs: null, finish_reason: finish, stop_reason: null }],
-      });
-      writeEvent(res, chunk({ role: 'assistant', content: '' }, null));
-      const run = submit(ctx, res, request, (token) => {
-        const last = request.status === 'finished';
-        writeEvent(res, chunk({ content: ctx.tokenizer.decode([token]) }, last ? request.finishReason : null));
-      });
-      await run.done;
-      if (res.destroyed) return;
-      if (body.stream_options?.include_usage) writeEvent(res, { id, object: 'chat.completion.chunk', created, model: body.model, choices: [], usage: usageOf(request) });
-      res.end('data: [DONE]\n\n');
-      return;
-    }
-    const run = submit(ctx, res, request, () => {});
-    await run.done;
-    if (res.destroyed) return;
-    if (request.finishReason === 'abort') throw openAiError(500, 'the request was aborted by the engine');
-    sendJson(
+    const delta = (content: Record<string, unknown>, finish: string | null) => ({ index: 0, delta: content, logprobs: null, finish_reason: finish, stop_reason: null });
+    await runAndRespond(
+      ctx,
       res,
-      200,
+      request,
       {
         id,
-        object: 'chat.completion',
-        created,
         model: body.model,
-        choices: [
-          {
-            index: 0,
-            message: { role: 'assistant', content: ctx.tokenizer.decode(request.outputTokens), tool_calls: [], reasoning_content: null },
-            logprobs: null,
-            finish_reason: request.finishReason,
-            stop_reason: null,
-          },
-        ],
-        usage: usageOf(request),
+        chunkObject: 'chat.completion.chunk',
+        finalObject: 'chat.completion',
+        leadingChoices: [delta({ role: 'assistant', content: '' }, null)],
+        streamedChoice: (text, finish) => delta({ content: text }, finish),
+        finalChoice: (text, finish) => ({
+          index: 0,
+          message: { role: 'assistant', content: text, tool_calls: [], reasoning_content: null },
+          logprobs: null,
+          finish_reason: finish,
+          stop_reason: null,
+        }),
       },
-      podHeaders(ctx),
+      body,
     );
   };
 }
@@ -258,7 +279,7 @@ export function healthRoute(ctx: RouteContext): RouteHandler {
       res.writeHead(200, podHeaders(ctx));
       res.end();
     } else {
-      sendJson(res, 503, { error: { message: 'the simulated engine is still starting', type: 'ServiceUnavailableError', param: null, code: 503 } }, podHeaders(ctx));
+      sendJson(res, 503, openAiErrorBody(503, 'the simulated engine is still starting'), podHeaders(ctx));
     }
   };
 }

@@ -1,7 +1,9 @@
 // Request bodies of the OpenAI-compatible endpoints the simulator serves, as zod schemas (the one
-// source of their types), and vLLM's error body: {"error": {message, type, param, code}}.
+// source of their types; chat messages and tools come from common/chat.ts, shared with the indexer),
+// and vLLM's error body: {"error": {message, type, param, code}}.
 
 import { z } from 'zod';
+import { ChatMessageSchema, ChatToolSchema } from '../../common/chat.ts';
 import { HttpError } from '../../common/http.ts';
 
 const maxTokens = z.number().int().min(1, 'must be at least 1');
@@ -26,18 +28,11 @@ export const CompletionRequestSchema = z
   .passthrough();
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
 
-const ContentPart = z.object({ type: z.string(), text: z.string().optional() }).passthrough();
-export const ChatMessageSchema = z
-  .object({
-    role: z.string().min(1),
-    content: z.union([z.string(), z.array(ContentPart), z.null()]).optional(),
-  })
-  .passthrough();
-
 export const ChatCompletionRequestSchema = z
   .object({
     ...common,
     messages: z.array(ChatMessageSchema).min(1, 'messages must not be empty'),
+    tools: z.array(ChatToolSchema).nullish(),
     max_completion_tokens: maxTokens.nullish(),
     add_generation_prompt: z.boolean().nullish(),
     chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
@@ -54,8 +49,22 @@ const ERROR_TYPES: Record<number, string> = {
   503: 'ServiceUnavailableError',
 };
 
+export interface OpenAiErrorBody {
+  error: { message: string; type: string; param: string | null; code: number };
+}
+
+/** vLLM's error body; `type` defaults to the error class vLLM's handlers name for the status. */
+export function openAiErrorBody(status: number, message: string, param: string | null = null, type?: string): OpenAiErrorBody {
+  return { error: { message, type: type ?? ERROR_TYPES[status] ?? 'Error', param, code: status } };
+}
+
 export function openAiError(status: number, message: string, param: string | null = null): HttpError {
-  return new HttpError(status, message, { error: { message, type: ERROR_TYPES[status] ?? 'Error', param, code: status } });
+  return new HttpError(status, message, openAiErrorBody(status, message, param));
+}
+
+export function isOpenAiErrorBody(body: unknown): body is OpenAiErrorBody {
+  const error = (body as { error?: unknown } | null)?.error;
+  return typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string';
 }
 
 /** Validates a body, or throws a 400 naming the first offending field. */
