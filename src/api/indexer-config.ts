@@ -25,8 +25,6 @@ const LABEL_KEY = z
   .regex(/^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'expected a Kubernetes label key such as app or example.com/role');
 const LABEL_VALUE = z.string().regex(/^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/, 'expected a Kubernetes label value (63 characters or fewer, alphanumeric at both ends)');
 
-/** Label every model-server pod of a pool carries; discovery selects only pods that have it. */
-export const INFERENCE_SERVING_LABEL = 'llm-d.ai/inferenceServing';
 
 /**
  * Per-pod mode with pods found through the Kubernetes API: every vLLM pod binds its publisher, and

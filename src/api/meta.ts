@@ -8,6 +8,9 @@ export const API_GROUP = 'inference.kvroute.io';
 export const API_VERSION = 'v1alpha1';
 export const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
 
+/** The label llm-d puts on pods that serve inference: the pods a pool's router and indexer consider. */
+export const INFERENCE_SERVING_LABEL = 'llm-d.ai/inferenceServing';
+
 /** A label key or value as Kubernetes accepts it (values up to 63 characters, keys may carry a prefix). */
 export const LabelMap = z.record(z.string().max(317), z.string().max(63)).meta({
   description: 'label keys and values that pods must carry',

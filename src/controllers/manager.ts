@@ -2,6 +2,7 @@
 // InferencePool CRD; the pool and model controllers they feed; leader election gating the controllers;
 // a periodic resync; and the HTTP server for /healthz, /readyz and /metrics.
 
+import { INFERENCE_SERVING_LABEL } from '../api/meta.ts';
 import os from 'node:os';
 import type { KubeConfig, KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
@@ -9,7 +10,7 @@ import { API_GROUP, API_VERSION } from '../api/meta.ts';
 import { startHttpServer, type RunningHttpServer } from '../common/http.ts';
 import type { Logger } from '../common/log.ts';
 import { ModelReconciler } from './model/reconciler.ts';
-import { INFERENCE_SERVING_LABEL, labelsMatch, MANAGED_BY, MANAGED_BY_LABEL, podSelector } from './objects.ts';
+import { labelsMatch, MANAGED_BY, MANAGED_BY_LABEL, podSelector } from './objects.ts';
 import { GIE_INFERENCE_POOL_CRD } from './pool/gateway.ts';
 import { PoolReconciler } from './pool/reconciler.ts';
 import { InferencePool } from '../api/inference-pool.ts';

@@ -10,7 +10,6 @@ export const POOL_LABEL = 'inference.kvroute.io/pool';
 export const COMPONENT_LABEL = 'app.kubernetes.io/component';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'kvroute';
-export const INFERENCE_SERVING_LABEL = 'llm-d.ai/inferenceServing';
 
 /** The object every builder starts from: a namespaced name plus the labels and owner of its pool. */
 export interface Owned {

@@ -3,7 +3,7 @@
 // The pod id is the IP, because vLLM's topic is kv@$(POD_IP)@<model>; a new IP is a new pod.
 
 import type { V1Pod } from '@kubernetes/client-node';
-import { INFERENCE_SERVING_LABEL } from '../api/indexer-config.ts';
+import { INFERENCE_SERVING_LABEL } from '../api/meta.ts';
 
 /** What discovery needs from one pod object. */
 export interface PodObservation {

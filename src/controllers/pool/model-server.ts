@@ -1,9 +1,10 @@
 // Desired vLLM Deployment and Service of an InferencePool that has a modelServer: the arguments that
 // make vLLM's prefix cache and KV events match what the indexer expects, byte for byte.
 
+import { INFERENCE_SERVING_LABEL } from '../../api/meta.ts';
 import type { V1Container, V1Deployment, V1EnvVar, V1Service } from '@kubernetes/client-node';
 import type { InferencePool, ModelServerSpec } from '../../api/inference-pool.ts';
-import { INFERENCE_SERVING_LABEL, names, ownedMeta, podSelector, servedModelName } from '../objects.ts';
+import { names, ownedMeta, podSelector, servedModelName } from '../objects.ts';
 
 export const KV_EVENTS_PORT = 5557;
 export const KV_REPLAY_PORT = 5558;

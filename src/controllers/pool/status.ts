@@ -1,10 +1,11 @@
 // The observed state of an InferencePool, computed purely from its pods, its Deployments and the last
 // apply result: endpoints, replica counts and the Ready, Progressing and Degraded conditions.
 
+import { INFERENCE_SERVING_LABEL } from '../../api/meta.ts';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { InferencePool, InferencePoolStatus, PoolEndpoint } from '../../api/inference-pool.ts';
 import { mergeConditions, type ConditionInput } from '../conditions.ts';
-import { INFERENCE_SERVING_LABEL, labelsMatch, podSelector } from '../objects.ts';
+import { labelsMatch, podSelector } from '../objects.ts';
 
 export interface ObservedPoolState {
   pods: readonly V1Pod[];
