@@ -12,7 +12,7 @@ import { BlockIndex } from '../src/indexer/index/block-index.ts';
 import { RequestKeyer } from '../src/indexer/keys/request.ts';
 import { vllmEngineKeys } from '../src/indexer/keys/vllm.ts';
 import { readGoBenchOutput, runGoBench, type GoBenchResult } from './lib/go-bench.ts';
-import { BLOCK_SIZE, PODS, SHARED_BLOCKS, fillerPromptsPerPod, podName, sharedBlocksOf, sharedPrompt } from './lib/indexer-workload.ts';
+import { BLOCK_SIZE, MODEL, PODS, SHARED_BLOCKS, fillerPromptsPerPod, podName, sharedBlocksOf, sharedPrompt } from './lib/indexer-workload.ts';
 import { progress } from './lib/progress.ts';
 import { environment, percentile, writeResults } from './lib/results.ts';
 import { fmt, formatTable } from './lib/table.ts';
@@ -129,19 +129,22 @@ const tableBytesPerEntry = stats.bytes / stats.entries;
 const bytesPerEntry = Math.max(heapBytesPerEntry, tableBytesPerEntry);
 
 // ---- 3. scoring the 8k-token prompt against ~1M entries over 32 pods ----
+// Scored for the topics' model, as the router asks: the per-model source filter is on the timed path.
+const scoreOptions = { model: MODEL };
 const prompt8k = Array.from(sharedPrompt());
 const expected = Object.fromEntries(Array.from({ length: PODS }, (_, p) => [podName(p), sharedBlocksOf(p)]));
-const got = index.scoreTokens(prompt8k);
+const got = index.scoreTokens(prompt8k, scoreOptions);
+if (Object.keys(index.scoreTokens(prompt8k, { model: 'another-model' })).length !== 0) throw new Error('pods publishing under the bench model scored for another model');
 if (Object.keys(got).length !== PODS || Object.entries(expected).some(([pod, blocks]) => got[pod] !== blocks)) {
   throw new Error(`unexpected scores for the 8k prompt: ${JSON.stringify(got)}`);
 }
 const scoreProgress = progress('score: 8k-token prompt');
-for (let i = 0; i < 500; i++) index.scoreTokens(prompt8k);
+for (let i = 0; i < 500; i++) index.scoreTokens(prompt8k, scoreOptions);
 const samples: number[] = [];
 const SCORE_RUNS = 5000;
 for (let i = 0; i < SCORE_RUNS; i++) {
   const t0 = performance.now();
-  index.scoreTokens(prompt8k);
+  index.scoreTokens(prompt8k, scoreOptions);
   samples.push((performance.now() - t0) * 1000);
   if ((i & 511) === 0) scoreProgress.update(i, SCORE_RUNS);
 }

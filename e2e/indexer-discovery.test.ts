@@ -2,7 +2,7 @@
 // the indexer.yaml the operator renders and with only the router's ServiceAccount and Role. Pod objects
 // get their status (IP, Ready) from the test as a kubelet would, each "pod" a real ZMQ publisher bound
 // to its own loopback address. Both indexers must see every pod (the HA case), drop a pod that turns
-// NotReady or is deleted, and pick up a new one quickly.
+// NotReady or is deleted, pick up a new one quickly, and see every data-parallel rank of a pod.
 
 import { describe, it, expect, beforeAll, afterAll, jest } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -13,7 +13,7 @@ import YAML from 'yaml';
 import type { KubeObjectLike } from '../src/common/kube/kube-client.ts';
 import { buildRouterRbac, renderIndexerConfig } from '../src/controllers/pool/router.ts';
 import { testPool } from '../src/controllers/testing.ts';
-import { TestPublisher, storedEvent } from '../src/indexer/events/test-helpers.ts';
+import { TestPublisher, storedEvent, type WireEvent } from '../src/indexer/events/test-helpers.ts';
 import { kubeTestsEnabled, startKube, usePortRange, waitFor, type KubeEnv } from './kube/cluster.ts';
 import { createNamespace } from './kube/fixtures.ts';
 
@@ -22,11 +22,14 @@ const NODE = path.join(ROOT, 'node_modules/.bin/node');
 const NS = 'ml';
 const MODEL = 'm';
 const BLOCK = 4;
-const EVENTS_PORT = 5850;
-const REPLAY_PORT = 5851;
+const EVENTS_PORT = 5600;
+/** Apart from EVENTS_PORT by more than DP_SIZE: rank r of a pod publishes on EVENTS_PORT + r and replays on REPLAY_PORT + r. */
+const REPLAY_PORT = 5620;
+/** Every pod of the pool runs this many ranks; pods with fewer publishers leave the other ports silent. */
+const DP_SIZE = 2;
 const INDEXERS = [
-  { http: 8350, grpc: 9350 },
-  { http: 8351, grpc: 9351 },
+  { http: 8100, grpc: 9100 },
+  { http: 8101, grpc: 9101 },
 ];
 /** Tokens of two blocks: pod A will hold both, pod B the first. */
 const TOKENS = Array.from({ length: 2 * BLOCK }, (_, i) => 100 + i);
@@ -41,6 +44,7 @@ interface IndexerProcess {
 
 interface PodsView {
   pods: Record<string, number>;
+  ingestion: { sources: number; gaps: number; replays: number; replayFailures: number; resets: number };
   discovery: { synced: boolean; pods: string[] };
 }
 
@@ -118,6 +122,7 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
       '--kubeconfig', kubeconfig,
       '--pod-zmq-port', String(EVENTS_PORT),
       '--pod-replay-port', String(REPLAY_PORT),
+      '--discovery-dp-size', String(DP_SIZE),
       '--not-ready-grace', '1',
       '--listen-host', '127.0.0.1',
       '--http-port', String(ports.http),
@@ -134,7 +139,7 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
   }
 
   beforeAll(async () => {
-    usePortRange(16100, 16199);
+    usePortRange(16400, 16499);
     env = await startKube();
     await createNamespace(env.client, NS);
     for (const obj of buildRouterRbac(pool)) await env.client.create(obj as KubeObjectLike);
@@ -231,7 +236,7 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     // A kubeconfig whose API server is not there: the list fails and is retried with backoff.
     const kubeconfig = path.join(env.dir, 'unreachable.kubeconfig');
     fs.writeFileSync(kubeconfig, fs.readFileSync(env.kubeconfigPath, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, 'server: https://127.0.0.1:1'));
-    const ix = startIndexer({ http: 8352, grpc: 9352 }, path.join(env.dir, 'indexer-unreachable.log'), kubeconfig);
+    const ix = startIndexer({ http: 8102, grpc: 9102 }, path.join(env.dir, 'indexer-unreachable.log'), kubeconfig);
     try {
       await waitFor(() => fetch(`${ix.base}/healthz`).then((r) => r.status === 200 || undefined), 'healthz', 30_000, 100);
       await waitFor(async () => (await metric(ix.base, /^kvroute_indexer_discovery_watch_restarts_total (\d+)$/)) > 0 || undefined, 'a counted restart', 10_000, 100);
@@ -257,5 +262,50 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     for (const ms of pickedUp) expect(ms).toBeLessThan(2_000);
     await publishUntilScored('127.0.0.4', 2);
     for (const ix of indexers) expect((await scores(ix.base))['127.0.0.4']).toBe(2);
+  });
+
+  it('scores a two-rank pod from both ranks kept apart, replays a rank from its own replay port, and drops both ranks with the pod', async () => {
+    const ip = '127.0.0.10';
+    // vLLM with --data-parallel-size 2: rank r binds port + r and replay port + r, and stamps its dp_rank on each batch.
+    const ranks = await Promise.all(
+      [0, 1].map((r) => TestPublisher.start({ topic: `kv@${ip}@${MODEL}`, bind: `tcp://${ip}:${EVENTS_PORT + r}`, replayBind: `tcp://${ip}:${REPLAY_PORT + r}` })),
+    );
+    ranks.forEach((pub, r) => publishers.set(`${ip}#${r}`, pub));
+    const [rank0, rank1] = ranks as [TestPublisher, TestPublisher];
+    /** Publishes on one rank until every indexer scores the pod at `blocks` (PUB drops what no subscriber has joined for yet). */
+    const publishUntil = (pub: TestPublisher, rank: number, events: WireEvent[], blocks: number) =>
+      waitFor(async () => {
+        await pub.publish(events, { dpRank: rank });
+        const seen = await Promise.all(indexers.map((ix) => scores(ix.base)));
+        return seen.every((s) => s[ip] === blocks) || undefined;
+      }, `every indexer scoring ${ip} at ${blocks} after rank ${rank} published`, 20_000, 100);
+    await createPod('vllm-dp');
+    await setPodStatus('vllm-dp', ip, true);
+    // Both ranks hash the same tokens alike (one seed per pool): rank 0 holds the first block, rank 1 both.
+    await publishUntil(rank0, 0, [storedEvent([1n], null, BLOCK)], 1);
+    await publishUntil(rank1, 1, [storedEvent([1n, 2n], null, BLOCK)], 2);
+    for (const ix of indexers) expect((await podsView(ix.base)).discovery.pods).toContain(ip);
+
+    // Rank 1's removal is lost on the wire; the next batch reveals the gap, which only rank 1's replay port can fill.
+    const before = await Promise.all(indexers.map(async (ix) => (await podsView(ix.base)).ingestion));
+    await rank1.publish([{ type: 'BlockRemoved', block_hashes: [1n, 2n], medium: 'GPU' }], { dpRank: 1, drop: true });
+    await rank1.publish([storedEvent([99n], null, BLOCK, { token_ids: [1, 2, 3, 4] })], { dpRank: 1 });
+    for (const ix of indexers) {
+      // Rank 0's copy of the first block is its own: removing rank 1's leaves the pod at 1.
+      await waitFor(async () => (await scores(ix.base))[ip] === 1 || undefined, `${ix.base} scoring ${ip} at 1 after rank 1's replayed removal`, 10_000, 50);
+    }
+    for (const [i, ix] of indexers.entries()) {
+      const after = (await podsView(ix.base)).ingestion;
+      expect(after.gaps).toBe(before[i]!.gaps + 1);
+      expect(after.replays).toBe(before[i]!.replays + 1);
+      expect(after.replayFailures).toBe(before[i]!.replayFailures);
+      expect(after.resets).toBe(before[i]!.resets);
+    }
+
+    await env.client.request('DELETE', podPath('vllm-dp'), { body: { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0 } });
+    await waitDropped(ip);
+    for (const [i, ix] of indexers.entries()) {
+      await waitFor(async () => (await podsView(ix.base)).ingestion.sources === before[i]!.sources - 2 || undefined, `${ix.base} forgetting both ranks of ${ip}`, 10_000, 50);
+    }
   });
 });

@@ -15,6 +15,7 @@ import { loadModelTokenizer, type ModelTokenizer } from '../src/indexer/tokenize
 import { parseTokenizerSource } from '../src/indexer/tokenize/source.ts';
 import { chatCrossingBlock } from '../src/indexer/test-helpers.ts';
 import type { ChatMessage } from '../src/indexer/types.ts';
+import { until } from './helpers/until.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE = path.join(root, 'node_modules/.bin/node');
@@ -25,21 +26,6 @@ const BLOCK = 16;
 const SEED = '0';
 const QWEN = 'Qwen/Qwen3-8B';
 const base = `http://127.0.0.1:${HTTP_PORT}`;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 async function post(pathname: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(base + pathname, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });

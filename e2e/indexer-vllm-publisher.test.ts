@@ -7,8 +7,9 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { JsonLinesPeer } from './helpers/json-lines-peer.ts';
+import { until } from './helpers/until.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NODE = path.join(root, 'node_modules/.bin/node');
@@ -22,67 +23,29 @@ const MODEL = 'Qwen/Qwen3-8B';
 /** The pod id vLLM puts in its topic (kv@$(POD_IP)@<model> in a pool); the template turns it into the replay endpoint. */
 const POD = '127.0.0.1';
 
+/** vLLM's publisher imports the vllm package on start, which can take a while on a busy machine. */
+const VLLM_ANSWER_MS = 60_000;
+
 /** hack/vllm_publisher.py: vLLM's ZmqEventPublisher behind JSON lines on stdin/stdout. */
 class VllmPublisher {
-  readonly child: ChildProcess;
-  private readonly replies: string[] = [];
-  private readonly waiters: Array<(line: string) => void> = [];
-  stderr = '';
+  private readonly peer: JsonLinesPeer;
 
   constructor(python: string, args: string[]) {
-    this.child = spawn(python, [path.join(root, 'hack/vllm_publisher.py'), ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      const waiter = this.waiters.shift();
-      if (waiter) waiter(line);
-      else this.replies.push(line);
-    });
-    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.peer = new JsonLinesPeer('vllm_publisher.py', spawn(python, [path.join(root, 'hack/vllm_publisher.py'), ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] }));
   }
 
-  async next(timeoutMs = 60_000): Promise<Record<string, unknown>> {
-    const line =
-      this.replies.shift() ??
-      (await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`vllm_publisher.py did not answer in ${timeoutMs} ms; stderr: ${this.stderr}`)), timeoutMs);
-        this.waiters.push((l) => {
-          clearTimeout(timer);
-          resolve(l);
-        });
-      }));
-    return JSON.parse(line) as Record<string, unknown>;
+  next(): Promise<Record<string, unknown>> {
+    return this.peer.next(VLLM_ANSWER_MS);
   }
 
   /** Sends one command; resolves with the sequence number vLLM gave the batch. */
   async send(cmd: Record<string, unknown>): Promise<number> {
-    this.child.stdin!.write(JSON.stringify(cmd) + '\n');
-    const reply = await this.next();
-    if (reply.ok !== true) throw new Error(`vllm_publisher.py rejected ${JSON.stringify(cmd)}: ${JSON.stringify(reply)}`);
-    return reply.seq as number;
+    return (await this.peer.command(cmd, VLLM_ANSWER_MS)).seq as number;
   }
 
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.stdin!.end(JSON.stringify({ op: 'quit' }) + '\n');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return this.peer.stop(5000);
   }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
 async function metrics(): Promise<string> {

@@ -107,6 +107,7 @@ describeKube('operator against kube-apiserver', () => {
     const pool = await client.get<Pool>(poolPath('defaults'));
     expect(pool.spec.modelServer).toMatchObject({ blockSize: 16, gpuMemoryUtilization: 0.7, kvCacheDtype: 'auto', port: 8000 });
     expect(pool.spec.router).toMatchObject({ replicas: 1, failureMode: 'FailClose', loadBound: 1.25 });
+    expect(pool.spec.indexer).toMatchObject({ eventPort: 5557, replayPort: 5558 });
     const status = await waitFor(async () => {
       const p = await client.get<Pool>(poolPath('defaults'));
       return p.status?.observedGeneration === 1 ? (p.status as Status) : undefined;
@@ -114,6 +115,16 @@ describeKube('operator against kube-apiserver', () => {
     expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'NoReadyEndpoints' });
     expect(condition(status, 'Progressing')).toMatchObject({ status: 'True', reason: 'RollingOut' });
     expect(condition(status, 'Degraded')).toMatchObject({ status: 'False' });
+  });
+
+  it('stores a null replayPort for adopted pods without replay and renders it into indexer.yaml', async () => {
+    await createPool('no-replay', { model: { name: 'm' }, selector: { app: 'no-replay' }, indexer: { eventPort: 6100, replayPort: null } });
+    expect((await client.get<Pool>(poolPath('no-replay'))).spec.indexer).toMatchObject({ eventPort: 6100, replayPort: null });
+    const cm = await waitFor(
+      () => client.get<V1ConfigMap>(resourcePath('v1', 'ConfigMap', NS, 'no-replay-router')).catch((e: unknown) => (e instanceof KubeApiError && e.status === 404 ? undefined : Promise.reject(e))),
+      'no-replay-router ConfigMap',
+    );
+    expect(YAML.parse(cm.data!['indexer.yaml']!).zmq.discovery).toMatchObject({ port: 6100, replayPort: null });
   });
 
   it('rejects invalid pools and models at the API server with a message naming the field', async () => {
@@ -129,6 +140,12 @@ describeKube('operator against kube-apiserver', () => {
     expect(await reject(createPool('bad-adopt', { model: { name: 'm' } }))).toContain('selector is required when modelServer is absent');
     expect(await reject(createPool('bad-gw', { model: { name: 'm' }, selector: { a: 'b' }, gateway: { envoyFilter: true } }))).toContain(
       'workloadSelector is required when envoyFilter is true',
+    );
+    expect(await reject(createPool('bad-replay', { model: { name: 'm' }, selector: { a: 'b' }, indexer: { eventPort: 6000, replayPort: 6000 } }))).toContain(
+      'replayPort must differ from eventPort',
+    );
+    expect(await reject(createPool('bad-events', { model: { name: 'm' }, modelServer: { image: 'i' }, indexer: { eventPort: 8000 } }))).toContain(
+      'indexer.eventPort and indexer.replayPort must differ from modelServer.port',
     );
     expect(await reject(createPool('bad-mode', { model: { name: 'm' }, selector: { a: 'b' }, router: { failureMode: 'Maybe' } }))).toMatch(
       /spec\.router\.failureMode: Unsupported value: "Maybe"/,

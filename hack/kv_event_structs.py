@@ -1,6 +1,9 @@
 """msgspec structs with the field names and orders of the KV events vLLM publishes, for kvroute's test
 peers and fixture generators: `Map*` is vLLM 0.33's form (events are maps tagged by "type", defaults
-omitted), `Array*` the older positional form (tagged arrays, fields in declaration order)."""
+omitted), `Array*` the older positional form (tagged arrays, fields in declaration order).
+`Array010BlockStored` is BlockStored as releases up to 0.10 had it, before lora_name and extra_keys;
+their BlockRemoved and AllBlocksCleared were ArrayBlockRemoved and ArrayAllBlocksCleared.
+The golden generators under hack/golden/ encode with these too."""
 
 from typing import Any, Optional, Union
 
@@ -53,13 +56,17 @@ class ArrayEvent(msgspec.Struct, array_like=True, omit_defaults=True, tag=True):
     pass
 
 
-class ArrayBlockStored(ArrayEvent, tag="BlockStored"):
+class Array010BlockStored(ArrayEvent, tag="BlockStored"):
     block_hashes: list[Hash]
     parent_block_hash: Optional[Hash]
     token_ids: list[int]
     block_size: int
     lora_id: Optional[int]
     medium: Optional[str]
+
+
+class ArrayBlockStored(Array010BlockStored, tag="BlockStored"):
+    """The later positional BlockStored: 0.10's fields, then lora_name, extra_keys and group_idx."""
     lora_name: Optional[str] = None
     extra_keys: Optional[list[Optional[tuple]]] = None
     group_idx: Optional[int] = None

@@ -10,6 +10,8 @@ export const FILLER_BLOCKS = 128;
 export const TARGET_ENTRIES = 1_000_000;
 /** Filler prompts arrive as one prefill BlockStored of this many blocks, then one event per block. */
 export const PREFILL_BLOCKS = 112;
+/** The model every pod's topic names; scoring asks for it, as production scores one model's pods. */
+export const MODEL = 'bench-model';
 
 /** Numerical Recipes LCG; token = state >>> 15 (as the Go wrapper does). */
 export function lcgTokens(seed: number, n: number): Uint32Array {

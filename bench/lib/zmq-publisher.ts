@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { encode } from '@msgpack/msgpack';
 import { Publisher } from 'zeromq';
 import {
-  BLOCK_SIZE, FILLER_BLOCKS, PODS, PREFILL_BLOCKS, fillerPromptsPerPod, fillerSeed, lcgTokens, podName, sharedBlocksOf, sharedPrompt,
+  BLOCK_SIZE, FILLER_BLOCKS, MODEL, PODS, PREFILL_BLOCKS, fillerPromptsPerPod, fillerSeed, lcgTokens, podName, sharedBlocksOf, sharedPrompt,
 } from './indexer-workload.ts';
 
 interface PublisherData {
@@ -23,7 +23,7 @@ const seqs = new Map<string, bigint>();
 let blocks = 0;
 
 function push(pod: number, events: object[]): void {
-  const topic = `kv@${podName(pod)}@bench-model`;
+  const topic = `kv@${podName(pod)}@${MODEL}`;
   const seq = seqs.get(topic) ?? 0n;
   seqs.set(topic, seq + 1n);
   const seqFrame = Buffer.alloc(8);

@@ -1,10 +1,10 @@
 // Drives hack/kv_publisher.py, a vLLM-style KV-event publisher in its own Python process (pyzmq +
 // msgspec), through its JSON-lines protocol on stdin/stdout.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { JsonLinesPeer } from './json-lines-peer.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -38,21 +38,10 @@ function python(): string {
 }
 
 export class KvPublisherProcess {
-  private readonly child: ChildProcess;
-  private readonly lines: Interface;
-  private readonly pending: Array<(line: string) => void> = [];
-  private readonly buffered: string[] = [];
-  private stderr = '';
+  private readonly peer: JsonLinesPeer;
 
-  private constructor(child: ChildProcess) {
-    this.child = child;
-    this.lines = createInterface({ input: child.stdout! });
-    this.lines.on('line', (line) => {
-      const waiter = this.pending.shift();
-      if (waiter) waiter(line);
-      else this.buffered.push(line);
-    });
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+  private constructor(peer: JsonLinesPeer) {
+    this.peer = peer;
   }
 
   static async start(options: KvPublisherOptions): Promise<KvPublisherProcess> {
@@ -63,30 +52,14 @@ export class KvPublisherProcess {
     if (options.replyForm) args.push('--reply-form', options.replyForm);
     if (options.bufferSteps !== undefined) args.push('--buffer-steps', String(options.bufferSteps));
     if (options.dpRank !== undefined) args.push('--dp-rank', String(options.dpRank));
-    const p = new KvPublisherProcess(spawn(python(), args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] }));
-    const ready = JSON.parse(await p.nextLine()) as { ready?: boolean };
-    if (!ready.ready) throw new Error(`kv_publisher did not start: ${JSON.stringify(ready)} ${p.stderr}`);
-    return p;
+    const peer = new JsonLinesPeer('kv_publisher', spawn(python(), args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] }));
+    const ready = (await peer.next()) as { ready?: boolean };
+    if (!ready.ready) throw new Error(`kv_publisher did not start: ${JSON.stringify(ready)} ${peer.stderr}`);
+    return new KvPublisherProcess(peer);
   }
 
-  private nextLine(timeoutMs = 10_000): Promise<string> {
-    const line = this.buffered.shift();
-    if (line !== undefined) return Promise.resolve(line);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`kv_publisher did not answer within ${timeoutMs} ms; stderr: ${this.stderr}`)), timeoutMs);
-      this.pending.push((l) => {
-        clearTimeout(timer);
-        resolve(l);
-      });
-    });
-  }
-
-  async command(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const text = JSON.stringify(cmd, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
-    this.child.stdin!.write(text + '\n');
-    const reply = JSON.parse(await this.nextLine()) as Record<string, unknown>;
-    if (reply.ok !== true) throw new Error(`kv_publisher rejected ${text}: ${JSON.stringify(reply)}`);
-    return reply;
+  command(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.peer.command(cmd);
   }
 
   /** Publishes one batch and returns its sequence number; `drop` loses it on the wire (replay still has it). */
@@ -104,13 +77,7 @@ export class KvPublisherProcess {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.stdin!.end(JSON.stringify({ op: 'quit' }) + '\n');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(timer);
-    this.lines.close();
+    await this.peer.stop(3000);
   }
 }
 

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import YAML from 'yaml';
+import { stopChild } from '../../src/common/child-process.ts';
 import { KubeClient } from '../../src/common/kube/kube-client.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -114,18 +115,6 @@ function kubeconfigFor(server: string, caFile: string, token: string): string {
   });
 }
 
-function stopProcess(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-    p.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    p.kill('SIGTERM');
-  });
-}
-
 export async function startKube(options: { gc?: boolean } = {}): Promise<KubeEnv> {
   // gc defaults to off so callers can install CRDs first and then call startGarbageCollector().
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvroute-kube-'));
@@ -141,7 +130,7 @@ export async function startKube(options: { gc?: boolean } = {}): Promise<KubeEnv
     return p;
   };
   const stop = async () => {
-    for (const p of [...procs].reverse()) await stopProcess(p);
+    for (const p of [...procs].reverse()) await stopChild(p, 5000);
     if (!process.env.KVROUTE_KEEP_KUBE_DIR) fs.rmSync(dir, { recursive: true, force: true });
   };
   try {

@@ -33,11 +33,13 @@ from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import vllm_shim  # noqa: E402  (must run before any vllm import)
 
 import msgspec  # noqa: E402
 import zmq  # noqa: E402
 from vllm.distributed import kv_events as vllm_events  # noqa: E402
+from kv_event_structs import Array010BlockStored, ArrayAllBlocksCleared, ArrayBlockRemoved, Batch  # noqa: E402
 from vllm.lora.request import LoRARequest  # noqa: E402
 from vllm.utils.hashing import sha256_cbor  # noqa: E402
 from vllm.v1.core import kv_cache_utils  # noqa: E402
@@ -75,30 +77,6 @@ class BlockRemoved023(ArrayEvent023, tag="BlockRemoved"):
     block_hashes: list[int | bytes]
     medium: str | None
     group_idx: int | None = None
-
-
-class AllBlocksCleared023(ArrayEvent023, tag="AllBlocksCleared"):
-    pass
-
-
-class Batch023(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
-    ts: float
-    events: list[Any]
-    data_parallel_rank: int | None = None
-
-
-class BlockStored010(ArrayEvent023, tag="BlockStored"):
-    block_hashes: list[int | bytes]
-    parent_block_hash: int | bytes | None
-    token_ids: list[int]
-    block_size: int
-    lora_id: int | None
-    medium: str | None
-
-
-class BlockRemoved010(ArrayEvent023, tag="BlockRemoved"):
-    block_hashes: list[int | bytes]
-    medium: str | None
 
 
 class Batch010(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
@@ -252,7 +230,7 @@ def record(name, encoding, batch, events, dp_rank, seq, notes=""):
         "expected": {
             "ts": batch.ts,
             "dpRank": dp_rank,
-            "events": [EXPECT[type(e).__name__.rstrip("0123456789").removeprefix("Sglang")](e) for e in events],
+            "events": [EXPECT[type(e).__struct_config__.tag](e) for e in events],
         },
     }
 
@@ -339,7 +317,7 @@ def legacy_vectors():
     )
     events = [a, b]
     out.append(record("parent chain, int hashes", "vllm-array-0.23",
-                      Batch023(ts=TS, events=events, data_parallel_rank=0), events, 0, 0,
+                      Batch(ts=TS, events=events, data_parallel_rank=0), events, 0, 0,
                       "msgspec writes every field of an array_like struct, defaults included; "
                       "arrays from older releases are shorter (see vllm-array-0.10)"))
     lora = BlockStored023(
@@ -348,16 +326,16 @@ def legacy_vectors():
         extra_keys=LORA_EXTRA,
     )
     removed = BlockRemoved023(block_hashes=[LORA_DIGESTS[1]], medium="GPU")
-    events = [lora, removed, AllBlocksCleared023()]
+    events = [lora, removed, ArrayAllBlocksCleared()]
     out.append(record("lora extra keys, 32-byte hashes, remove, clear", "vllm-array-0.23",
-                      Batch023(ts=TS, events=events, data_parallel_rank=2), events, 2, 1))
+                      Batch(ts=TS, events=events, data_parallel_rank=2), events, 2, 1))
 
-    old = BlockStored010(
+    old = Array010BlockStored(
         block_hashes=[as_int(d) for d in DIGESTS[:3]], parent_block_hash=None,
         token_ids=tokens_of(0, 3), block_size=BLOCK_SIZE, lora_id=None, medium="GPU",
     )
-    old_removed = BlockRemoved010(block_hashes=[as_int(DIGESTS[2])], medium="GPU")
-    events = [old, old_removed, AllBlocksCleared023()]
+    old_removed = ArrayBlockRemoved(block_hashes=[as_int(DIGESTS[2])], medium="GPU")
+    events = [old, old_removed, ArrayAllBlocksCleared()]
     out.append(record("store remove clear, no dp rank", "vllm-array-0.10",
                       Batch010(ts=TS, events=events), events, None, 0))
 

@@ -66,9 +66,9 @@ describe('indexer config', () => {
     expect(() => parseIndexerConfig({})).toThrow(/zmq: expected zmq.bind \(central mode\), at least one zmq.pods entry \(per-pod mode\) or zmq.discovery/);
   });
 
-  it('fills discovery defaults: vLLM ports 5557/5558, pod id from the IP, a 30 s NotReady grace', () => {
+  it('fills discovery defaults: vLLM ports 5557/5558, pod id from the IP, a 30 s NotReady grace, one data-parallel rank', () => {
     const c = parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', selector: { app: 'vllm' } } } });
-    expect(c.zmq.discovery).toEqual({ namespace: 'ml', selector: { app: 'vllm' }, port: 5557, replayPort: 5558, podIdFrom: 'ip', notReadyGraceSeconds: 30 });
+    expect(c.zmq.discovery).toEqual({ namespace: 'ml', selector: { app: 'vllm' }, port: 5557, replayPort: 5558, podIdFrom: 'ip', notReadyGraceSeconds: 30, dataParallelSize: 1 });
     expect(parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', replayPort: null } } }).zmq.discovery!.replayPort).toBeNull();
   });
 
@@ -85,6 +85,26 @@ describe('indexer config', () => {
     expect(message).toMatch(/zmq\.discovery\.port: /);
     expect(message).toMatch(/zmq\.discovery\.podIdFrom: /);
     expect(message).toMatch(/zmq\.discovery\.extra: unknown field/);
+  });
+
+  it('accepts data-parallel discovery whose publisher and replay port ranges are apart', () => {
+    const c = parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', port: 5557, replayPort: 5600, dataParallelSize: 4 } } });
+    expect(c.zmq.discovery).toMatchObject({ port: 5557, replayPort: 5600, dataParallelSize: 4 });
+    expect(parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', replayPort: null, dataParallelSize: 8 } } }).zmq.discovery!.dataParallelSize).toBe(8);
+  });
+
+  it('rejects data-parallel discovery whose rank ports overlap or run past 65535, naming the field', () => {
+    // vLLM's defaults 5557/5558 cannot serve two ranks: rank 1 would publish on rank 0's replay port.
+    expect(() => parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', dataParallelSize: 2 } } })).toThrow(
+      /zmq\.discovery\.replayPort: expected publisher ports 5557-5558 and replay ports 5558-5559 not to overlap/,
+    );
+    expect(() => parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', port: 65535, replayPort: null, dataParallelSize: 2 } } })).toThrow(
+      /zmq\.discovery\.dataParallelSize: expected port \+ dataParallelSize - 1 <= 65535: rank 1 would publish on 65536/,
+    );
+    expect(() => parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', port: 5557, replayPort: 65534, dataParallelSize: 3 } } })).toThrow(
+      /zmq\.discovery\.dataParallelSize: expected replayPort \+ dataParallelSize - 1 <= 65535/,
+    );
+    expect(() => parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', dataParallelSize: 0 } } })).toThrow(/zmq\.discovery\.dataParallelSize: /);
   });
 
   it('reads YAML and JSON files and reports unreadable ones', async () => {

@@ -48,7 +48,27 @@ export const PodDiscoveryConfig = z.strictObject({
    * still valid while a readiness probe flaps, and dropped entries only come back with new events.
    */
   notReadyGraceSeconds: z.number().min(0).default(30),
-});
+  /**
+   * Data-parallel ranks per pod (vLLM `--data-parallel-size`). Rank r publishes on port + r and
+   * replays on replayPort + r, so discovery connects to every rank of each pod.
+   */
+  dataParallelSize: z.int().min(1).max(256).default(1),
+})
+  .superRefine((d, ctx) => {
+    const last = d.port + d.dataParallelSize - 1;
+    if (last > 65535) ctx.addIssue({ code: 'custom', path: ['dataParallelSize'], message: `expected port + dataParallelSize - 1 <= 65535: rank ${d.dataParallelSize - 1} would publish on ${last}` });
+    if (d.replayPort === null) return;
+    const lastReplay = d.replayPort + d.dataParallelSize - 1;
+    if (lastReplay > 65535) ctx.addIssue({ code: 'custom', path: ['dataParallelSize'], message: `expected replayPort + dataParallelSize - 1 <= 65535: rank ${d.dataParallelSize - 1} would replay on ${lastReplay}` });
+    // vLLM binds both ranges in one pod; overlapping ranges cannot both be bound.
+    if (d.port <= lastReplay && d.replayPort <= last) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['replayPort'],
+        message: `expected publisher ports ${d.port}-${last} and replay ports ${d.replayPort}-${lastReplay} not to overlap: each data-parallel rank offsets both by its rank`,
+      });
+    }
+  });
 export type PodDiscoveryConfig = z.infer<typeof PodDiscoveryConfig>;
 
 export const IndexerConfig = z

@@ -88,7 +88,19 @@ export const IndexerSpec = z.object({
     .record(z.string().max(32).regex(/^[a-z0-9_]+$/), z.number().gte(0).lte(1))
     .default({ gpu: 1, cpu: 0.8 })
     .meta({ description: 'score weight of a block by the tier (vLLM medium, lower-cased) it is stored in' }),
-});
+  eventPort: Port.default(5557).meta({
+    description: 'port each pod publishes its KV events on (vLLM --kv-events-config endpoint); the indexer connects to it, and the operator binds vLLM to it when it runs vLLM',
+  }),
+  replayPort: Port.nullable()
+    .default(5558)
+    .meta({ description: 'port of each pod\'s KV-event replay endpoint, used to recover missed events; null when the pods offer no replay' }),
+})
+  .refine((s) => s.replayPort !== s.eventPort, { path: ['replayPort'], message: 'expected replayPort to differ from eventPort: vLLM binds both on each pod' })
+  .meta({
+    'x-kubernetes-validations': [
+      { rule: '!has(self.replayPort) || self.replayPort != self.eventPort', message: 'replayPort must differ from eventPort: vLLM binds both on each pod' },
+    ],
+  });
 export type IndexerSpec = z.infer<typeof IndexerSpec>;
 
 export const GatewaySpec = z
@@ -133,6 +145,10 @@ export const InferencePoolSpec = z
       {
         rule: '!has(self.modelServer) || self.targetPort == self.modelServer.port',
         message: 'targetPort must equal modelServer.port when the operator runs the model servers',
+      },
+      {
+        rule: '!has(self.modelServer) || (self.indexer.eventPort != self.modelServer.port && (!has(self.indexer.replayPort) || self.indexer.replayPort != self.modelServer.port))',
+        message: 'indexer.eventPort and indexer.replayPort must differ from modelServer.port: vLLM binds all three',
       },
     ],
   });

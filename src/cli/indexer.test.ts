@@ -34,7 +34,7 @@ describe('kvroute indexer flags', () => {
   it('turns on discovery from flags, taking the namespace from POD_NAMESPACE unless given', () => {
     const flags = flagsOf(['--discover-pods', '--discovery-selector', 'app=vllm,tier=gpu', '--pod-zmq-port', '6557', '--pod-replay-port', 'none', '--not-ready-grace', '5']);
     const config = parseIndexerConfig(mergeFlags({}, flags, { POD_NAMESPACE: 'ml' }));
-    expect(config.zmq.discovery).toEqual({ namespace: 'ml', selector: { app: 'vllm', tier: 'gpu' }, port: 6557, replayPort: null, podIdFrom: 'ip', notReadyGraceSeconds: 5 });
+    expect(config.zmq.discovery).toEqual({ namespace: 'ml', selector: { app: 'vllm', tier: 'gpu' }, port: 6557, replayPort: null, podIdFrom: 'ip', notReadyGraceSeconds: 5, dataParallelSize: 1 });
     const named = parseIndexerConfig(mergeFlags({}, flagsOf(['--discover-pods', '--discovery-namespace', 'other']), { POD_NAMESPACE: 'ml' }));
     expect(named.zmq.discovery!.namespace).toBe('other');
     expect(() => parseIndexerConfig(mergeFlags({}, flagsOf(['--discover-pods']), {}))).toThrow(/zmq\.discovery\.namespace: expected the namespace to watch/);
@@ -47,6 +47,14 @@ describe('kvroute indexer flags', () => {
     expect(() => mergeFlags({ zmq: { bind: 'tcp://*:5557' } }, flagsOf(['--discovery-namespace', 'ml']), {})).toThrow(/--discovery-namespace needs --discover-pods/);
     expect(() => flagsOf(['--discovery-selector', 'app'])).toThrow(/--discovery-selector expects KEY=VALUE/);
     expect(() => flagsOf(['--pod-replay-port', 'never'])).toThrow(/--pod-replay-port expects an integer >= 1, got "never"/);
+  });
+
+  it('sets the discovery data-parallel size from --discovery-dp-size over the file, only with discovery on', () => {
+    const file = { zmq: { discovery: { namespace: 'ml', port: 5557, replayPort: 5600, dataParallelSize: 2 } } };
+    expect(parseIndexerConfig(mergeFlags(file, flagsOf([]), {})).zmq.discovery!.dataParallelSize).toBe(2);
+    expect(parseIndexerConfig(mergeFlags(file, flagsOf(['--discovery-dp-size', '4']), {})).zmq.discovery!.dataParallelSize).toBe(4);
+    expect(() => mergeFlags({ zmq: { bind: 'tcp://*:5557' } }, flagsOf(['--discovery-dp-size', '2']), {})).toThrow(/--discovery-dp-size needs --discover-pods/);
+    expect(() => flagsOf(['--discovery-dp-size', '0'])).toThrow(/--discovery-dp-size expects an integer >= 1, got "0"/);
   });
 
   it('rejects a LoRA module without a path, naming the flag and the shape', () => {

@@ -21,6 +21,7 @@ interface IndexerFlags {
   /** 'none': the pods have no replay endpoint (commander cannot carry a null). */
   podReplayPort?: number | 'none';
   notReadyGrace?: number;
+  discoveryDpSize?: number;
   kubeconfig?: string;
   sourceIdleTimeout?: number;
   replayEndpointTemplate?: string;
@@ -97,6 +98,7 @@ function mergeDiscovery(zmq: Record<string, unknown>, flags: IndexerFlags, env: 
     '--pod-zmq-port': flags.podZmqPort,
     '--pod-replay-port': flags.podReplayPort,
     '--not-ready-grace': flags.notReadyGrace,
+    '--discovery-dp-size': flags.discoveryDpSize,
   };
   if (!flags.discoverPods && zmq.discovery === undefined) {
     const stray = Object.entries(given).find(([, v]) => v !== undefined);
@@ -110,6 +112,7 @@ function mergeDiscovery(zmq: Record<string, unknown>, flags: IndexerFlags, env: 
   if (flags.podZmqPort !== undefined) discovery.port = flags.podZmqPort;
   if (flags.podReplayPort !== undefined) discovery.replayPort = flags.podReplayPort === 'none' ? null : flags.podReplayPort;
   if (flags.notReadyGrace !== undefined) discovery.notReadyGraceSeconds = flags.notReadyGrace;
+  if (flags.discoveryDpSize !== undefined) discovery.dataParallelSize = flags.discoveryDpSize;
   return discovery;
 }
 
@@ -173,6 +176,7 @@ export function command(): Command {
     .option('--pod-zmq-port <port>', 'port each pod\'s KV-event publisher binds (default 5557)', intFlag('--pod-zmq-port', 1))
     .option('--pod-replay-port <port|none>', 'port each pod\'s replay endpoint binds, or none (default 5558)', replayPortFlag)
     .option('--not-ready-grace <seconds>', 'how long a NotReady pod keeps its subscription and entries (default 30)', intFlag('--not-ready-grace', 0))
+    .option('--discovery-dp-size <n>', 'discovery mode: data-parallel ranks per pod; rank r publishes on --pod-zmq-port + r and replays on --pod-replay-port + r (default 1)', intFlag('--discovery-dp-size', 1))
     .option('--kubeconfig <path>', 'kubeconfig for discovery (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--source-idle-timeout <seconds>', 'forget a source (and its index entries) that sent nothing this long; 0 never (default 0: a pod serving only cache hits is silent but its blocks stay valid)', intFlag('--source-idle-timeout', 0))
     .option('--replay-endpoint-template <endpoint>', 'central mode: each pod\'s replay endpoint from its topic\'s pod id, e.g. tcp://{pod}:5558 ({host}: the pod id without :port; DP rank r adds r to the port)')

@@ -5,7 +5,8 @@ import { createLogger, LOG_LEVELS, parseLogLevel } from '../common/log.ts';
 import { onShutdown } from '../common/shutdown.ts';
 import { parseSimPodConfig, replicaTopicProblem, type SimPodConfigInput } from '../sim/config.ts';
 import { DEFAULT_LATENCY } from '../sim/latency.ts';
-import { isBindEndpoint, offsetEndpointPort } from '../sim/events/publisher.ts';
+import { endpointForRank } from '../indexer/events/topic.ts';
+import { isBindEndpoint } from '../sim/events/publisher.ts';
 import { startSimPod, type SimPod } from '../sim/pod.ts';
 import { loadSimTokenizer } from '../sim/tokenizer.ts';
 
@@ -138,8 +139,8 @@ export function command(): Command {
               decodeMsPerSeq: flags.decodeMsPerSeq,
             },
             // Replicas share a connect endpoint (distinct topics); a bind endpoint gets one port each.
-            kvEventsEndpoint: ep ? (isBindEndpoint(ep) ? offsetEndpointPort(ep, i) : ep) : null,
-            kvEventsReplayEndpoint: flags.kvEventsReplayEndpoint ? offsetEndpointPort(flags.kvEventsReplayEndpoint, i) : null,
+            kvEventsEndpoint: ep ? (isBindEndpoint(ep) ? endpointForRank(ep, i) : ep) : null,
+            kvEventsReplayEndpoint: flags.kvEventsReplayEndpoint ? endpointForRank(flags.kvEventsReplayEndpoint, i) : null,
             kvEventsTopic: flags.kvEventsTopic ?? null,
             kvEventsEncoding: flags.kvEventsEncoding as 'map' | 'array',
             kvEventsHash: flags.kvEventsHash as 'uint64' | 'bytes',

@@ -1,6 +1,6 @@
-// The operator process: informers for pools, models, serving pods, owned objects and the Gateway API
-// InferencePool CRD; the pool and model controllers they feed; leader election gating the controllers;
-// a periodic resync; and the HTTP server for /healthz, /readyz and /metrics.
+// The operator process: informers for pools, models, serving pods, owned objects, namespaces, the pools'
+// EnvoyFilters and the Gateway API InferencePool CRD; the pool and model controllers they feed; leader
+// election gating the controllers; a periodic resync; and the HTTP server for /healthz, /readyz and /metrics.
 
 import { INFERENCE_SERVING_LABEL } from '../api/meta.ts';
 import os from 'node:os';
@@ -11,7 +11,7 @@ import { startHttpServer, type RunningHttpServer } from '../common/http.ts';
 import type { Logger } from '../common/log.ts';
 import { ModelReconciler } from './model/reconciler.ts';
 import { labelsMatch, MANAGED_BY, MANAGED_BY_LABEL, podSelector } from './objects.ts';
-import { GIE_INFERENCE_POOL_CRD } from './pool/gateway.ts';
+import { ENVOY_FILTER_API_VERSION, GIE_INFERENCE_POOL_CRD, POOL_NAME_LABEL, POOL_NAMESPACE_LABEL, gatewayNamespace } from './pool/gateway.ts';
 import { PoolReconciler } from './pool/reconciler.ts';
 import { InferencePool } from '../api/inference-pool.ts';
 import { Controller } from './runtime/controller.ts';
@@ -55,6 +55,9 @@ export class Operator {
   private readonly models: Informer<KubernetesObject>;
   private readonly pods: Informer<V1Pod>;
   private readonly gatewayCrd: Informer<KubernetesObject>;
+  private readonly namespaces: Informer<KubernetesObject>;
+  /** Absent in namespaced mode. Not awaited for readiness: without Istio its list fails until the CRD appears. */
+  private readonly envoyFilters: Informer<KubernetesObject> | undefined;
   readonly poolController: Controller;
   readonly modelController: Controller;
   private readonly poolReconciler: PoolReconciler;
@@ -67,6 +70,9 @@ export class Operator {
   private readonly modelPools = new Map<string, string>();
   /** Pool key -> the labels its pods carry, kept from pool events so pod events need no parsing. */
   private readonly poolSelectors = new Map<string, Record<string, string>>();
+  /** Gateway namespace -> keys of the pools whose EnvoyFilter belongs there, kept from pool events. */
+  private readonly gatewayPools = new Map<string, Set<string>>();
+  private readonly poolGateways = new Map<string, string>();
 
   constructor(options: OperatorOptions) {
     this.o = options;
@@ -91,6 +97,17 @@ export class Operator {
     this.gatewayCrd = make('gateway-inferencepool-crd', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
       fieldSelector: `metadata.name=${GIE_INFERENCE_POOL_CRD}`,
     });
+    this.namespaces = make('namespaces', '/api/v1/namespaces');
+    if (namespace) {
+      log.info('namespaced mode: not watching EnvoyFilters cluster-wide; a filter changed by hand is repaired at the next resync', { namespace, resyncMs: options.resyncMs });
+    } else {
+      this.envoyFilters = new Informer<KubernetesObject>(kc, this.client, {
+        name: 'envoyfilters',
+        path: `/apis/${ENVOY_FILTER_API_VERSION}/envoyfilters`,
+        labelSelector: `${POOL_NAMESPACE_LABEL},${POOL_NAME_LABEL}`,
+        log,
+      });
+    }
 
     const metrics = createControllerMetrics(options.registry);
     const identity = options.identity ?? `${os.hostname()}_${process.pid}`;
@@ -98,7 +115,15 @@ export class Operator {
     this.poolReconciler = new PoolReconciler({
       events,
       client: this.client,
-      caches: { pools: this.pools, models: this.models, pods: this.pods, owned, gatewayCrd: this.gatewayCrd },
+      caches: {
+        pools: this.pools,
+        models: this.models,
+        pods: this.pods,
+        owned,
+        gatewayCrd: this.gatewayCrd,
+        namespaces: this.namespaces,
+        ...(this.envoyFilters ? { envoyFilters: this.envoyFilters } : {}),
+      },
       log,
       desired: { defaultImage: options.defaultImage, clusterDomain: options.clusterDomain },
     });
@@ -141,6 +166,7 @@ export class Operator {
       const parsed = InferencePool.safeParse(pool);
       if (event === 'delete' || !parsed.success) this.poolSelectors.delete(keyOf(pool));
       else this.poolSelectors.set(keyOf(pool), podSelector(parsed.data));
+      this.indexGateway(keyOf(pool), event !== 'delete' && parsed.success ? gatewayNamespace(parsed.data) : undefined);
       this.poolController.enqueue(keyOf(pool));
       this.enqueueModelsOfPool(pool.metadata?.namespace ?? '', pool.metadata?.name ?? '');
     });
@@ -177,9 +203,39 @@ export class Operator {
         }
       });
     }
+    // A gateway namespace appearing or going, or a pool namespace starting to terminate, changes what the pool can apply.
+    this.namespaces.on((_e, ns) => {
+      const name = ns.metadata?.name ?? '';
+      for (const p of this.gatewayPools.get(name) ?? []) this.poolController.enqueue(p);
+      for (const p of this.pools.list(name)) this.poolController.enqueue(keyOf(p));
+    });
+    this.envoyFilters?.on((_e, filter) => {
+      const labels = filter.metadata?.labels ?? {};
+      const ns = labels[POOL_NAMESPACE_LABEL];
+      const name = labels[POOL_NAME_LABEL];
+      if (ns && name) this.poolController.enqueue(`${ns}/${name}`);
+    });
     this.gatewayCrd.on(() => {
       for (const p of this.pools.list()) this.poolController.enqueue(keyOf(p));
     });
+  }
+
+  private indexGateway(poolKey: string, gatewayNs: string | undefined): void {
+    const previous = this.poolGateways.get(poolKey);
+    if (previous === gatewayNs) return;
+    if (previous !== undefined) {
+      const set = this.gatewayPools.get(previous);
+      set?.delete(poolKey);
+      if (set?.size === 0) this.gatewayPools.delete(previous);
+    }
+    if (gatewayNs === undefined) {
+      this.poolGateways.delete(poolKey);
+      return;
+    }
+    this.poolGateways.set(poolKey, gatewayNs);
+    let set = this.gatewayPools.get(gatewayNs);
+    if (!set) this.gatewayPools.set(gatewayNs, (set = new Set()));
+    set.add(poolKey);
   }
 
   ready(): boolean {
@@ -215,6 +271,7 @@ export class Operator {
     if (this.o.metricsPort !== undefined) {
       this.servers.push(await startHttpServer({ host, port: this.o.metricsPort, log, registry, routes: {} }));
     }
+    this.envoyFilters?.start().catch((err: unknown) => log.warn('EnvoyFilter watch failed to start', { err }));
     await Promise.all(this.informers.map((i) => i.start()));
     log.info('caches synced', { informers: this.informers.map((i) => i.name) });
     if (!this.elector) {
@@ -239,7 +296,7 @@ export class Operator {
       await this.electing;
     }
     this.leaderGauge.set(0);
-    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all([...this.informers, ...(this.envoyFilters ? [this.envoyFilters] : [])].map((i) => i.stop()));
     await Promise.all(this.servers.map((s) => s.close()));
     this.client.close();
   }

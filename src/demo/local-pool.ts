@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from '../common/child-process.ts';
 import type { Logger } from '../common/log.ts';
 
 const KVROUTE_BIN = fileURLToPath(new URL('../../bin/kvroute.js', import.meta.url));
@@ -53,23 +54,11 @@ function startChild(args: string[], logFile: string): ChildProcess {
   return child;
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
 export async function startLocalPool(o: LocalPoolOptions, log: Logger): Promise<LocalPool> {
   mkdirSync(o.logDir, { recursive: true });
   const children: ChildProcess[] = [];
   const stop = async () => {
-    await Promise.all(children.map(stopChild));
+    await Promise.all(children.map((child) => stopChild(child, 10_000)));
   };
   try {
     const indexer = startChild(

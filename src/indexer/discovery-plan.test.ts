@@ -1,6 +1,6 @@
 import { describe, it, expect } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
-import { observePod, planConnections, podEndpoint, podLabelSelector, trackPod, type PodObservation, type TrackedPod } from './discovery-plan.ts';
+import { observePod, planConnections, podEndpoint, podLabelSelector, podRankEndpoints, trackPod, type PodObservation, type TrackedPod } from './discovery-plan.ts';
 
 const GRACE = 10_000;
 
@@ -107,5 +107,28 @@ describe('podLabelSelector and podEndpoint', () => {
   it('brackets IPv6 addresses in tcp endpoints', () => {
     expect(podEndpoint('10.1.2.3', 5557)).toBe('tcp://10.1.2.3:5557');
     expect(podEndpoint('fd00::12', 5558)).toBe('tcp://[fd00::12]:5558');
+  });
+});
+
+describe('podRankEndpoints', () => {
+  it('gives rank 0 alone the configured ports when the pods run one rank', () => {
+    expect(podRankEndpoints('10.0.0.1', { port: 5557, replayPort: 5558, dataParallelSize: 1 })).toEqual([
+      { rank: 0, endpoint: 'tcp://10.0.0.1:5557', replayEndpoint: 'tcp://10.0.0.1:5558' },
+    ]);
+  });
+
+  it('offsets both the publisher and the replay port by the rank, as vLLM binds them', () => {
+    expect(podRankEndpoints('fd00::7', { port: 5557, replayPort: 5600, dataParallelSize: 3 })).toEqual([
+      { rank: 0, endpoint: 'tcp://[fd00::7]:5557', replayEndpoint: 'tcp://[fd00::7]:5600' },
+      { rank: 1, endpoint: 'tcp://[fd00::7]:5558', replayEndpoint: 'tcp://[fd00::7]:5601' },
+      { rank: 2, endpoint: 'tcp://[fd00::7]:5559', replayEndpoint: 'tcp://[fd00::7]:5602' },
+    ]);
+  });
+
+  it('leaves every rank without a replay endpoint when the pods have none', () => {
+    expect(podRankEndpoints('10.0.0.1', { port: 6000, replayPort: null, dataParallelSize: 2 }).map((r) => [r.endpoint, r.replayEndpoint])).toEqual([
+      ['tcp://10.0.0.1:6000', undefined],
+      ['tcp://10.0.0.1:6001', undefined],
+    ]);
   });
 });

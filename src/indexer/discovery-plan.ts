@@ -1,6 +1,7 @@
 // Pod discovery decisions, free of I/O: what a pod object says (IP, Ready, terminating), how a pod's
-// NotReady grace is tracked across updates, and which pod IPs the indexer must connect to or drop.
-// The pod id is the IP, because vLLM's topic is kv@$(POD_IP)@<model>; a new IP is a new pod.
+// NotReady grace is tracked across updates, which pod IPs the indexer must connect to or drop, and
+// the publisher endpoints of each of a pod's data-parallel ranks. The pod id is the IP, because
+// vLLM's topic is kv@$(POD_IP)@<model>; a new IP is a new pod.
 
 import type { V1Pod } from '@kubernetes/client-node';
 import { INFERENCE_SERVING_LABEL } from '../api/meta.ts';
@@ -102,4 +103,23 @@ export function podLabelSelector(selector: Readonly<Record<string, string>>): st
 /** A ZMQ tcp endpoint for a pod IP (IPv6 in brackets). */
 export function podEndpoint(ip: string, port: number): string {
   return ip.includes(':') ? `tcp://[${ip}]:${port}` : `tcp://${ip}:${port}`;
+}
+
+/** One data-parallel rank's KV-event publisher in a pod, and its replay endpoint if the pods have one. */
+export interface RankEndpoints {
+  rank: number;
+  endpoint: string;
+  replayEndpoint: string | undefined;
+}
+
+/**
+ * The publishers of ranks 0..dataParallelSize-1 of the pod at `ip`: vLLM offsets both the publisher
+ * and the replay port by the rank, also when it binds (`offset_endpoint_port` in its kv_events).
+ */
+export function podRankEndpoints(ip: string, ports: { port: number; replayPort: number | null; dataParallelSize: number }): RankEndpoints[] {
+  return Array.from({ length: ports.dataParallelSize }, (_, rank) => ({
+    rank,
+    endpoint: podEndpoint(ip, ports.port + rank),
+    replayEndpoint: ports.replayPort === null ? undefined : podEndpoint(ip, ports.replayPort + rank),
+  }));
 }

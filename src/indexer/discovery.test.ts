@@ -106,6 +106,43 @@ describe('PodDiscovery', () => {
     await discovery.stop();
   });
 
+  it('subscribes every data-parallel rank of a pod at port + rank, and drops the pod once', async () => {
+    const source = new ListedPods([pod('a', '10.0.0.1', true)]);
+    const subs = new RecordingSubscriptions();
+    const { discovery, registry } = discoveryOf(source, subs, { port: 6000, replayPort: 6100, dataParallelSize: 2 });
+    source.release();
+    await discovery.start();
+    source.emit('delete', pod('a', '10.0.0.1', true));
+    await waitFor('a dropped', () => discovery.connected().length === 0, 2_000);
+    expect(subs.calls).toEqual(['connect 10.0.0.1 tcp://10.0.0.1:6000 tcp://10.0.0.1:6100', 'connect 10.0.0.1 tcp://10.0.0.1:6001 tcp://10.0.0.1:6101', 'disconnect 10.0.0.1']);
+    expect((await registry.getSingleMetric('kvroute_indexer_discovery_connects_total')!.get()).values[0]!.value).toBe(1);
+    await discovery.stop();
+  });
+
+  it('undoes the ranks already subscribed when a later rank fails, and retries the whole pod at the next change', async () => {
+    const source = new ListedPods([pod('a', '10.0.0.1', true)]);
+    const subs = new RecordingSubscriptions();
+    let failRank1 = true;
+    const flaky: PodSubscriptions = {
+      connect: async (id, ep, replay) => {
+        if (failRank1 && ep.endsWith(':6001')) throw new Error('socket refused');
+        await subs.connect(id, ep, replay);
+      },
+      disconnect: (id) => subs.disconnect(id),
+    };
+    const { discovery, registry } = discoveryOf(source, flaky, { port: 6000, replayPort: null, dataParallelSize: 2 });
+    source.release();
+    await discovery.start();
+    expect(discovery.connected()).toEqual([]);
+    expect(subs.calls).toEqual(['connect 10.0.0.1 tcp://10.0.0.1:6000 -', 'disconnect 10.0.0.1']);
+    expect((await registry.getSingleMetric('kvroute_indexer_discovery_errors_total')!.get()).values[0]!.value).toBe(1);
+    failRank1 = false;
+    source.emit('update', pod('a', '10.0.0.1', true));
+    await waitFor('a connected on retry', () => discovery.connected().length === 1);
+    expect(subs.calls.slice(2)).toEqual(['connect 10.0.0.1 tcp://10.0.0.1:6000 -', 'connect 10.0.0.1 tcp://10.0.0.1:6001 -']);
+    await discovery.stop();
+  });
+
   it('counts a failed connect and retries it at the next change', async () => {
     const source = new ListedPods([pod('a', '10.0.0.1', true)]);
     let fail = true;

@@ -1,7 +1,8 @@
 // Pod discovery for per-pod KV-event subscription: watches the pool's pods through the Kubernetes
 // API and keeps the indexer connected to exactly the Ready ones (plus a NotReady grace), so every
-// indexer replica sees every pod's events. Decisions live in discovery-plan.ts; this module owns the
-// watch, the serialized connect/disconnect loop, the grace timer and the metrics.
+// indexer replica sees every pod's events, on every data-parallel rank. Decisions live in
+// discovery-plan.ts; this module owns the watch, the serialized connect/disconnect loop, the grace
+// timer and the metrics.
 
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -9,7 +10,7 @@ import type { PodDiscoveryConfig } from '../api/indexer-config.ts';
 import { Informer, type InformerHandler } from '../common/kube/informer.ts';
 import { KubeClient } from '../common/kube/kube-client.ts';
 import type { Logger } from '../common/log.ts';
-import { observePod, planConnections, podEndpoint, podLabelSelector, trackPod, type DisconnectReason, type TrackedPod } from './discovery-plan.ts';
+import { observePod, planConnections, podLabelSelector, podRankEndpoints, trackPod, type DisconnectReason, type TrackedPod } from './discovery-plan.ts';
 
 /** Where discovered pods are subscribed (the event ingestor, and the index for dropped pods). */
 export interface PodSubscriptions {
@@ -146,17 +147,31 @@ export class PodDiscovery {
     }
   }
 
+  /**
+   * Subscribes every data-parallel rank of the pod, or none: if one rank fails, the ranks already
+   * subscribed are dropped again, so a pod not marked connected leaves no subscription behind and the
+   * next plan retries it whole.
+   */
   async #connect(ip: string): Promise<void> {
-    const endpoint = podEndpoint(ip, this.#config.port);
-    const replay = this.#config.replayPort === null ? undefined : podEndpoint(ip, this.#config.replayPort);
+    const ranks = podRankEndpoints(ip, this.#config);
+    let rank = 0;
     try {
-      await this.#subs.connect(ip, endpoint, replay);
+      for (const r of ranks) {
+        rank = r.rank;
+        await this.#subs.connect(ip, r.endpoint, r.replayEndpoint);
+      }
       this.#connected.add(ip);
       this.#metrics.connects.inc();
-      this.#log.info('pod discovered: subscribed', { podId: ip, endpoint, replayEndpoint: replay });
+      this.#log.info('pod discovered: subscribed', {
+        podId: ip,
+        endpoint: ranks[0]!.endpoint,
+        replayEndpoint: ranks[0]!.replayEndpoint,
+        ...(ranks.length > 1 ? { dataParallelRanks: ranks.length, endpoints: ranks.map((r) => r.endpoint) } : {}),
+      });
     } catch (err) {
       this.#metrics.connectErrors.inc();
-      this.#log.error('pod discovered but subscribing failed', { podId: ip, endpoint, err });
+      this.#log.error('pod discovered but subscribing failed', { podId: ip, endpoint: ranks[rank]!.endpoint, dataParallelRank: rank, err });
+      if (rank > 0) await this.#subs.disconnect(ip).catch((undo: unknown) => this.#log.error('dropping a partly subscribed pod failed', { podId: ip, err: undo }));
     }
   }
 

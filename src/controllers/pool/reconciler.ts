@@ -28,6 +28,15 @@ export interface PoolCaches {
   /** Owned objects by kind, for drift detection: a cached resourceVersion that moved means re-apply. */
   owned: Record<string, Informer<KubernetesObject>>;
   gatewayCrd: Informer<KubernetesObject>;
+  /** Namespaces, to tell a pool namespace that is being deleted (and where creating objects is refused). */
+  namespaces?: Informer<KubernetesObject>;
+  /** Cluster-wide EnvoyFilters, absent in namespaced mode: a filter changed by hand is re-applied at once. */
+  envoyFilters?: Informer<KubernetesObject>;
+}
+
+/** The namespace controller marks a namespace it is emptying; the API server refuses new objects in it. */
+export function namespaceTerminating(ns: KubernetesObject | undefined): boolean {
+  return ns?.metadata?.deletionTimestamp !== undefined || (ns as { status?: { phase?: string } } | undefined)?.status?.phase === 'Terminating';
 }
 
 export interface PoolReconcilerOptions {
@@ -71,7 +80,11 @@ export class PoolReconciler {
 
   constructor(options: PoolReconcilerOptions) {
     this.o = options;
-    this.envoyFilters = new EnvoyFilterSync({ client: options.client, log: options.log });
+    this.envoyFilters = new EnvoyFilterSync({
+      client: options.client,
+      log: options.log,
+      ...(options.caches.envoyFilters ? { cache: options.caches.envoyFilters } : {}),
+    });
   }
 
   /** Forgets what was applied so the next reconcile re-applies everything (drift in unwatched kinds). */
@@ -99,9 +112,12 @@ export class PoolReconciler {
     }
     const finalizers = raw.metadata?.finalizers ?? [];
     // Being deleted (e.g. foreground deletion waits for the children): re-applying them would fight the
-    // collector; only the filters it cannot reach are removed, then the pool is released.
-    if (raw.metadata?.deletionTimestamp) {
-      await this.envoyFilters.finalize({ namespace, name, ...(raw.metadata.uid ? { uid: raw.metadata.uid } : {}) }, finalizers);
+    // collector; only the filters it cannot reach are removed, then the pool is released. A pool whose
+    // namespace is terminating is about to be deleted, and any create there is refused with a 403.
+    const terminating = namespaceTerminating(caches.namespaces?.get(namespace));
+    if (raw.metadata?.deletionTimestamp || terminating) {
+      if (terminating) log.info('pool namespace is terminating; not applying its objects, only removing its gateway filters', { pool: key });
+      await this.envoyFilters.finalize({ namespace, name, ...(raw.metadata?.uid ? { uid: raw.metadata.uid } : {}) }, finalizers);
       return;
     }
     const parsed = InferencePool.safeParse(raw);

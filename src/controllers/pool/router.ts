@@ -10,7 +10,6 @@ import type { InferencePool } from '../../api/inference-pool.ts';
 import type { IndexerConfigInput } from '../../api/indexer-config.ts';
 import type { RouterConfig } from '../../api/router-config.ts';
 import { names, ownedMeta, podSelector, servedModelName } from '../objects.ts';
-import { KV_EVENTS_PORT, KV_REPLAY_PORT } from './model-server.ts';
 
 export const ROUTER_PORTS = { grpc: 9002, health: 9003, metrics: 9090 } as const;
 export const INDEXER_PORTS = { http: 8081, grpc: 9004 } as const;
@@ -54,8 +53,8 @@ export function renderRouterConfig(pool: InferencePool, models: InferenceModel[]
 
 /**
  * indexer.yaml: discovery mode (the sidecar lists the pool's pods and connects to each one's
- * publisher, so every router replica sees every pod), hashing as the pool runs. Adopted pods are
- * expected to publish on vLLM's default ports, as the operator's own pods do.
+ * publisher, so every router replica sees every pod), hashing as the pool runs. The publisher and
+ * replay ports come from spec.indexer, so adopted pods may publish elsewhere than vLLM's defaults.
  */
 export function renderIndexerConfig(pool: InferencePool): IndexerConfigInput {
   const server = pool.spec.modelServer;
@@ -64,8 +63,8 @@ export function renderIndexerConfig(pool: InferencePool): IndexerConfigInput {
       discovery: {
         namespace: pool.metadata.namespace ?? 'default',
         selector: { ...podSelector(pool) },
-        port: KV_EVENTS_PORT,
-        replayPort: KV_REPLAY_PORT,
+        port: pool.spec.indexer.eventPort,
+        replayPort: pool.spec.indexer.replayPort,
       },
     },
     http: { port: INDEXER_PORTS.http },

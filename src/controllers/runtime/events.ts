@@ -3,7 +3,7 @@
 
 import type { Logger } from '../../common/log.ts';
 import type { Condition } from '../../api/meta.ts';
-import { resourcePath, type KubeClient } from '../../common/kube/kube-client.ts';
+import { KubeApiError, resourcePath, type KubeClient } from '../../common/kube/kube-client.ts';
 
 export interface InvolvedObject {
   apiVersion: string;
@@ -28,6 +28,11 @@ export function changedConditions(prev: readonly Condition[] | undefined, next: 
     const p = prev?.find((x) => x.type === c.type);
     return !p || p.status !== c.status || p.reason !== c.reason;
   });
+}
+
+/** The API server refuses new objects in a namespace being deleted; an Event there would go with it anyway. */
+export function refusedByTerminatingNamespace(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 403 && err.message.includes('because it is being terminated');
 }
 
 export class EventRecorder {
@@ -61,7 +66,8 @@ export class EventRecorder {
       count: 1,
     };
     this.client.request('POST', resourcePath('v1', 'Event', obj.namespace), { body: event }).catch((err: unknown) => {
-      this.log.limited('event-failed', 'warn', 'could not record an Event', { err, reason });
+      if (refusedByTerminatingNamespace(err)) this.log.debug('not recording an Event in a terminating namespace', { namespace: obj.namespace, reason });
+      else this.log.limited('event-failed', 'warn', 'could not record an Event', { err, reason });
     });
   }
 

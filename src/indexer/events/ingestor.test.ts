@@ -139,6 +139,19 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     expect(await metric(registry, 'kvroute_indexer_source_resets_total', { reason: 'gap' })).toBe(1);
   });
 
+  it('resets a gap of a data-parallel rank whose replay endpoint vLLM could not offset (ipc), and carries on', async () => {
+    const { sink, ingestor, bind } = await centralIngestor({ replay: { 'pod-i': 'ipc:///tmp/kvroute-no-such-replay' } });
+    const pub = await publisher({ topic: 'kv@pod-i@m', connect: bind });
+    await sync(pub, sink, 'pod-i|dp1', 1);
+    await pub.publish([storedEvent([30n], null)], { dpRank: 1 });
+    await pub.publish([storedEvent([31n], 30n)], { dpRank: 1, drop: true });
+    await pub.publish([storedEvent([32n], 31n)], { dpRank: 1 });
+    await waitFor('batch after the gap', () => storedHashes(sink, 'pod-i|dp1').includes('BlockStored:32'));
+    const ops = sink.records.filter((r) => r.source === 'pod-i|dp1').map((r) => (r.op === 'apply' ? r.events.join() : r.op));
+    expect(ops.slice(-3)).toEqual(['BlockStored:30', 'reset', 'BlockStored:32']);
+    expect(ingestor.stats()).toMatchObject({ gaps: 1, resets: 1 });
+  });
+
   it('resets a source when the replay buffer no longer holds the missing batches', async () => {
     const replayBind = endpoint('replay');
     const { sink, ingestor, bind } = await centralIngestor({ replay: { 'pod-e': replayBind } });

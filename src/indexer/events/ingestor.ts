@@ -480,7 +480,14 @@ export class EventIngestor {
   private replayEndpointOf(state: SourceState): string | undefined {
     if (state.podReplayEndpoint !== undefined) return state.podReplayEndpoint ?? undefined;
     const base = this.replayEndpoints?.(state.source.podId);
-    return base ? endpointForRank(base, state.source.dpRank) : undefined;
+    if (!base) return undefined;
+    try {
+      return endpointForRank(base, state.source.dpRank);
+    } catch (err) {
+      // vLLM cannot bind such an endpoint for this rank either: the gap is counted, not replayed.
+      this.log.limited('replay-endpoint-invalid', 'warn', 'no replay endpoint for this data-parallel rank', { source: state.key, err });
+      return undefined;
+    }
   }
 
   private recover(state: SourceState, endpoint: string, from: number): void {

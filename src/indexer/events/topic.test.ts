@@ -53,8 +53,20 @@ describe('endpointForRank', () => {
     expect(endpointForRank('tcp://[fd00::1]:5558', 1)).toBe('tcp://[fd00::1]:5559');
     expect(endpointForRank('tcp://10.0.0.7:0', 3)).toBe('tcp://10.0.0.7:0');
   });
+  it('offsets a wildcard tcp bind the same way', () => {
+    expect(endpointForRank('tcp://*:5557', 2)).toBe('tcp://*:5559');
+  });
   it('suffixes an inproc name', () => {
     expect(endpointForRank('inproc://replay', 1)).toBe('inproc://replay_dp1');
+  });
+  it('leaves any endpoint of rank 0 as it is, ipc included', () => {
+    expect(endpointForRank('ipc:///tmp/kv', 0)).toBe('ipc:///tmp/kv');
+  });
+  it('refuses an ipc endpoint for a rank above 0, as vLLM raises', () => {
+    expect(() => endpointForRank('ipc:///tmp/kv', 1)).toThrow(/"ipc:\/\/\/tmp\/kv" cannot be offset for data-parallel rank 1: expected tcp:\/\/HOST:PORT or inproc:\/\/NAME/);
+  });
+  it('refuses a tcp endpoint whose port is not a number', () => {
+    expect(() => endpointForRank('tcp://10.0.0.7:http', 1)).toThrow(/port "http": expected a number/);
   });
 });
 

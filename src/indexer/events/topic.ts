@@ -69,15 +69,21 @@ export function sequenceFrame(seq: number): Buffer {
 }
 
 /**
- * The replay endpoint of data-parallel rank `rank` given rank 0's, by vLLM's convention: a tcp
- * port is offset by the rank (port 0 stays 0), an inproc name gets `_dp<rank>` appended.
+ * The endpoint data-parallel rank `rank` uses given rank 0's, exactly as vLLM's
+ * `offset_endpoint_port`: an endpoint containing `inproc` gets `_dp<rank>` appended; one containing
+ * `tcp` has the port after its last `:` offset by the rank (port 0 stays 0, for the OS to pick);
+ * anything else (`ipc://`) is refused, as vLLM refuses it, because ranks would collide on one path.
+ * @throws Error naming the endpoint when it has neither form or its port is not a number.
  */
 export function endpointForRank(endpoint: string, rank: number): string {
-  if (rank === 0) return endpoint;
-  if (endpoint.startsWith('inproc://')) return `${endpoint}_dp${rank}`;
+  if (endpoint === '' || rank === 0) return endpoint;
+  if (endpoint.includes('inproc')) return `${endpoint}_dp${rank}`;
+  if (!endpoint.includes('tcp')) throw new Error(`endpoint "${endpoint}" cannot be offset for data-parallel rank ${rank}: expected tcp://HOST:PORT or inproc://NAME`);
   const colon = endpoint.lastIndexOf(':');
-  const port = Number(endpoint.slice(colon + 1));
-  if (!endpoint.startsWith('tcp://') || colon < 0 || !Number.isInteger(port)) return endpoint;
+  if (colon < 0) return endpoint;
+  const portText = endpoint.slice(colon + 1);
+  if (!/^\d+$/.test(portText)) throw new Error(`endpoint "${endpoint}" has port "${portText}": expected a number to offset by data-parallel rank ${rank}`);
+  const port = Number(portText);
   return port === 0 ? endpoint : `${endpoint.slice(0, colon)}:${port + rank}`;
 }
 

@@ -50,6 +50,12 @@ function reserveChain(words: number, blocks: number): number {
   return outPtr;
 }
 
+/** Chains the words already at offset 0 of module memory and copies the keys from outPtr into out. */
+function chainInPlace(blocks: number, blockSize: number, seedLo: number, seedHi: number, outPtr: number, out: Uint32Array, outAt: number): void {
+  wasm.chain(0, blocks, blockSize * 4, seedLo >>> 0, seedHi >>> 0, outPtr);
+  out.set(wordsView.subarray(outPtr >>> 2, (outPtr >>> 2) + blocks * 2), outAt * 2);
+}
+
 /**
  * Chained XXH64 over `blocks` runs of `blockSize` uint32 words (little-endian bytes) starting at
  * words[start]: key[b] = XXH64(run b, key[b - 1]), key[-1] = (seedHi:seedLo). Keys are written as
@@ -69,8 +75,7 @@ export function xxh64WordChain(
   const n = blocks * blockSize;
   const outPtr = reserveChain(n, blocks);
   wordsView.set(words.subarray(start, start + n), 0);
-  wasm.chain(0, blocks, blockSize * 4, seedLo >>> 0, seedHi >>> 0, outPtr);
-  out.set(wordsView.subarray(outPtr >>> 2, (outPtr >>> 2) + blocks * 2), outAt * 2);
+  chainInPlace(blocks, blockSize, seedLo, seedHi, outPtr, out, outAt);
 }
 
 /**
@@ -97,7 +102,6 @@ export function xxh64TokenChain(
     if (t >>> 0 !== t) return i;
     words[i] = t;
   }
-  wasm.chain(0, blocks, blockSize * 4, seedLo >>> 0, seedHi >>> 0, outPtr);
-  out.set(words.subarray(outPtr >>> 2, (outPtr >>> 2) + blocks * 2), outAt * 2);
+  chainInPlace(blocks, blockSize, seedLo, seedHi, outPtr, out, outAt);
   return -1;
 }

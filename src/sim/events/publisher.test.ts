@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import * as zmq from 'zeromq';
 import { silentLogger } from '../../common/log.ts';
-import { isBindEndpoint, KvEventPublisher, offsetEndpointPort } from './publisher.ts';
+import { isBindEndpoint, KvEventPublisher } from './publisher.ts';
 
 async function receive(sub: zmq.Subscriber, n: number, timeoutMs = 5000): Promise<Buffer[][]> {
   const out: Buffer[][] = [];
@@ -31,7 +31,6 @@ describe('KvEventPublisher', () => {
     expect(isBindEndpoint('tcp://*:5557')).toBe(true);
     expect(isBindEndpoint('tcp://127.0.0.1:5557')).toBe(false);
     expect(isBindEndpoint('ipc:///tmp/x')).toBe(true);
-    expect(offsetEndpointPort('tcp://*:5557', 2)).toBe('tcp://*:5559');
   });
 
   it('sends topic, 8-byte big-endian sequence and payload, and replays buffered batches then an end marker', async () => {

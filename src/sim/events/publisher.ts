@@ -40,18 +40,6 @@ export function isBindEndpoint(endpoint: string): boolean {
   return endpoint.includes('*') || endpoint.includes('::') || endpoint.startsWith('ipc://') || endpoint.startsWith('inproc://');
 }
 
-/** vLLM's offset_endpoint_port: the endpoint of replica (or dp rank) `offset`. */
-export function offsetEndpointPort(endpoint: string, offset: number): string {
-  if (offset === 0) return endpoint;
-  if (endpoint.includes('inproc') || endpoint.startsWith('ipc://')) return `${endpoint}_dp${offset}`;
-  const colon = endpoint.lastIndexOf(':');
-  const port = Number(endpoint.slice(colon + 1));
-  if (colon < 0 || !Number.isInteger(port)) throw new Error(`endpoint "${endpoint}" has no port to offset`);
-  if (port === 0) return endpoint;
-  return `${endpoint.slice(0, colon)}:${port + offset}`;
-}
-
-
 export class KvEventPublisher {
   readonly faults: PublisherFaults = { dropRate: 0, stalledUntilMs: 0 };
   readonly stats: PublisherStats = { published: 0, dropped: 0, queueOverflow: 0, replayRequests: 0 };

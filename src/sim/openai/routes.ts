@@ -121,9 +121,9 @@ function preflight(ctx: RouteContext): void {
   if (ctx.shouldFail()) throw openAiError(500, 'injected failure (--failure-rate)');
 }
 
-function newRequest(ctx: RouteContext, id: string, tokens: number[], maxTokens: number, lora: LoraAdapter | null, cacheSalt: string | null, seed: number | null): SimRequest {
+function newRequest(ctx: RouteContext, idPrefix: string, tokens: number[], maxTokens: number, lora: LoraAdapter | null, cacheSalt: string | null, seed: number | null): SimRequest {
   const request = new SimRequest({
-    id,
+    id: `${idPrefix}-${randomUUID().replaceAll('-', '')}`,
     promptTokens: tokens,
     maxTokens,
     blockSize: ctx.blockSize,
@@ -138,8 +138,6 @@ function newRequest(ctx: RouteContext, id: string, tokens: number[], maxTokens: 
 
 /** How one endpoint shapes its responses around the shared run/stream/finish/usage logic. */
 interface ResponseShape {
-  id: string;
-  model: string;
   /** `object` of streamed chunks ("text_completion", "chat.completion.chunk"). */
   chunkObject: string;
   /** `object` of the non-streamed response. */
@@ -152,15 +150,17 @@ interface ResponseShape {
   finalChoice(text: string, finish: string | null): Record<string, unknown>;
 }
 
+/** The request body fields every endpoint answers alike: the model it names and how to stream. */
 interface StreamOptions {
+  model: string;
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null } | null;
 }
 
 /** Runs a request and answers it as SSE chunks ending in `data: [DONE]`, or as one JSON body. */
-async function runAndRespond(ctx: RouteContext, res: http.ServerResponse, request: SimRequest, shape: ResponseShape, options: StreamOptions): Promise<void> {
+async function runAndRespond(ctx: RouteContext, res: http.ServerResponse, request: SimRequest, options: StreamOptions, shape: ResponseShape): Promise<void> {
   const created = Math.floor(Date.now() / 1000);
-  const envelope = (object: string) => ({ id: shape.id, object, created, model: shape.model });
+  const envelope = (object: string) => ({ id: request.id, object, created, model: options.model });
   if (options.stream) {
     res.writeHead(200, sseHeaders(ctx));
     for (const choice of shape.leadingChoices) writeEvent(res, { ...envelope(shape.chunkObject), choices: [choice] });
@@ -200,24 +200,15 @@ export function completionsRoute(ctx: RouteContext): RouteHandler {
     const tokens = typeof body.prompt === 'string' ? await tokenize(ctx, { prompt: body.prompt }, 'prompt') : body.prompt;
     if (tokens.length === 0) throw openAiError(400, 'prompt must not be empty', 'prompt');
     const maxTokens = checkLength(ctx, tokens.length, body.max_tokens ?? 16);
-    const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
-    const request = newRequest(ctx, id, tokens, maxTokens, lora, body.cache_salt ?? null, body.seed ?? null);
+    const request = newRequest(ctx, 'cmpl', tokens, maxTokens, lora, body.cache_salt ?? null, body.seed ?? null);
     const choice = (text: string, finish: string | null) => ({ index: 0, text, logprobs: null, finish_reason: finish, stop_reason: null });
-    await runAndRespond(
-      ctx,
-      res,
-      request,
-      {
-        id,
-        model: body.model,
-        chunkObject: 'text_completion',
-        finalObject: 'text_completion',
-        leadingChoices: [],
-        streamedChoice: choice,
-        finalChoice: (text, finish) => ({ ...choice(text, finish), prompt_logprobs: null }),
-      },
-      body,
-    );
+    await runAndRespond(ctx, res, request, body, {
+      chunkObject: 'text_completion',
+      finalObject: 'text_completion',
+      leadingChoices: [],
+      streamedChoice: choice,
+      finalChoice: (text, finish) => ({ ...choice(text, finish), prompt_logprobs: null }),
+    });
   };
 }
 
@@ -229,30 +220,21 @@ export function chatCompletionsRoute(ctx: RouteContext): RouteHandler {
     const chat = { addGenerationPrompt: body.add_generation_prompt ?? true, templateKwargs: body.chat_template_kwargs ?? undefined, tools: body.tools ?? undefined };
     const tokens = await tokenize(ctx, { messages: body.messages, chat }, 'messages');
     const maxTokens = checkLength(ctx, tokens.length, body.max_completion_tokens ?? body.max_tokens ?? null);
-    const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
-    const request = newRequest(ctx, id, tokens, maxTokens, lora, body.cache_salt ?? null, body.seed ?? null);
+    const request = newRequest(ctx, 'chatcmpl', tokens, maxTokens, lora, body.cache_salt ?? null, body.seed ?? null);
     const delta = (content: Record<string, unknown>, finish: string | null) => ({ index: 0, delta: content, logprobs: null, finish_reason: finish, stop_reason: null });
-    await runAndRespond(
-      ctx,
-      res,
-      request,
-      {
-        id,
-        model: body.model,
-        chunkObject: 'chat.completion.chunk',
-        finalObject: 'chat.completion',
-        leadingChoices: [delta({ role: 'assistant', content: '' }, null)],
-        streamedChoice: (text, finish) => delta({ content: text }, finish),
-        finalChoice: (text, finish) => ({
-          index: 0,
-          message: { role: 'assistant', content: text, tool_calls: [], reasoning_content: null },
-          logprobs: null,
-          finish_reason: finish,
-          stop_reason: null,
-        }),
-      },
-      body,
-    );
+    await runAndRespond(ctx, res, request, body, {
+      chunkObject: 'chat.completion.chunk',
+      finalObject: 'chat.completion',
+      leadingChoices: [delta({ role: 'assistant', content: '' }, null)],
+      streamedChoice: (text, finish) => delta({ content: text }, finish),
+      finalChoice: (text, finish) => ({
+        index: 0,
+        message: { role: 'assistant', content: text, tool_calls: [], reasoning_content: null },
+        logprobs: null,
+        finish_reason: finish,
+        stop_reason: null,
+      }),
+    });
   };
 }
 
