@@ -15,7 +15,7 @@ import { readGoBenchOutput, runGoBench, type GoBenchResult } from './lib/go-benc
 import { BLOCK_SIZE, MODEL, PODS, SHARED_BLOCKS, fillerPromptsPerPod, podName, sharedBlocksOf, sharedPrompt } from './lib/indexer-workload.ts';
 import { progress } from './lib/progress.ts';
 import { environment, percentile, writeResults } from './lib/results.ts';
-import { fmt, formatTable } from './lib/table.ts';
+import { fmt, formatTable } from '../src/common/table.ts';
 import { xxh64WordsJs } from './lib/xxh64-js.ts';
 
 const gc = (globalThis as { gc?: () => void }).gc;

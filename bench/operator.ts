@@ -14,7 +14,7 @@ import { resourcePath } from '../src/common/kube/kube-client.ts';
 import { freePort, kubeBinariesAvailable, startKube, waitFor } from '../e2e/kube/cluster.ts';
 import { createNamespace, installKvrouteCrds } from '../e2e/kube/fixtures.ts';
 import { environment, percentile, writeResults } from './lib/results.ts';
-import { fmt, formatTable } from './lib/table.ts';
+import { fmt, formatTable } from '../src/common/table.ts';
 
 const POOLS = 100;
 const PODS = 1000;
