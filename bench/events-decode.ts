@@ -4,7 +4,7 @@
 // Run: node bench/events-decode.ts [eventsPerBatch] [blocksPerEvent] [blockSize]
 
 import { decode, encode } from '@msgpack/msgpack';
-import { decodeEventBatch } from '../src/indexer/events/decode.ts';
+import { decodeEventBatch } from '../src/vllm/events/decode.ts';
 
 const eventsPerBatch = Number(process.argv[2] ?? 64);
 const blocksPerEvent = Number(process.argv[3] ?? 1);

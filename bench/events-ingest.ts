@@ -5,10 +5,11 @@
 
 import { Publisher } from 'zeromq';
 import { silentLogger } from '../src/common/log.ts';
-import type { EventBatch, EventSource, KvEventSink } from '../src/indexer/types.ts';
+import type { EventSource, KvEventSink } from '../src/indexer/types.ts';
+import type { EventBatch } from '../src/vllm/events/types.ts';
 import { EventIngestor } from '../src/indexer/events/ingestor.ts';
 import { encodeBatch, storedEvent } from '../src/indexer/events/test-helpers.ts';
-import { sequenceFrame } from '../src/indexer/events/topic.ts';
+import { sequenceFrame } from '../src/vllm/events/topic.ts';
 
 const batches = Number(process.argv[2] ?? 20_000);
 const eventsPerBatch = Number(process.argv[3] ?? 64);

@@ -10,7 +10,7 @@ import { Registry } from 'prom-client';
 import { silentLogger } from '../src/common/log.ts';
 import { EventIngestor } from '../src/indexer/events/ingestor.ts';
 import { RecordingSink, waitFor } from '../src/indexer/events/test-helpers.ts';
-import { vllmEngineKeys } from '../src/indexer/keys/vllm.ts';
+import { vllmEngineKeys } from '../src/vllm/block-hash.ts';
 import { cleared, KvPublisherProcess, removed, stored, type KvPublisherOptions } from './helpers/kv-publisher.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -10,11 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { encode } from '@msgpack/msgpack';
 import * as zmq from 'zeromq';
 import { createIndexerClient, type IndexerClient } from '../src/indexer/grpc/client.ts';
-import { vllmEngineKeys } from '../src/indexer/keys/vllm.ts';
-import { loadModelTokenizer, type ModelTokenizer } from '../src/indexer/tokenize/model-tokenizer.ts';
-import { parseTokenizerSource } from '../src/indexer/tokenize/source.ts';
+import { vllmEngineKeys } from '../src/vllm/block-hash.ts';
+import { loadModelTokenizer, type ModelTokenizer } from '../src/tokenize/model-tokenizer.ts';
+import { parseTokenizerSource } from '../src/tokenize/source.ts';
 import { chatCrossingBlock } from '../src/indexer/test-helpers.ts';
-import type { ChatMessage } from '../src/indexer/types.ts';
+import type { ChatMessage } from '../src/common/chat.ts';
 import { until } from './helpers/until.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -159,7 +159,7 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
   });
 
   it('indexes batches exactly as vLLM\'s own msgspec encoder wrote them (golden frames)', async () => {
-    const golden = JSON.parse(fs.readFileSync(path.join(root, 'src/indexer/events/testdata/kv-events.json'), 'utf8')) as {
+    const golden = JSON.parse(fs.readFileSync(path.join(root, 'src/vllm/events/testdata/kv-events.json'), 'utf8')) as {
       batches: Array<{ name: string; encoding: string; frames: string[]; expected: { events: Array<{ type: string; tokenIds?: number[]; blockHashes?: string[] }> } }>;
     };
     const chains = golden.batches.filter((b) => b.name === 'parent chain, int hashes');

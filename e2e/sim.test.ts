@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import * as zmq from 'zeromq';
-import { decodeEventBatch } from '../src/indexer/events/decode.ts';
-import { vllmEngineKeys } from '../src/indexer/keys/vllm.ts';
-import type { BlockStoredEvent, EventBatch } from '../src/indexer/types.ts';
+import { decodeEventBatch } from '../src/vllm/events/decode.ts';
+import { vllmEngineKeys } from '../src/vllm/block-hash.ts';
+import type { BlockStoredEvent, EventBatch } from '../src/vllm/events/types.ts';
 import { loadSimTokenizer } from '../src/sim/tokenizer.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');

@@ -1,4 +1,4 @@
-"""Writes src/indexer/events/fixtures/payloads.json: KV-event payloads encoded by msgspec in each wire
+"""Writes src/vllm/events/fixtures/payloads.json: KV-event payloads encoded by msgspec in each wire
 form kvroute must read (current vLLM map-tagged events, older vLLM and SGLang array-tagged events,
 map-encoded batches, byte-string hashes), each with the decoded values the TypeScript decoder must
 produce. The struct definitions mirror the field names and orders of vLLM 0.33, older vLLM and SGLang.
@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 import msgspec
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "src/indexer/events/fixtures/payloads.json"
+OUT = pathlib.Path(__file__).resolve().parent.parent / "src/vllm/events/fixtures/payloads.json"
 
 
 sys.path.insert(0, os.path.dirname(__file__))

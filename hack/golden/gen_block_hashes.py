@@ -1,4 +1,4 @@
-"""Writes src/indexer/keys/testdata/vllm-block-hashes.json: prefix-caching block hashes computed by
+"""Writes src/vllm/testdata/vllm-block-hashes.json: prefix-caching block hashes computed by
 vLLM's own code (the installed vllm wheel, see hack/vllm-env.sh) with --prefix-caching-hash-algo
 sha256_cbor, and some with `sha256` (pickle, vLLM 0.33's default).
 
@@ -25,7 +25,7 @@ from vllm.utils.hashing import sha256, sha256_cbor  # noqa: E402
 from vllm.v1.core import kv_cache_utils  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-OUT = os.path.join(ROOT, "src", "indexer", "keys", "testdata", "vllm-block-hashes.json")
+OUT = os.path.join(ROOT, "src", "vllm", "testdata", "vllm-block-hashes.json")
 
 MAX_SAFE_INTEGER = 2**53 - 1
 

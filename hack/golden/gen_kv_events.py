@@ -1,4 +1,4 @@
-"""Writes src/indexer/events/testdata/kv-events.json: KV-event payloads encoded by msgspec exactly
+"""Writes src/vllm/events/testdata/kv-events.json: KV-event payloads encoded by msgspec exactly
 as vLLM (and SGLang) put them on the wire, with the fields a decoder must recover from each.
 
 Run: $(bash hack/vllm-env.sh) hack/golden/gen_kv_events.py
@@ -45,7 +45,7 @@ from vllm.utils.hashing import sha256_cbor  # noqa: E402
 from vllm.v1.core import kv_cache_utils  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-OUT = os.path.join(ROOT, "src", "indexer", "events", "testdata", "kv-events.json")
+OUT = os.path.join(ROOT, "src", "vllm", "events", "testdata", "kv-events.json")
 TS = 1764043200.123456
 TOPIC = "kv@pod-a@Qwen/Qwen3-8B"
 BLOCK_SIZE = 16

@@ -17,7 +17,7 @@ interface GoldenVector {
 }
 
 const golden = JSON.parse(
-  readFileSync(new URL('../indexer/keys/testdata/vllm-block-hashes.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../vllm/testdata/vllm-block-hashes.json', import.meta.url), 'utf8'),
 ) as { vectors: GoldenVector[] };
 const bin = fileURLToPath(new URL('../../bin/kvroute.js', import.meta.url));
 

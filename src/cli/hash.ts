@@ -2,8 +2,8 @@
 // and the uint64 engine keys vLLM publishes in KV events, one per full block. Exit code 2 on bad input.
 
 import { Command, Option } from 'commander';
-import type { ExtraKeysFormat, VllmHashAlgo, VllmHashOptions, VllmMmFeature } from '../indexer/keys/vllm.ts';
-import { HashInputError, parseTokenIds, vllmHashReport } from '../indexer/keys/vllmHashReport.ts';
+import type { ExtraKeysFormat, VllmHashAlgo, VllmHashOptions, VllmMmFeature } from '../vllm/block-hash.ts';
+import { HashInputError, parseTokenIds, vllmHashReport } from '../vllm/hash-report.ts';
 
 const BAD_INPUT_EXIT_CODE = 2;
 

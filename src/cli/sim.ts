@@ -5,7 +5,7 @@ import { createLogger, LOG_LEVELS, parseLogLevel } from '../common/log.ts';
 import { onShutdown } from '../common/shutdown.ts';
 import { parseSimPodConfig, replicaTopicProblem, type SimPodConfigInput } from '../sim/config.ts';
 import { DEFAULT_LATENCY } from '../sim/latency.ts';
-import { endpointForRank } from '../indexer/events/topic.ts';
+import { endpointForRank } from '../vllm/events/topic.ts';
 import { isBindEndpoint } from '../sim/events/publisher.ts';
 import { startSimPod, type SimPod } from '../sim/pod.ts';
 import { loadSimTokenizer } from '../sim/tokenizer.ts';

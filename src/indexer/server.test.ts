@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { parseIndexerConfig } from '../api/indexer-config.ts';
 import { silentLogger } from '../common/log.ts';
 import { TestPublisher } from './events/test-helpers.ts';
-import { vllmEngineKeys } from './keys/vllm.ts';
+import { vllmEngineKeys } from '../vllm/block-hash.ts';
 import { startIndexerServer, type IndexerServer } from './server.ts';
 
 const BLOCK = 16;

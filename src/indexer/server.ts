@@ -9,15 +9,15 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import type { IndexerConfig } from '../api/indexer-config.ts';
 import { HttpError, readJson, sendJson, startHttpServer, type RouteHandler } from '../common/http.ts';
 import type { Logger } from '../common/log.ts';
-import { createPodDiscovery } from './discovery.ts';
+import { createPodDiscovery } from './discovery/pod-discovery.ts';
 import { EventIngestor } from './events/ingestor.ts';
-import { endpointForRank, replayEndpointFromTemplate } from './events/topic.ts';
+import { endpointForRank, replayEndpointFromTemplate } from '../vllm/events/topic.ts';
 import { startGrpcServer } from './grpc/server.ts';
 import { BlockIndex } from './index/block-index.ts';
-import { RequestError, parseScoreBody } from './service-request.ts';
-import { IndexerService } from './service.ts';
-import { TokenizerPool } from './tokenize/pool.ts';
-import { TokenizerSet, type Tokenization } from './tokenize/tokenizers.ts';
+import { RequestError, parseScoreBody } from './scoring/request.ts';
+import { IndexerService } from './scoring/service.ts';
+import { TokenizerPool } from '../tokenize/pool.ts';
+import { TokenizerSet, type Tokenization } from '../tokenize/tokenizers.ts';
 
 export interface IndexerServer {
   httpPort: number;

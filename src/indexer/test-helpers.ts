@@ -1,8 +1,9 @@
 // Test-only fixtures shared by the indexer's unit and e2e tests: chats that exercise template
 // options, and BlockStored events hashed as vLLM hashes them.
 
-import { vllmEngineKeys } from './keys/vllm.ts';
-import type { BlockStoredEvent, ChatMessage } from './types.ts';
+import { vllmEngineKeys } from '../vllm/block-hash.ts';
+import type { ChatMessage } from './types.ts';
+import type { BlockStoredEvent } from '../vllm/events/types.ts';
 
 /**
  * A chat whose rendering with `kwargs` fills one more full block of `blockSize` tokens than without

@@ -1,5 +1,8 @@
-// The contracts between the indexer's parts: decoded KV events (events/ produces them), the sink that
-// applies them in order (index/ implements it), and the scoring request the router and HTTP API send.
+// The contracts between the indexer's parts: the event sources and the sink that applies their batches
+// in order (index/ implements it), and the scoring request the router and HTTP API send. The decoded
+// KV events themselves are vLLM's protocol and live in src/vllm/events/types.ts.
+
+import type { EventBatch } from '../vllm/events/types.ts';
 
 /** One engine that publishes KV events: a pod, and a data-parallel rank within it. */
 export interface EventSource {
@@ -17,51 +20,6 @@ export function sourceKey(source: Pick<EventSource, 'podId' | 'dpRank'>): string
 export function podOfSourceKey(key: string): string {
   const bar = key.indexOf('|dp');
   return bar < 0 ? key : key.slice(0, bar);
-}
-
-/**
- * Engine block hashes as vLLM puts them in events: uint64 values (for byte-string hashes, the low
- * 8 bytes read big-endian). A BigUint64Array holds them without one heap object per block; hot
- * paths read them as (lo, hi) uint32 pairs through a Uint32Array view of the same buffer.
- */
-export type EngineHashes = BigUint64Array;
-
-export interface BlockStoredEvent {
-  type: 'BlockStored';
-  blockHashes: EngineHashes;
-  parentBlockHash: bigint | null;
-  /** Token ids of all stored blocks, concatenated: blockHashes.length * blockSize of them. */
-  tokenIds: Uint32Array;
-  blockSize: number;
-  loraId: number | null;
-  loraName: string | null;
-  /** Storage tier as vLLM names it ("GPU", "CPU", ...); null means GPU. */
-  medium: string | null;
-  /** Per-block extra keys as decoded (LoRA, cache_salt, multimodal), or null. */
-  extraKeys: unknown[] | null;
-  groupIdx: number | null;
-  kvCacheSpecKind: string | null;
-}
-
-export interface BlockRemovedEvent {
-  type: 'BlockRemoved';
-  blockHashes: EngineHashes;
-  medium: string | null;
-  groupIdx: number | null;
-}
-
-export interface AllBlocksClearedEvent {
-  type: 'AllBlocksCleared';
-  medium: string | null;
-}
-
-export type KvEvent = BlockStoredEvent | BlockRemovedEvent | AllBlocksClearedEvent;
-
-export interface EventBatch {
-  /** Publisher timestamp in seconds (vLLM sends time.time()). */
-  ts: number;
-  events: KvEvent[];
-  dpRank: number | null;
 }
 
 /** Applies ordered event batches of one source; the index implements it. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
 import { ManualClock } from './clock.ts';
 import { Engine } from './engine.ts';
-import type { SimKvEvent } from './events/types.ts';
+import type { SimKvEvent } from '../vllm/events/engine-events.ts';
 import { requestHasher } from './hashing.ts';
 import { DEFAULT_LATENCY } from './latency.ts';
 import { registerVllmMetrics } from './metrics.ts';

@@ -3,7 +3,7 @@
 // simulated timestamps, and hands every non-empty step's KV events to the event sink as one batch.
 
 import type { SimClock } from './clock.ts';
-import type { SimKvEvent } from './events/types.ts';
+import type { SimKvEvent } from '../vllm/events/engine-events.ts';
 import { stepDurationMs, type LatencyModel } from './latency.ts';
 import type { SimRequest } from './request.ts';
 import { Scheduler, type SchedulerConfig, type TokenSampler } from './scheduler.ts';

@@ -1,7 +1,7 @@
 // Builds each request's block hasher from indexer/keys, so the simulator and the indexer hash blocks
 // with the same code: vLLM 0.33's sha256_cbor chain with its tagged LoRA and cache_salt extra keys.
 
-import { VllmBlockHasher } from '../indexer/keys/vllm.ts';
+import { VllmBlockHasher } from '../vllm/block-hash.ts';
 import type { LoraAdapter, RequestBlockHasher } from './request.ts';
 
 export interface PodHashConfig {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { encodeEventBatch } from './events/encode.ts';
-import type { KvEventsEncoding, KvEventsHashForm, SimKvEvent } from './events/types.ts';
+import { encodeEventBatch } from '../vllm/events/encode.ts';
+import type { KvEventsEncoding, KvEventsHashForm, SimKvEvent } from '../vllm/events/engine-events.ts';
 import { requestHasher } from './hashing.ts';
 import { SimRequest, type LoraAdapter } from './request.ts';
 import { Scheduler } from './scheduler.ts';

@@ -6,7 +6,7 @@
 // taken as one batch.
 
 import { KvCacheManager } from './cache/kv-cache-manager.ts';
-import type { SimKvEvent } from './events/types.ts';
+import type { SimKvEvent } from '../vllm/events/engine-events.ts';
 import type { SimRequest } from './request.ts';
 
 export interface SchedulerConfig {

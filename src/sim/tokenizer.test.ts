@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { ChatMessageSchema, ChatToolSchema } from '../common/chat.ts';
-import { TokenizerSet } from '../indexer/tokenize/tokenizers.ts';
+import { TokenizerSet } from '../tokenize/tokenizers.ts';
 import { loadSimTokenizer, type SimTokenizer } from './tokenizer.ts';
 
 interface ToolChatCase {

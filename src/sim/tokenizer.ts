@@ -6,9 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../common/log.ts';
-import { TokenizerPool } from '../indexer/tokenize/pool.ts';
-import { parseTokenizerSource } from '../indexer/tokenize/source.ts';
-import { TokenizerSet, type Tokenization, type TokenizeInput } from '../indexer/tokenize/tokenizers.ts';
+import { TokenizerPool } from '../tokenize/pool.ts';
+import { parseTokenizerSource } from '../tokenize/source.ts';
+import { TokenizerSet, type Tokenization, type TokenizeInput } from '../tokenize/tokenizers.ts';
 
 export interface SimTokenizer {
   readonly source: string;

@@ -1,4 +1,4 @@
-"""Golden token ids for src/indexer/tokenize, produced by the upstream Python libraries vLLM itself uses:
+"""Golden token ids for src/tokenize, produced by the upstream Python libraries vLLM itself uses:
 HF `tokenizers` (through `transformers`' fast tokenizer) for text, and `transformers`' apply_chat_template
 (Jinja2, trim_blocks/lstrip_blocks) for chat, called the way vLLM calls them:
   - completions: tokenizer(prompt) with add_special_tokens=True (vLLM's CompletionRequest default);
@@ -25,7 +25,7 @@ import sys
 from transformers import PreTrainedTokenizerFast
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-OUT = os.path.join(ROOT, "src", "indexer", "tokenize", "testdata", "golden.json")
+OUT = os.path.join(ROOT, "src", "tokenize", "testdata", "golden.json")
 MODELS = {"qwen3": "tokenizer-qwen3", "llama3_1": "tokenizer-llama3_1", "gptoss": "tokenizer-gptoss"}
 
 TEXTS = [

@@ -1,11 +1,12 @@
 import { describe, it, expect, afterEach } from '@jest/globals';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../common/log.ts';
-import type { EventBatch, EventSource } from '../types.ts';
+import type { EventSource } from '../types.ts';
+import type { EventBatch } from '../../vllm/events/types.ts';
 import { EventIngestor } from './ingestor.ts';
 import { Router } from 'zeromq';
 import { RecordingSink, storedEvent, TestPublisher, waitFor, type TestPublisherOptions } from './test-helpers.ts';
-import { sequenceFrame } from './topic.ts';
+import { sequenceFrame } from '../../vllm/events/topic.ts';
 
 let n = 0;
 const endpoint = (name: string) => `inproc://ingestor-test-${name}-${n++}`;

@@ -5,13 +5,14 @@
 import { Subscriber, type Dealer } from 'zeromq';
 import { Registry } from 'prom-client';
 import type { Logger } from '../../common/log.ts';
-import { sourceKey, type EventBatch, type EventSource, type KvEventSink } from '../types.ts';
-import { decodeEventBatch, KvEventDecodeError, type SkippedItems } from './decode.ts';
+import { sourceKey, type EventSource, type KvEventSink } from '../types.ts';
+import { type EventBatch } from '../../vllm/events/types.ts';
+import { decodeEventBatch, KvEventDecodeError, type SkippedItems } from '../../vllm/events/decode.ts';
 import { FairQueue } from './fair-queue.ts';
 import { ingestMetrics, type IngestMetrics } from './metrics.ts';
 import { fetchReplay } from './replay.ts';
 import { SequenceTracker } from './sequence.ts';
-import { endpointForRank, parseSequenceFrame, parseTopicFrame, TopicError, type TopicParts } from './topic.ts';
+import { endpointForRank, parseSequenceFrame, parseTopicFrame, TopicError, type TopicParts } from '../../vllm/events/topic.ts';
 
 export interface EventIngestorOptions {
   sink: KvEventSink;

@@ -1,10 +1,10 @@
 import { describe, it, expect } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { parseReplayReply, ReplayError } from './replay.ts';
-import { decodeEventBatch } from './decode.ts';
-import { parseSequenceFrame, parseTopicFrame } from './topic.ts';
+import { decodeEventBatch } from '../../vllm/events/decode.ts';
+import { parseSequenceFrame, parseTopicFrame } from '../../vllm/events/topic.ts';
 
-const golden = JSON.parse(readFileSync(new URL('./testdata/kv-events.json', import.meta.url), 'utf8')) as {
+const golden = JSON.parse(readFileSync(new URL('../../vllm/events/testdata/kv-events.json', import.meta.url), 'utf8')) as {
   batches: Array<{ topic: string; seq: number; frames: string[] }>;
   replay: { replies: string[][]; legacyReplies: string[][]; requestSeq: number };
 };

@@ -4,7 +4,7 @@
 // ["", topic, seq, payload] (vLLM 0.33); the empty delimiter is tolerated either way.
 
 import { Dealer } from 'zeromq';
-import { END_OF_REPLAY, parseSequenceFrame, sequenceFrame } from './topic.ts';
+import { END_OF_REPLAY, parseSequenceFrame, sequenceFrame } from '../../vllm/events/topic.ts';
 
 export interface ReplayedBatch {
   seq: number;

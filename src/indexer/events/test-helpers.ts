@@ -4,8 +4,9 @@
 
 import { encode } from '@msgpack/msgpack';
 import { Publisher, Router } from 'zeromq';
-import { sourceKey, type EventBatch, type EventSource, type KvEventSink } from '../types.ts';
-import { parseSequenceFrame, sequenceFrame } from './topic.ts';
+import { sourceKey, type EventSource, type KvEventSink } from '../types.ts';
+import { type EventBatch } from '../../vllm/events/types.ts';
+import { parseSequenceFrame, sequenceFrame } from '../../vllm/events/topic.ts';
 
 export type SinkRecord =
   | { op: 'apply'; source: string; model: string; ts: number; events: string[] }

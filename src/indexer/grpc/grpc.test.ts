@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { createLogger, silentLogger } from '../../common/log.ts';
 import { BlockIndex } from '../index/block-index.ts';
-import { IndexerService } from '../service.ts';
-import { TokenizerSet } from '../tokenize/tokenizers.ts';
+import { IndexerService } from '../scoring/service.ts';
+import { TokenizerSet } from '../../tokenize/tokenizers.ts';
 import * as grpc from '@grpc/grpc-js';
 import { chatCrossingBlock, storedBlocks } from '../test-helpers.ts';
 import type { EventSource } from '../types.ts';

@@ -3,8 +3,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/log.ts';
-import { RequestError, parseScoreBody } from '../service-request.ts';
-import type { IndexerService } from '../service.ts';
+import { RequestError, parseScoreBody } from '../scoring/request.ts';
+import type { IndexerService } from '../scoring/service.ts';
 import { HealthService, IndexerService as IndexerGrpcService, type ScoreRequestMessage, type ScoreResponseMessage } from './proto.ts';
 
 export interface GrpcServerOptions {

@@ -1,8 +1,9 @@
 import { describe, it, expect } from '@jest/globals';
 import { Registry } from 'prom-client';
 import { RequestKeyer, keyToBigInt } from '../keys/request.ts';
-import { vllmEngineKeys } from '../keys/vllm.ts';
-import type { BlockStoredEvent, EventBatch, EventSource, KvEvent } from '../types.ts';
+import { vllmEngineKeys } from '../../vllm/block-hash.ts';
+import type { EventSource } from '../types.ts';
+import type { BlockStoredEvent, EventBatch, KvEvent } from '../../vllm/events/types.ts';
 import { BlockIndex } from './block-index.ts';
 
 const src = (podId: string, dpRank = 0): EventSource => ({ podId, model: 'm', dpRank });

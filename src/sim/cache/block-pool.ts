@@ -2,7 +2,7 @@
 // null block), ref counts, the hash -> block map of cached full blocks, eviction in free-queue order,
 // and the BlockStored / BlockRemoved / AllBlocksCleared events those transitions produce.
 
-import type { SimKvEvent } from '../events/types.ts';
+import type { SimKvEvent } from '../../vllm/events/engine-events.ts';
 import type { SimRequest } from '../request.ts';
 import { FreeBlockQueue } from './free-block-queue.ts';
 

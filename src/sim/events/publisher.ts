@@ -6,7 +6,7 @@
 
 import * as zmq from 'zeromq';
 import type { Logger } from '../../common/log.ts';
-import { END_OF_REPLAY, sequenceFrame } from '../../indexer/events/topic.ts';
+import { END_OF_REPLAY, sequenceFrame } from '../../vllm/events/topic.ts';
 
 export interface PublisherOptions {
   endpoint: string;

@@ -1,10 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { ChatTool } from '../../common/chat.ts';
 import { silentLogger } from '../../common/log.ts';
-import { BlockIndex } from '../../indexer/index/block-index.ts';
-import { parseScoreBody } from '../../indexer/service-request.ts';
-import { IndexerService } from '../../indexer/service.ts';
-import { TokenizerSet } from '../../indexer/tokenize/tokenizers.ts';
 import { parseSimPodConfig } from '../config.ts';
 import { startSimPod, type SimPod } from '../pod.ts';
 import { loadSimTokenizer, type SimTokenizer } from '../tokenizer.ts';
@@ -16,7 +11,6 @@ async function request(port: number, method: string, route: string, body?: strin
   return { status: res.status, headers: res.headers, json: (await res.json()) as any };
 }
 
-const post = (port: number, route: string, body: unknown) => request(port, 'POST', route, JSON.stringify(body));
 
 function startPod(port: number, tokenizer: SimTokenizer, extra: Record<string, unknown> = {}): Promise<SimPod> {
   return startSimPod(parseSimPodConfig({ podId: `p${port}`, model: MODEL, port, timeScale: 1000, ...extra }), { tokenizer, log: silentLogger });
@@ -69,66 +63,6 @@ describe('sim OpenAI errors', () => {
     const r = await request(PORT, 'POST', '/v1/completions', '[1, 2]');
     expect(r.status).toBe(400);
     expect(r.json).toEqual(openAiShape(400, 'BadRequestError'));
-  });
-});
-
-describe('sim chat with tools', () => {
-  const QWEN_PORT = 8501;
-  let tokenizer: SimTokenizer;
-  let pod: SimPod;
-  let indexer: IndexerService;
-  let indexerTokenizers: TokenizerSet;
-  const tools: ChatTool[] = [
-    {
-      type: 'function',
-      function: {
-        name: 'get_weather',
-        description: 'Current weather for a city',
-        parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-      },
-    },
-    { type: 'function', function: { name: 'list_pods' } },
-  ];
-  const messages = [
-    { role: 'system', content: 'You route requests to the pod that has the prompt cached.' },
-    { role: 'user', content: 'What is the weather in Lisbon, and which pods are up? Use the tools you have.' },
-  ];
-
-  beforeAll(async () => {
-    tokenizer = await loadSimTokenizer(MODEL, 'npm:qwen3', { workers: 0 });
-    pod = await startPod(QWEN_PORT, tokenizer);
-    indexerTokenizers = new TokenizerSet({ sources: { [MODEL]: 'npm:qwen3' } });
-    await indexerTokenizers.load();
-    indexer = new IndexerService({ index: new BlockIndex({ blockSize: 16, tierWeights: { gpu: 1, cpu: 0.25 } }), tokenizers: indexerTokenizers, log: silentLogger });
-  });
-  afterAll(async () => {
-    await pod.close();
-    await tokenizer.close();
-    await indexerTokenizers.close();
-  });
-
-  it('renders tools into the Qwen3 prompt as vLLM dumps them (null description and parameters kept, in field order)', async () => {
-    const withTools = await indexer.tokenize(parseScoreBody({ model: MODEL, messages, tools }));
-    expect(withTools.rendered).toContain('<tools>\n{"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city", "parameters": {"type": "object"');
-    expect(withTools.rendered).toContain('{"type": "function", "function": {"name": "list_pods", "description": null, "parameters": null}}\n</tools>');
-    const without = await indexer.tokenize(parseScoreBody({ model: MODEL, messages }));
-    expect(without.rendered).not.toContain('<tools>');
-  });
-
-  it('tokenizes a tool-using chat to the same token ids in the sim as in the indexer', async () => {
-    const indexed = await indexer.tokenize(parseScoreBody({ model: MODEL, messages, tools }));
-    const chat = await post(QWEN_PORT, '/v1/chat/completions', { model: MODEL, messages, tools, max_tokens: 1 });
-    expect(chat.status).toBe(200);
-    expect(chat.json.usage.prompt_tokens).toBe(indexed.tokens.length);
-    // The indexer's ids, sent as a token prompt, hit every full block the chat cached: same ids, same hashes.
-    const replay = await post(QWEN_PORT, '/v1/completions', { model: MODEL, prompt: indexed.tokens, max_tokens: 1 });
-    expect(replay.json.usage.prompt_tokens_details.cached_tokens).toBe(Math.floor((indexed.tokens.length - 1) / 16) * 16);
-  });
-
-  it('rejects a tool without a function name, naming the field', async () => {
-    const r = await post(QWEN_PORT, '/v1/chat/completions', { model: MODEL, messages, tools: [{ type: 'function', function: {} }] });
-    expect(r.status).toBe(400);
-    expect(r.json.error.param).toBe('tools.0.function.name');
   });
 });
 

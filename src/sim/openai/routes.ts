@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { HttpError, readJson, sendJson, type RouteHandler } from '../../common/http.ts';
-import { TokenizeInputError } from '../../indexer/tokenize/model-tokenizer.ts';
-import type { TokenizeInput } from '../../indexer/tokenize/tokenizers.ts';
+import { TokenizeInputError } from '../../tokenize/model-tokenizer.ts';
+import type { TokenizeInput } from '../../tokenize/tokenizers.ts';
 import type { Engine } from '../engine.ts';
 import { SimRequest, type LoraAdapter, type RequestBlockHasher } from '../request.ts';
 import type { SimTokenizer } from '../tokenizer.ts';
