@@ -17,6 +17,10 @@ if [ -x hack/kube/install.sh ] || [ -f hack/kube/install.sh ]; then
   export KVROUTE_REQUIRE_KUBE=1
 fi
 
+step "envoy (cached under .cache/envoy)"
+bash hack/envoy/install.sh >/dev/null
+export KVROUTE_REQUIRE_ENVOY=1
+
 step "typecheck"
 tsc --noEmit -p tsconfig.json
 
@@ -24,6 +28,9 @@ if npm run | grep -q '^  check:generated'; then
   step "generated files are current"
   npm run --silent check:generated
 fi
+
+step "vendored ext_proc protos are current"
+bash hack/protos/sync.sh --check
 
 step "jest"
 mkdir -p .cache
