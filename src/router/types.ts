@@ -90,6 +90,8 @@ export interface SchedulingResult {
   scores: Record<string, number>;
   /** Prefix blocks the precise scorer predicted cached on the first target, when it ran. */
   predictedPrefix?: { matchedBlocks: number; totalBlocks: number };
+  /** Headers the router adds to the response (e.g. x-session-token for session affinity). */
+  responseHeaders?: Record<string, string>;
 }
 
 /** Why no endpoint could be picked: mapped to an ImmediateResponse by the ext_proc stream. */
