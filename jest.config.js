@@ -18,7 +18,13 @@ const common = {
 
 export default {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts'], testTimeout: 30_000 },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/e2e/**/*.test.ts'], testTimeout: 120_000, slowTestThreshold: 30 },
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts'], setupFilesAfterEnv: ['<rootDir>/test/support/jest-timeout-unit.ts'] },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/e2e/**/*.test.ts'],
+      setupFilesAfterEnv: ['<rootDir>/test/support/jest-timeout-e2e.ts'],
+      slowTestThreshold: 30,
+    },
   ],
 };

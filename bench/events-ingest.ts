@@ -14,7 +14,8 @@ import { sequenceFrame } from '../src/vllm/events/topic.ts';
 const batches = Number(process.argv[2] ?? 20_000);
 const eventsPerBatch = Number(process.argv[3] ?? 64);
 const blocksPerEvent = Number(process.argv[4] ?? 1);
-const port = Number(process.argv[5] ?? 5640);
+/** 0 (the default): the kernel picks, and the publisher connects to what the ingestor bound. */
+const port = Number(process.argv[5] ?? 0);
 
 let blocks = 0;
 let applied = 0;
@@ -34,9 +35,9 @@ const payloads = Array.from({ length: 64 }, () =>
 );
 
 const ingestor = new EventIngestor({ sink, log: silentLogger, maxQueuedPerSource: 1 << 20 });
-await ingestor.bind(`tcp://127.0.0.1:${port}`);
+const bound = await ingestor.bind(`tcp://127.0.0.1:${port}`);
 const pub = new Publisher({ sendHighWaterMark: 0 });
-pub.connect(`tcp://127.0.0.1:${port}`);
+pub.connect(bound);
 let seq = 0;
 while (applied === 0) {
   await pub.send(['kv@bench@m', sequenceFrame(seq++), payloads[0]!]);

@@ -4,6 +4,7 @@
 // timing. Re-executes itself with --expose-gc to measure memory after collection.
 
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Subscriber } from 'zeromq';
@@ -17,6 +18,7 @@ import { progress } from './lib/progress.ts';
 import { environment, percentile, writeResults } from './lib/results.ts';
 import { fmt, formatTable } from '../src/common/table.ts';
 import { xxh64WordsJs } from './lib/xxh64-js.ts';
+import { repoRoot } from '../test/support/repo-root.ts';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
@@ -27,9 +29,9 @@ const collect = (): void => {
   for (let i = 0; i < 3; i++) gc!();
 };
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const RESULTS = `${ROOT}bench/results/indexer.json`;
-const ZMQ_ENDPOINT = process.env.KVROUTE_BENCH_ZMQ ?? 'tcp://127.0.0.1:5650';
+const RESULTS = path.join(repoRoot, 'bench/results/indexer.json');
+/** Where the ingestion SUB binds; port 0 by default, the bound endpoint is handed to the publisher. */
+const ZMQ_BIND = process.env.KVROUTE_BENCH_ZMQ ?? 'tcp://127.0.0.1:0';
 
 /** Mean microseconds per call of `fn`, timed over at least `minMs` after a warm-up. */
 function timeUs(fn: () => void, minMs = 1500): number {
@@ -73,9 +75,9 @@ collect();
 const mem0 = process.memoryUsage();
 const index = new BlockIndex({ blockSize: BLOCK_SIZE, maxKeys: 4_000_000, maxPodsPerKey: PODS });
 const sub = new Subscriber({ receiveHighWaterMark: 0 });
-await sub.bind(ZMQ_ENDPOINT);
+await sub.bind(ZMQ_BIND);
 sub.subscribe();
-const worker = new Worker(new URL('./lib/zmq-publisher.ts', import.meta.url), { workerData: { endpoint: ZMQ_ENDPOINT } });
+const worker = new Worker(new URL('./lib/zmq-publisher.ts', import.meta.url), { workerData: { endpoint: sub.lastEndpoint } });
 const encoded = new Promise<{ messages: number; blocks: number }>((resolve, reject) => {
   worker.on('message', (m: { type: string; messages: number; blocks: number }) => {
     if (m.type === 'encoded') resolve(m);
@@ -161,7 +163,7 @@ const recordedGoBench = process.env.LLMD_BENCH_OUTPUT;
 const goProgress = progress(recordedGoBench ? `llm-d: read recorded Go benchmarks (${recordedGoBench})` : 'llm-d: build and run Go benchmarks (hack/llmd-bench.sh)');
 const llmd: GoBenchResult = recordedGoBench
   ? readGoBenchOutput(recordedGoBench)
-  : await runGoBench(`${ROOT}hack/llmd-bench.sh`, process.env, (line) => process.stderr.write(`  ${line.trim()}\n`));
+  : await runGoBench(path.join(repoRoot, 'hack/llmd-bench.sh'), process.env, (line) => process.stderr.write(`  ${line.trim()}\n`));
 goProgress.end(llmd.available ? llmd.source : `unavailable: ${llmd.reason}`);
 
 // ---- report ----

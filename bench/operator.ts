@@ -3,16 +3,18 @@
 // update at a time) and the operator process's memory while it watches 1,000 serving pods. The
 // operator runs as its own `kvroute operator` process. Prints a table, writes bench/results/operator.json.
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import { silentLogger } from '../src/common/log.ts';
 import { Informer } from '../src/common/kube/informer.ts';
 import { resourcePath } from '../src/common/kube/kube-client.ts';
-import { freePort, kubeBinariesAvailable, startKube, waitFor } from '../e2e/kube/cluster.ts';
+import { kubeBinariesAvailable, startKube } from '../e2e/kube/cluster.ts';
 import { createNamespace, installKvrouteCrds } from '../e2e/kube/fixtures.ts';
+import { spawnKvroute } from '../test/support/kvroute.ts';
+import { freePort } from '../test/support/ports.ts';
+import { repoRoot } from '../test/support/repo-root.ts';
+import { until } from '../test/support/until.ts';
 import { environment, percentile, writeResults } from './lib/results.ts';
 import { fmt, formatTable } from '../src/common/table.ts';
 
@@ -20,7 +22,6 @@ const POOLS = 100;
 const PODS = 1000;
 const NS = 'bench';
 const GV = 'inference.kvroute.io/v1alpha1';
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 if (!kubeBinariesAvailable()) {
   process.stderr.write('kube binaries missing: run hack/kube/install.sh first\n');
@@ -32,12 +33,13 @@ const { client } = env;
 await installKvrouteCrds(client);
 await createNamespace(client, NS);
 
+// Ports picked up front, not port 0 read back from the log: the operator runs at --log-level=warn, so
+// as not to measure its logging, and the "listening" lines are info.
 const metricsPort = await freePort();
 const healthPort = await freePort();
-const operator = spawn(
-  process.execPath,
-  [path.join(ROOT, 'bin/kvroute.js'), 'operator', `--kubeconfig=${env.kubeconfigPath}`, `--metrics-port=${metricsPort}`, `--health-port=${healthPort}`, '--bind-address=127.0.0.1', '--log-level=warn'],
-  { stdio: ['ignore', 'ignore', fs.openSync(path.join(env.dir, 'operator.log'), 'w')] },
+const operator = await spawnKvroute(
+  ['operator', `--kubeconfig=${env.kubeconfigPath}`, `--metrics-port=${metricsPort}`, `--health-port=${healthPort}`, '--bind-address=127.0.0.1', '--log-level=warn'],
+  { logFile: path.join(env.dir, 'operator.log'), readyUrl: `http://127.0.0.1:${healthPort}/readyz`, timeoutMs: 30_000 },
 );
 
 async function metric(name: string): Promise<number> {
@@ -47,8 +49,6 @@ async function metric(name: string): Promise<number> {
 const memory = async () => ({ rssMiB: (await metric('kvroute_process_resident_memory_bytes')) / 2 ** 20, heapMiB: (await metric('kvroute_nodejs_heap_size_used_bytes')) / 2 ** 20 });
 
 try {
-  await waitFor(() => fetch(`http://127.0.0.1:${healthPort}/readyz`).then((r) => r.ok), 'operator ready', 30_000, 100);
-
   // The bench's own watch on Deployments timestamps when each applied object becomes visible.
   const deployments = new Informer<V1Deployment & KubernetesObject>(env.kubeConfig, client, { name: 'bench-deployments', path: `/apis/apps/v1/namespaces/${NS}/deployments`, log: silentLogger });
   const waiters = new Map<string, { test: (d: V1Deployment) => boolean; resolve: (t: number) => void }>();
@@ -112,7 +112,7 @@ try {
     const list = await client.list<{ status?: { replicas?: number } }>(resourcePath(GV, 'InferencePool', NS));
     return list.items.reduce((s, p) => s + (p.status?.replicas ?? 0), 0);
   };
-  await waitFor(async () => (await total()) === PODS, `${PODS} pods in pool status`, 120_000, 200);
+  await until(async () => (await total()) === PODS, { message: `${PODS} pods in pool status`, timeoutMs: 120_000, intervalMs: 200 });
   const podsReflectedMs = performance.now() - podsStart;
   const watching = await memory();
 
@@ -121,7 +121,7 @@ try {
   const results = {
     benchmark: 'operator',
     environment: environment(),
-    kube: fs.readFileSync(path.join(ROOT, '.cache/kube/bin/kube-apiserver.version'), 'utf8').trim(),
+    kube: fs.readFileSync(path.join(repoRoot, '.cache/kube/bin/kube-apiserver.version'), 'utf8').trim(),
     pools: POOLS,
     createBurst: { p50Ms: percentile(sortedCreate, 50), p99Ms: percentile(sortedCreate, 99), totalMs: burstTotalMs },
     updateOneAtATime: { p50Ms: percentile(sortedUpdate, 50), p99Ms: percentile(sortedUpdate, 99) },
@@ -129,7 +129,7 @@ try {
     memoryWithPods: { pools: POOLS, pods: PODS, ...watching, reflectedInStatusMs: podsReflectedMs },
     notes: 'CR change -> object visible through a watch, measured from the client; the apiserver, etcd, operator and bench share 2 cores with other jobs.',
   };
-  writeResults(path.join(ROOT, 'bench/results/operator.json'), results);
+  writeResults(path.join(repoRoot, 'bench/results/operator.json'), results);
   process.stdout.write(
     formatTable(
       ['measure', 'p50 ms', 'p99 ms', 'total ms', 'RSS MiB', 'heap MiB'],
@@ -142,7 +142,6 @@ try {
     ) + '\nwrote bench/results/operator.json\n',
   );
 } finally {
-  operator.kill('SIGTERM');
-  await new Promise((r) => operator.once('exit', r));
+  await operator.stop();
   await env.stop();
 }

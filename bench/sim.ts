@@ -12,9 +12,9 @@ import { silentLogger } from '../src/common/log.ts';
 import { parseSimPodConfig } from '../src/sim/config.ts';
 import { startSimPod } from '../src/sim/pod.ts';
 import { loadSimTokenizer } from '../src/sim/tokenizer.ts';
+import { nodeBinary } from '../test/support/node.ts';
+import { repoRoot } from '../test/support/repo-root.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-const PORT = 8240;
 const PROMPT_TOKENS = 2048;
 const MAX_TOKENS = 16;
 const TIME_SCALE = 100;
@@ -51,8 +51,8 @@ interface ClientResult {
   wallLatencyMs: number[];
 }
 
-/** Child mode: closed-loop load with `concurrency` workers for `durationMs`. */
-async function client(scenario: Scenario): Promise<void> {
+/** Child mode: closed-loop load with `concurrency` workers for `durationMs` against the pod on `port`. */
+async function client(scenario: Scenario, port: number): Promise<void> {
   const result: ClientResult = { completed: 0, errors: 0, cachedTokens: 0, promptTokens: 0, wallLatencyMs: [] };
   const end = Date.now() + scenario.durationMs;
   let counter = 0;
@@ -67,7 +67,7 @@ async function client(scenario: Scenario): Promise<void> {
     while (Date.now() < end) {
       const t0 = performance.now();
       try {
-        const res = await fetch(`http://127.0.0.1:${PORT}/v1/completions`, {
+        const res = await fetch(`http://127.0.0.1:${port}/v1/completions`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ model: 'bench', prompt: prompt(), max_tokens: MAX_TOKENS }),
@@ -101,10 +101,12 @@ async function runScenario(scenario: Scenario, tokenizer: Awaited<ReturnType<typ
     parseSimPodConfig({
       podId: 'bench-0',
       model: 'bench',
-      port: PORT,
+      port: 0,
       timeScale: TIME_SCALE,
       kvBlocks: 16_384,
-      kvEventsEndpoint: 'tcp://127.0.0.1:5740',
+      // Bound, with no subscriber: every batch is encoded and handed to ZMQ, which drops it, as a pod
+      // publishes whether or not anyone listens. (A connecting publisher would hold them for a subscriber.)
+      kvEventsEndpoint: 'tcp://127.0.0.1:*',
       hashSeed: '0',
       ...(scenario.latency ? { latency: scenario.latency } : {}),
     }),
@@ -112,7 +114,7 @@ async function runScenario(scenario: Scenario, tokenizer: Awaited<ReturnType<typ
   );
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const child = spawn(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'bench/sim.ts'), '--client', scenario.name], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(nodeBinary(), [path.join(repoRoot, 'bench/sim.ts'), '--client', scenario.name, String(pod.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const progress = setInterval(() => {
@@ -158,11 +160,12 @@ interface EventLoopResult {
  * Two pods in one process (as with --replicas): one tokenizes a cold ~24k-token prompt while the
  * other's /health is polled. Reports the worst event-loop delay, with tokenizer workers and without.
  */
-async function eventLoopDuringTokenization(workers: number, port: number): Promise<EventLoopResult> {
+async function eventLoopDuringTokenization(workers: number): Promise<EventLoopResult> {
   const model = 'bench-tokenize';
   const tokenizer = await loadSimTokenizer(model, 'npm:qwen3', { workers });
-  const start = (p: number) => startSimPod(parseSimPodConfig({ podId: `t${p}`, model, port: p, timeScale: 1000 }), { tokenizer, log: silentLogger });
-  const pods = [await start(port), await start(port + 1)];
+  const start = (id: number) => startSimPod(parseSimPodConfig({ podId: `t${id}`, model, port: 0, timeScale: 1000 }), { tokenizer, log: silentLogger });
+  const pods = [await start(0), await start(1)];
+  const [port, other] = pods.map((p) => p.port) as [number, number];
   const prompt = (salt: string) => Array.from({ length: 2600 }, (_, i) => `${salt}${i} lorem${(i * 7919) % 1000}`).join(' ');
   const complete = async (p: number, text: string) => {
     const res = await fetch(`http://127.0.0.1:${p}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: text, max_tokens: 1 }) });
@@ -171,7 +174,7 @@ async function eventLoopDuringTokenization(workers: number, port: number): Promi
   };
   try {
     // Warm both pods (JIT, sockets) so only the long tokenization is measured.
-    for (const p of [port, port + 1]) await complete(p, prompt(`warm${p}`).slice(0, 20_000));
+    for (const p of [port, other]) await complete(p, prompt(`warm${p}`).slice(0, 20_000));
     const histogram = monitorEventLoopDelay({ resolution: 1 });
     histogram.enable();
     let done = false;
@@ -179,7 +182,7 @@ async function eventLoopDuringTokenization(workers: number, port: number): Promi
     let worstHealthMs = 0;
     while (!done) {
       const t0 = performance.now();
-      await (await fetch(`http://127.0.0.1:${port + 1}/health`)).arrayBuffer();
+      await (await fetch(`http://127.0.0.1:${other}/health`)).arrayBuffer();
       worstHealthMs = Math.max(worstHealthMs, performance.now() - t0);
     }
     const answer = await long;
@@ -196,7 +199,7 @@ async function main(): Promise<void> {
   if (clientAt >= 0) {
     const scenario = SCENARIOS.find((s) => s.name === process.argv[clientAt + 1]);
     if (!scenario) throw new Error(`unknown scenario ${process.argv[clientAt + 1]}`);
-    await client(scenario);
+    await client(scenario, Number(process.argv[clientAt + 2]));
     return;
   }
   const tokenizer = await loadSimTokenizer('bench', 'npm:qwen3');
@@ -204,7 +207,7 @@ async function main(): Promise<void> {
   for (const s of SCENARIOS) results.push(await runScenario(s, tokenizer));
   await tokenizer.close();
   process.stderr.write('event loop while tokenizing a cold 24k-token prompt: workers 1, then 0\n');
-  const eventLoop = [await eventLoopDuringTokenization(1, PORT + 10), await eventLoopDuringTokenization(0, PORT + 12)];
+  const eventLoop = [await eventLoopDuringTokenization(1), await eventLoopDuringTokenization(0)];
   const doc = {
     benchmark: 'sim',
     description: 'requests/s one kvroute sim process sustains (closed loop, HTTP /v1/completions with token-id prompts) and its CPU per request',
@@ -214,7 +217,7 @@ async function main(): Promise<void> {
     results,
     eventLoop,
   };
-  writeFileSync(path.join(ROOT, 'bench/results/sim.json'), JSON.stringify(doc, null, 2) + '\n');
+  writeFileSync(path.join(repoRoot, 'bench/results/sim.json'), JSON.stringify(doc, null, 2) + '\n');
   console.log('scenario             req/s   cpu ms/req  cpu util  cached  p50 sim ms  p99 sim ms  errors');
   for (const r of results) {
     console.log(

@@ -5,41 +5,40 @@
 // NotReady or is deleted, pick up a new one quickly, and see every data-parallel rank of a pod.
 
 import { describe, it, expect, beforeAll, afterAll, jest } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { KubeObjectLike } from '../src/common/kube/kube-client.ts';
 import { buildRouterRbac, renderIndexerConfig } from '../src/controllers/pool/router.ts';
+import { ownSelection } from '../src/controllers/pool/selection.ts';
 import { testPool } from '../src/controllers/testing.ts';
 import { TestPublisher, storedEvent, type WireEvent } from '../src/indexer/events/test-helpers.ts';
-import { kubeTestsEnabled, startKube, usePortRange, waitFor, type KubeEnv } from './kube/cluster.ts';
+import { portOf, spawnKvroute, type KvrouteProcess } from '../test/support/kvroute.ts';
+import { freePortBlock } from '../test/support/ports.ts';
+import { until } from '../test/support/until.ts';
+import { kubeTestsEnabled, startKube, type KubeEnv } from './kube/cluster.ts';
 import { createNamespace } from './kube/fixtures.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const NODE = path.join(ROOT, 'node_modules/.bin/node');
 const NS = 'ml';
 const MODEL = 'm';
 const BLOCK = 4;
-const EVENTS_PORT = 5600;
-/** Apart from EVENTS_PORT by more than DP_SIZE: rank r of a pod publishes on EVENTS_PORT + r and replays on REPLAY_PORT + r. */
-const REPLAY_PORT = 5620;
 /** Every pod of the pool runs this many ranks; pods with fewer publishers leave the other ports silent. */
 const DP_SIZE = 2;
-const INDEXERS = [
-  { http: 8100, grpc: 9100 },
-  { http: 8101, grpc: 9101 },
-];
+/**
+ * The pool's event and replay ports, as a Deployment fixes them for every pod: rank r of a pod
+ * publishes on eventsPort + r and replays on replayPort + r, each pod on its own loopback address.
+ * Picked free (on every address) when the suite starts.
+ */
+let eventsPort: number;
+let replayPort: number;
 /** Tokens of two blocks: pod A will hold both, pod B the first. */
 const TOKENS = Array.from({ length: 2 * BLOCK }, (_, i) => 100 + i);
 const describeKube = kubeTestsEnabled() ? describe : describe.skip;
 jest.setTimeout(60_000);
 
 interface IndexerProcess {
-  child: ChildProcess;
+  process: KvrouteProcess;
   base: string;
-  exited: Promise<void>;
 }
 
 interface PodsView {
@@ -62,7 +61,7 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
   let env: KubeEnv;
   const indexers: IndexerProcess[] = [];
   /** An adopted-pods pool: the operator renders discovery of `app=vllm` pods in its namespace. */
-  const pool = testPool({ model: { name: MODEL }, selector: { app: 'vllm' } }, { namespace: NS });
+  const pool = testPool({ model: { name: MODEL }, selector: { matchLabels: { app: 'vllm' } }, targetPorts: [{ number: 8000 }] }, { namespace: NS });
   let configFile: string;
   let routerKubeconfig: string;
   const publishers = new Map<string, TestPublisher>();
@@ -85,7 +84,7 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
   }
 
   async function publisherAt(ip: string): Promise<TestPublisher> {
-    const pub = await TestPublisher.start({ topic: `kv@${ip}@${MODEL}`, bind: `tcp://${ip}:${EVENTS_PORT}`, replayBind: `tcp://${ip}:${REPLAY_PORT}` });
+    const pub = await TestPublisher.start({ topic: `kv@${ip}@${MODEL}`, bind: `tcp://${ip}:${eventsPort}`, replayBind: `tcp://${ip}:${replayPort}` });
     publishers.set(ip, pub);
     return pub;
   }
@@ -94,11 +93,11 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
   async function publishUntilScored(ip: string, blocks: number): Promise<void> {
     const pub = publishers.get(ip)!;
     const hashes = Array.from({ length: blocks }, (_, i) => BigInt(i + 1));
-    await waitFor(async () => {
+    await until(async () => {
       await pub.publish([storedEvent(hashes, null, BLOCK)]);
       const seen = await Promise.all(indexers.map((ix) => scores(ix.base)));
       return seen.every((s) => s[ip] === blocks) || undefined;
-    }, `every indexer scoring ${ip} at ${blocks}`, 20_000, 100);
+    }, { message: `every indexer scoring ${ip} at ${blocks}`, timeoutMs: 20_000, intervalMs: 100 });
   }
 
   /** A kubeconfig that authenticates as the router's ServiceAccount, so the indexer has its Role and no more. */
@@ -114,38 +113,36 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     return file;
   }
 
-  function startIndexer(ports: { http: number; grpc: number }, logFile: string, kubeconfig = routerKubeconfig): IndexerProcess {
+  /** An indexer on kernel-picked HTTP and gRPC ports, returned once it has logged them (not yet ready: discovery may be listing). */
+  async function startIndexer(logFile: string, kubeconfig = routerKubeconfig): Promise<IndexerProcess> {
     // The operator's indexer.yaml, with only what a test on loopback must change given as flags.
     const args = [
-      'bin/kvroute.js', 'indexer',
+      'indexer',
       '--config', configFile,
       '--kubeconfig', kubeconfig,
-      '--pod-zmq-port', String(EVENTS_PORT),
-      '--pod-replay-port', String(REPLAY_PORT),
+      '--pod-zmq-port', String(eventsPort),
+      '--pod-replay-port', String(replayPort),
       '--discovery-dp-size', String(DP_SIZE),
       '--not-ready-grace', '1',
       '--listen-host', '127.0.0.1',
-      '--http-port', String(ports.http),
-      '--grpc-port', String(ports.grpc),
+      '--http-port', '0',
+      '--grpc-port', '0',
       '--block-size', String(BLOCK),
       '--tokenizer-workers', '0',
     ];
-    const child = spawn(NODE, args, { cwd: ROOT, env: { ...process.env, POD_NAMESPACE: NS }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = fs.createWriteStream(logFile);
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    return { child, base: `http://127.0.0.1:${ports.http}`, exited };
+    const process = await spawnKvroute(args, { env: { POD_NAMESPACE: NS }, readyLine: 'indexer ready', logFile });
+    return { process, base: `http://127.0.0.1:${portOf(process.ready, 'httpPort')}` };
   }
 
   beforeAll(async () => {
-    usePortRange(16400, 16499);
+    eventsPort = await freePortBlock(DP_SIZE);
+    replayPort = await freePortBlock(DP_SIZE);
     env = await startKube();
     await createNamespace(env.client, NS);
     for (const obj of buildRouterRbac(pool)) await env.client.create(obj as KubeObjectLike);
     routerKubeconfig = await kubeconfigAsRouter();
     configFile = path.join(env.dir, 'indexer.yaml');
-    fs.writeFileSync(configFile, YAML.stringify(renderIndexerConfig(pool)));
+    fs.writeFileSync(configFile, YAML.stringify(renderIndexerConfig(pool, ownSelection(pool)!)));
     // Pod A exists and is Ready before the indexers start (first list); pod B turns Ready after (watch).
     await createPod('vllm-a');
     await setPodStatus('vllm-a', '127.0.0.2', true);
@@ -156,15 +153,14 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     await setPodStatus('unlabelled', '127.0.0.9', true);
     await publisherAt('127.0.0.2');
     await publisherAt('127.0.0.3');
-    INDEXERS.forEach((ports, i) => indexers.push(startIndexer(ports, path.join(env.dir, `indexer-${i}.log`))));
+    for (const i of [0, 1]) indexers.push(await startIndexer(path.join(env.dir, `indexer-${i}.log`)));
     for (const ix of indexers) {
-      await waitFor(() => fetch(`${ix.base}/readyz`).then((r) => r.status === 200 || undefined), `${ix.base}/readyz`, 30_000, 100);
+      await until(() => fetch(`${ix.base}/readyz`).then((r) => r.status === 200 || undefined), { message: `${ix.base}/readyz`, timeoutMs: 30_000, intervalMs: 100 });
     }
   }, 120_000);
 
   afterAll(async () => {
-    for (const ix of indexers) ix.child.kill('SIGTERM');
-    await Promise.all(indexers.map((ix) => ix.exited));
+    await Promise.all(indexers.map((ix) => ix.process.stop()));
     for (const pub of publishers.values()) pub.close();
     await env?.stop();
   }, 60_000);
@@ -179,11 +175,11 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
 
   async function waitDropped(ip: string): Promise<void> {
     for (const ix of indexers) {
-      await waitFor(async () => {
+      await until(async () => {
         const view = await podsView(ix.base);
         const s = await scores(ix.base);
         return (!view.discovery.pods.includes(ip) && !(ip in view.pods) && !(ip in s)) || undefined;
-      }, `${ix.base} dropping ${ip} from discovery, /v1/pods and scores`, 10_000, 100);
+      }, { message: `${ix.base} dropping ${ip} from discovery, /v1/pods and scores`, timeoutMs: 10_000, intervalMs: 100 });
     }
   }
 
@@ -236,15 +232,14 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     // A kubeconfig whose API server is not there: the list fails and is retried with backoff.
     const kubeconfig = path.join(env.dir, 'unreachable.kubeconfig');
     fs.writeFileSync(kubeconfig, fs.readFileSync(env.kubeconfigPath, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, 'server: https://127.0.0.1:1'));
-    const ix = startIndexer({ http: 8102, grpc: 9102 }, path.join(env.dir, 'indexer-unreachable.log'), kubeconfig);
+    const ix = await startIndexer(path.join(env.dir, 'indexer-unreachable.log'), kubeconfig);
     try {
-      await waitFor(() => fetch(`${ix.base}/healthz`).then((r) => r.status === 200 || undefined), 'healthz', 30_000, 100);
-      await waitFor(async () => (await metric(ix.base, /^kvroute_indexer_discovery_watch_restarts_total (\d+)$/)) > 0 || undefined, 'a counted restart', 10_000, 100);
+      await until(() => fetch(`${ix.base}/healthz`).then((r) => r.status === 200 || undefined), { message: 'healthz', timeoutMs: 30_000, intervalMs: 100 });
+      await until(async () => (await metric(ix.base, /^kvroute_indexer_discovery_watch_restarts_total (\d+)$/)) > 0 || undefined, { message: 'a counted restart', timeoutMs: 10_000, intervalMs: 100 });
       expect((await fetch(`${ix.base}/readyz`)).status).toBe(503);
       expect((await podsView(ix.base)).discovery).toEqual({ synced: false, pods: [] });
     } finally {
-      ix.child.kill('SIGTERM');
-      await ix.exited;
+      await ix.process.stop();
     }
   });
 
@@ -255,11 +250,11 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     await setPodStatus('vllm-c', '127.0.0.4', true);
     const pickedUp = await Promise.all(
       indexers.map((ix) =>
-        waitFor(async () => ((await podsView(ix.base)).discovery.pods.includes('127.0.0.4') ? Date.now() - readyAt : undefined), `${ix.base} picking up 127.0.0.4`, 10_000, 20),
+        until(async () => ((await podsView(ix.base)).discovery.pods.includes('127.0.0.4') ? { ms: Date.now() - readyAt } : undefined), { message: `${ix.base} picking up 127.0.0.4`, timeoutMs: 10_000, intervalMs: 20 }),
       ),
     );
-    console.log(`new pod subscribed by both indexers ${pickedUp.join(' ms, ')} ms after it turned Ready`);
-    for (const ms of pickedUp) expect(ms).toBeLessThan(2_000);
+    console.log(`new pod subscribed by both indexers ${pickedUp.map((p) => p.ms).join(' ms, ')} ms after it turned Ready`);
+    for (const { ms } of pickedUp) expect(ms).toBeLessThan(2_000);
     await publishUntilScored('127.0.0.4', 2);
     for (const ix of indexers) expect((await scores(ix.base))['127.0.0.4']).toBe(2);
   });
@@ -268,17 +263,17 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     const ip = '127.0.0.10';
     // vLLM with --data-parallel-size 2: rank r binds port + r and replay port + r, and stamps its dp_rank on each batch.
     const ranks = await Promise.all(
-      [0, 1].map((r) => TestPublisher.start({ topic: `kv@${ip}@${MODEL}`, bind: `tcp://${ip}:${EVENTS_PORT + r}`, replayBind: `tcp://${ip}:${REPLAY_PORT + r}` })),
+      [0, 1].map((r) => TestPublisher.start({ topic: `kv@${ip}@${MODEL}`, bind: `tcp://${ip}:${eventsPort + r}`, replayBind: `tcp://${ip}:${replayPort + r}` })),
     );
     ranks.forEach((pub, r) => publishers.set(`${ip}#${r}`, pub));
     const [rank0, rank1] = ranks as [TestPublisher, TestPublisher];
     /** Publishes on one rank until every indexer scores the pod at `blocks` (PUB drops what no subscriber has joined for yet). */
     const publishUntil = (pub: TestPublisher, rank: number, events: WireEvent[], blocks: number) =>
-      waitFor(async () => {
+      until(async () => {
         await pub.publish(events, { dpRank: rank });
         const seen = await Promise.all(indexers.map((ix) => scores(ix.base)));
         return seen.every((s) => s[ip] === blocks) || undefined;
-      }, `every indexer scoring ${ip} at ${blocks} after rank ${rank} published`, 20_000, 100);
+      }, { message: `every indexer scoring ${ip} at ${blocks} after rank ${rank} published`, timeoutMs: 20_000, intervalMs: 100 });
     await createPod('vllm-dp');
     await setPodStatus('vllm-dp', ip, true);
     // Both ranks hash the same tokens alike (one seed per pool): rank 0 holds the first block, rank 1 both.
@@ -292,7 +287,7 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     await rank1.publish([storedEvent([99n], null, BLOCK, { token_ids: [1, 2, 3, 4] })], { dpRank: 1 });
     for (const ix of indexers) {
       // Rank 0's copy of the first block is its own: removing rank 1's leaves the pod at 1.
-      await waitFor(async () => (await scores(ix.base))[ip] === 1 || undefined, `${ix.base} scoring ${ip} at 1 after rank 1's replayed removal`, 10_000, 50);
+      await until(async () => (await scores(ix.base))[ip] === 1 || undefined, { message: `${ix.base} scoring ${ip} at 1 after rank 1's replayed removal`, timeoutMs: 10_000, intervalMs: 50 });
     }
     for (const [i, ix] of indexers.entries()) {
       const after = (await podsView(ix.base)).ingestion;
@@ -305,7 +300,7 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     await env.client.request('DELETE', podPath('vllm-dp'), { body: { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0 } });
     await waitDropped(ip);
     for (const [i, ix] of indexers.entries()) {
-      await waitFor(async () => (await podsView(ix.base)).ingestion.sources === before[i]!.sources - 2 || undefined, `${ix.base} forgetting both ranks of ${ip}`, 10_000, 50);
+      await until(async () => (await podsView(ix.base)).ingestion.sources === before[i]!.sources - 2 || undefined, { message: `${ix.base} forgetting both ranks of ${ip}`, timeoutMs: 10_000, intervalMs: 50 });
     }
   });
 });

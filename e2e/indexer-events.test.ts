@@ -3,17 +3,16 @@
 // real `kvroute indexer` process, whose scores are checked over HTTP.
 
 import { describe, it, expect, afterEach } from '@jest/globals';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../src/common/log.ts';
 import { EventIngestor } from '../src/indexer/events/ingestor.ts';
-import { RecordingSink, waitFor } from '../src/indexer/events/test-helpers.ts';
+import { RecordingSink } from '../src/indexer/events/test-helpers.ts';
 import { vllmEngineKeys } from '../src/vllm/block-hash.ts';
-import { cleared, KvPublisherProcess, removed, stored, type KvPublisherOptions } from './helpers/kv-publisher.ts';
+import { cleared, KvPublisherProcess, removed, stored, type KvPublisherOptions } from '../test/support/kv-publisher.ts';
+import { portOf, spawnKvroute } from '../test/support/kvroute.ts';
+import { freePortBlock } from '../test/support/ports.ts';
+import { until } from '../test/support/until.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -27,12 +26,14 @@ async function startPublisher(options: KvPublisherOptions): Promise<KvPublisherP
 
 /** ZMQ drops what a PUB sends before the subscription reaches it: publish empty batches until one lands. */
 async function sync(pub: KvPublisherProcess, landed: () => boolean): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!landed()) {
-    if (Date.now() > deadline) throw new Error('no batch from the publisher process arrived within 15 s');
-    await pub.publish([]);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(
+    async () => {
+      if (landed()) return true;
+      await pub.publish([]);
+      return landed();
+    },
+    { message: 'a batch from the publisher process to arrive', timeoutMs: 15_000 },
+  );
 }
 
 const applied = (sink: RecordingSink, source: string) =>
@@ -42,14 +43,17 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
   it('applies store, remove and clear with parent chains, recovers a gap by replay, and survives garbage', async () => {
     const sink = new RecordingSink();
     const registry = new Registry();
-    const replay: Record<string, string> = { 'pod-a': 'tcp://127.0.0.1:5951', '10.0.0.2:8000': 'tcp://127.0.0.1:5952' };
+    // Each pod's replay ROUTER binds a kernel-picked port; the ingestor looks it up when it needs it.
+    const replay: Record<string, string> = {};
     const ingestor = new EventIngestor({ sink, log: silentLogger, registry, replayEndpoints: (pod) => replay[pod] });
     cleanups.push(() => ingestor.close());
-    await ingestor.bind('tcp://127.0.0.1:5950');
+    const bound = await ingestor.bind('tcp://127.0.0.1:0');
 
-    const a = await startPublisher({ endpoint: 'tcp://127.0.0.1:5950', replay: replay['pod-a'], topic: 'kv@pod-a@meta-llama/Llama-3.1-8B@main' });
-    const b = await startPublisher({ endpoint: 'tcp://127.0.0.1:5950', replay: replay['10.0.0.2:8000'], topic: 'kv@10.0.0.2:8000@Qwen/Qwen3-8B', encoding: 'array', replyForm: 'legacy' });
-    const c = await startPublisher({ endpoint: 'tcp://127.0.0.1:5950', topic: 'kv@pod-c@m' });
+    const a = await startPublisher({ endpoint: bound, replay: 'tcp://127.0.0.1:0', topic: 'kv@pod-a@meta-llama/Llama-3.1-8B@main' });
+    const b = await startPublisher({ endpoint: bound, replay: 'tcp://127.0.0.1:0', topic: 'kv@10.0.0.2:8000@Qwen/Qwen3-8B', encoding: 'array', replyForm: 'legacy' });
+    const c = await startPublisher({ endpoint: bound, topic: 'kv@pod-c@m' });
+    replay['pod-a'] = a.replayEndpoint!;
+    replay['10.0.0.2:8000'] = b.replayEndpoint!;
     await sync(a, () => sink.applied('pod-a') > 0);
     await sync(b, () => sink.applied('10.0.0.2:8000') > 0);
     await sync(c, () => sink.applied('pod-c') > 0);
@@ -60,7 +64,7 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
       await p.publish([stored([1n, 2n], null)]);
       await p.publish([stored([3n, 0xffff_ffff_ffff_fff0n], 2n), removed([1n])]);
     }
-    await waitFor('stores and removes of both pods', () => sink.chain('pod-a', 0xffff_ffff_ffff_fff0n).length === 3 && sink.chain('10.0.0.2:8000', 0xffff_ffff_ffff_fff0n).length === 3);
+    await until(() => sink.chain('pod-a', 0xffff_ffff_ffff_fff0n).length === 3 && sink.chain('10.0.0.2:8000', 0xffff_ffff_ffff_fff0n).length === 3, { message: 'stores and removes of both pods' });
     expect(sink.chain('pod-a', 0xffff_ffff_ffff_fff0n)).toEqual([0xffff_ffff_ffff_fff0n, 3n, 2n]);
     expect(sink.blocks.get('pod-a')?.has(1n)).toBe(false);
     expect(sink.chain('10.0.0.2:8000', 0xffff_ffff_ffff_fff0n)).toEqual([0xffff_ffff_ffff_fff0n, 3n, 2n]);
@@ -74,23 +78,23 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
       await p.publish([stored([11n], 10n)], { drop: true });
       await p.publish([stored([12n], 11n)]);
     }
-    await waitFor('replayed chains', () => sink.chain('pod-a', 12n).length === 6 && sink.chain('10.0.0.2:8000', 12n).length === 6);
+    await until(() => sink.chain('pod-a', 12n).length === 6 && sink.chain('10.0.0.2:8000', 12n).length === 6, { message: 'replayed chains' });
 
     // A lost message without a replay endpoint: the source is reset, never left with wrong entries.
     await c.publish([stored([40n], null)]);
     await c.publish([stored([41n], 40n)], { drop: true });
     await c.publish([stored([42n], 41n)]);
-    await waitFor('reset of pod-c', () => sink.blocks.get('pod-c')?.has(42n) === true);
+    await until(() => sink.blocks.get('pod-c')?.has(42n) === true, { message: 'reset of pod-c' });
     expect(sink.blocks.get('pod-c')?.has(40n)).toBe(false);
 
     // A restarted publisher numbers from 0 again: reset, then its new events.
     await a.restart();
     await a.publish([stored([50n], null)]);
-    await waitFor('restart of pod-a', () => sink.blocks.get('pod-a')?.has(50n) === true);
+    await until(() => sink.blocks.get('pod-a')?.has(50n) === true, { message: 'restart of pod-a' });
     expect(sink.blocks.get('pod-a')?.has(12n)).toBe(false);
 
     await b.publish([cleared]);
-    await waitFor('clear of 10.0.0.2:8000', () => sink.blocks.get('10.0.0.2:8000')?.size === 0);
+    await until(() => sink.blocks.get('10.0.0.2:8000')?.size === 0, { message: 'clear of 10.0.0.2:8000' });
 
     expect(applied(sink, 'pod-a').filter((e) => e !== 'reset').slice(-4)).toEqual(['BlockStored:10', 'BlockStored:11', 'BlockStored:12', 'BlockStored:50']);
     expect(applied(sink, 'pod-c').slice(-3)).toEqual(['BlockStored:40', 'reset', 'BlockStored:42']);
@@ -107,12 +111,14 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
 describe('data-parallel ranks as separate publisher processes (central mode)', () => {
   it('keeps ranks apart and replays a rank\'s gap from rank 0\'s replay port offset by the rank', async () => {
     const sink = new RecordingSink();
-    const ingestor = new EventIngestor({ sink, log: silentLogger, replayEndpoints: (pod) => (pod === 'pod-d' ? 'tcp://127.0.0.1:5956' : undefined) });
+    // Rank r replays on rank 0's replay port + r, as vLLM binds them: two consecutive free ports.
+    const replayPort = await freePortBlock(2);
+    const ingestor = new EventIngestor({ sink, log: silentLogger, replayEndpoints: (pod) => (pod === 'pod-d' ? `tcp://127.0.0.1:${replayPort}` : undefined) });
     cleanups.push(() => ingestor.close());
-    await ingestor.bind('tcp://127.0.0.1:5955');
+    const bound = await ingestor.bind('tcp://127.0.0.1:0');
     const topic = 'kv@pod-d@m';
-    const rank0 = await startPublisher({ endpoint: 'tcp://127.0.0.1:5955', replay: 'tcp://127.0.0.1:5956', topic, dpRank: 0 });
-    const rank1 = await startPublisher({ endpoint: 'tcp://127.0.0.1:5955', replay: 'tcp://127.0.0.1:5957', topic, dpRank: 1 });
+    const rank0 = await startPublisher({ endpoint: bound, replay: `tcp://127.0.0.1:${replayPort}`, topic, dpRank: 0 });
+    const rank1 = await startPublisher({ endpoint: bound, replay: `tcp://127.0.0.1:${replayPort + 1}`, topic, dpRank: 1 });
     await sync(rank0, () => sink.applied('pod-d') > 0);
     await sync(rank1, () => sink.applied('pod-d|dp1') > 0);
     await rank0.publish([stored([1n], null)]);
@@ -120,7 +126,7 @@ describe('data-parallel ranks as separate publisher processes (central mode)', (
     await rank1.publish([stored([2n], 1n)], { drop: true });
     await rank1.publish([stored([3n], 2n)]);
     await rank0.publish([stored([7n], 1n)]);
-    await waitFor('both ranks', () => sink.chain('pod-d|dp1', 3n).length === 3 && sink.chain('pod-d', 7n).length === 2);
+    await until(() => sink.chain('pod-d|dp1', 3n).length === 3 && sink.chain('pod-d', 7n).length === 2, { message: 'both ranks' });
     expect(sink.chain('pod-d|dp1', 3n)).toEqual([3n, 2n, 1n]);
     expect(sink.blocks.get('pod-d')?.has(2n)).toBe(false);
     expect(ingestor.stats()).toMatchObject({ gaps: 1, replays: 1, resets: 0 });
@@ -130,40 +136,24 @@ describe('data-parallel ranks as separate publisher processes (central mode)', (
 describe('kvroute indexer process fed by hack/kv_publisher.py (per-pod mode)', () => {
   it('scores pods over HTTP from published vLLM block hashes, across a replayed gap, removal and clear', async () => {
     const BLOCK = 16;
-    const HTTP = 8450;
-    const pub = await startPublisher({ endpoint: 'tcp://127.0.0.1:5953', bind: true, replay: 'tcp://127.0.0.1:5954', topic: 'kv@pod-x@Qwen/Qwen3-8B' });
-    const child = spawn(
-      path.join(root, 'node_modules/.bin/node'),
+    const pub = await startPublisher({ endpoint: 'tcp://127.0.0.1:0', bind: true, replay: 'tcp://127.0.0.1:0', topic: 'kv@pod-x@Qwen/Qwen3-8B' });
+    const indexer = await spawnKvroute(
       [
-        'bin/kvroute.js', 'indexer',
-        '--pod', 'pod-x=tcp://127.0.0.1:5953,tcp://127.0.0.1:5954',
-        '--http-port', String(HTTP), '--grpc-port', '9450', '--listen-host', '127.0.0.1',
-        '--block-size', String(BLOCK), '--hash-seed', '0', '--log-level', 'warn',
+        'indexer',
+        '--pod', `pod-x=${pub.endpoint},${pub.replayEndpoint}`,
+        '--http-port', '0', '--grpc-port', '0', '--listen-host', '127.0.0.1',
+        '--block-size', String(BLOCK), '--hash-seed', '0', '--log-level', 'info',
       ],
-      { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },
+      { readyLine: 'indexer ready', readyUrl: (r) => `http://127.0.0.1:${portOf(r, 'httpPort')}/healthz` },
     );
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    cleanups.push(async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    });
+    cleanups.push(() => indexer.stop().then(() => undefined));
+    const base = `http://127.0.0.1:${portOf(indexer.ready, 'httpPort')}`;
     const score = async (tokens: number[]): Promise<Record<string, number>> => {
-      const res = await fetch(`http://127.0.0.1:${HTTP}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'Qwen/Qwen3-8B', tokens }) });
+      const res = await fetch(`${base}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'Qwen/Qwen3-8B', tokens }) });
       if (res.status !== 200) throw new Error(`score answered ${res.status}: ${await res.text()}`);
       return ((await res.json()) as { scores: Record<string, number> }).scores;
     };
-    async function poll(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        if (child.exitCode !== null) throw new Error(`indexer exited with ${child.exitCode}: ${stderr}`);
-        if (await check().catch(() => false)) return;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; indexer stderr: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    }
-    await poll('indexer /healthz', async () => (await fetch(`http://127.0.0.1:${HTTP}/healthz`)).status === 200, 60_000);
+    const scoreOf = async (tokens: number[]) => (await score(tokens))['pod-x'];
 
     const tokens = Array.from({ length: 5 * BLOCK }, (_, i) => 3000 + ((i * 7919) % 20000));
     const keys = vllmEngineKeys(tokens, { blockSize: BLOCK, hashSeed: '0' });
@@ -171,24 +161,26 @@ describe('kvroute indexer process fed by hack/kv_publisher.py (per-pod mode)', (
     const hashes = (from: number, to: number) => Array.from(keys.subarray(from, to));
 
     // The subscription is live once a first batch (blocks 0-1) lands.
-    await poll('first batch', async () => {
-      await pub.publish([stored(hashes(0, 2), null, blockTokens(0, 2), BLOCK)]);
-      return (await score(tokens))['pod-x'] === 2;
-    });
+    await until(
+      async () => {
+        await pub.publish([stored(hashes(0, 2), null, blockTokens(0, 2), BLOCK)]);
+        return (await scoreOf(tokens)) === 2;
+      },
+      { message: 'the first batch to be indexed', timeoutMs: 15_000 },
+    );
     // Block 2 is lost on the wire; block 3 reveals the gap; replay brings block 2 back in order.
     await pub.publish([stored(hashes(2, 3), keys[1]!, blockTokens(2, 3), BLOCK)], { drop: true });
     await pub.publish([stored(hashes(3, 5), keys[2]!, blockTokens(3, 5), BLOCK)]);
-    await poll('score across the replayed gap', async () => (await score(tokens))['pod-x'] === 5);
+    await until(async () => (await scoreOf(tokens)) === 5, { message: 'score 5 across the replayed gap', timeoutMs: 15_000 });
 
     await pub.publish([removed([keys[2]!])]);
-    await poll('score after removing block 2', async () => (await score(tokens))['pod-x'] === 2);
+    await until(async () => (await scoreOf(tokens)) === 2, { message: 'score 2 after removing block 2', timeoutMs: 15_000 });
 
     await pub.publish([cleared]);
-    await poll('no score after clear', async () => (await score(tokens))['pod-x'] === undefined);
+    await until(async () => (await score(tokens))['pod-x'] === undefined, { message: 'no score after clear', timeoutMs: 15_000 });
 
-    const pods = (await (await fetch(`http://127.0.0.1:${HTTP}/v1/pods`)).json()) as { ingestion: { gaps: number; replays: number } };
+    const pods = (await (await fetch(`${base}/v1/pods`)).json()) as { ingestion: { gaps: number; replays: number } };
     expect(pods.ingestion).toMatchObject({ gaps: 1, replays: 1 });
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await indexer.stop()).toBe(0);
   }, 90_000);
 });

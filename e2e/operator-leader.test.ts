@@ -3,23 +3,22 @@
 // leader shuts down gracefully it releases the lease so the successor takes over at once.
 
 import { describe, it, expect, beforeAll, afterAll, jest } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { KubeApiError, resourcePath, type KubeClient } from '../src/common/kube/kube-client.ts';
-import { freePort, kubeTestsEnabled, startKube, waitFor, type KubeEnv } from './kube/cluster.ts';
+import { portOf, spawnKvroute, type KvrouteProcess } from '../test/support/kvroute.ts';
+import { until } from '../test/support/until.ts';
+import { kubeTestsEnabled, startKube, type KubeEnv } from './kube/cluster.ts';
 import { createNamespace, installKvrouteCrds } from './kube/fixtures.ts';
 
 const describeKube = kubeTestsEnabled() ? describe : describe.skip;
 jest.setTimeout(60_000);
-const BIN = fileURLToPath(new URL('../bin/kvroute.js', import.meta.url));
-const NODE = process.execPath;
 const NS = 'le';
 const LEASE = { durationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 250 };
 
 interface OperatorProcess {
   name: string;
+  kvroute: KvrouteProcess;
   proc: ChildProcess;
   metricsPort: number;
   healthPort: number;
@@ -30,29 +29,28 @@ describeKube('operator leader election', () => {
   let client: KubeClient;
   const running: OperatorProcess[] = [];
 
+  /** `kvroute operator --leader-elect` with its health and metrics servers on kernel-picked ports, once /readyz answers. */
   async function launch(name: string): Promise<OperatorProcess> {
-    const metricsPort = await freePort();
-    const healthPort = await freePort();
-    const proc = spawn(
-      NODE,
+    const listening = (server: string) => (r: Record<string, unknown>) => r.msg === 'http server listening' && r.server === server;
+    const kvroute = await spawnKvroute(
       [
-        BIN, 'operator',
+        'operator',
         `--kubeconfig=${env.kubeconfigPath}`,
         '--leader-elect',
         '--leader-election-namespace=default',
         `--lease-duration=${LEASE.durationMs}`,
         `--renew-deadline=${LEASE.renewDeadlineMs}`,
         `--retry-period=${LEASE.retryPeriodMs}`,
-        `--metrics-port=${metricsPort}`,
-        `--health-port=${healthPort}`,
+        '--metrics-port=0',
+        '--health-port=0',
         '--bind-address=127.0.0.1',
         '--log-level=debug',
       ],
-      { stdio: ['ignore', 'ignore', fs.openSync(path.join(env.dir, `${name}.log`), 'w')] },
+      { name: `operator ${name}`, logFile: path.join(env.dir, `${name}.log`), readyLine: listening('health'), readyUrl: (r) => `http://127.0.0.1:${portOf(r, 'port')}/readyz`, timeoutMs: 30_000 },
     );
-    const p = { name, proc, metricsPort, healthPort };
+    const metrics = await kvroute.waitForLog(listening('metrics'));
+    const p = { name, kvroute, proc: kvroute.child, metricsPort: portOf(metrics, 'port'), healthPort: portOf(kvroute.ready, 'port') };
     running.push(p);
-    await waitFor(() => fetch(`http://127.0.0.1:${healthPort}/readyz`).then((r) => r.ok), `${name} ready`, 30_000, 100);
     return p;
   }
 
@@ -68,7 +66,7 @@ describeKube('operator leader election', () => {
       (e: unknown) => (e instanceof KubeApiError && e.status === 404 ? false : Promise.reject(e)),
     );
   const createPool = (name: string) =>
-    client.create({ apiVersion: 'inference.kvroute.io/v1alpha1', kind: 'InferencePool', metadata: { name, namespace: NS }, spec: { model: { name: 'm' }, selector: { app: name } } });
+    client.create({ apiVersion: 'inference.kvroute.io/v1alpha1', kind: 'InferencePool', metadata: { name, namespace: NS }, spec: { model: { name: 'm' }, selector: { matchLabels: { app: name } } } });
   const alive = (p: OperatorProcess) => p.proc.exitCode === null && p.proc.signalCode === null;
   const exited = (p: OperatorProcess) => new Promise((r) => (alive(p) ? p.proc.once('exit', r) : r(undefined)));
 
@@ -80,34 +78,34 @@ describeKube('operator leader election', () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const p of running) if (alive(p)) p.proc.kill('SIGKILL');
+    for (const p of running) await p.kvroute.stop(2_000);
     await env?.stop();
   }, 60_000);
 
   it('elects exactly one leader, which alone reconciles, and fails over when the leader is killed', async () => {
     const a = await launch('a');
     const b = await launch('b');
-    const [leader, follower] = await waitFor(async () => {
+    const [leader, follower] = await until(async () => {
       const [ga, gb] = await Promise.all([leaderGauge(a), leaderGauge(b)]);
       if (ga + gb !== 1) return undefined;
       return ga === 1 ? [a, b] : [b, a];
-    }, 'one leader', 15_000);
+    }, { message: 'one leader', timeoutMs: 15_000 });
     expect(String((await holder()).holderIdentity)).toContain(`_${leader.proc.pid}`);
 
     await createPool('first');
-    await waitFor(() => routerOf('first'), 'first pool reconciled by the leader');
+    await until(() => routerOf('first'), { message: 'first pool reconciled by the leader' });
     expect(await leaderGauge(follower)).toBe(0);
 
     const t0 = Date.now();
     leader.proc.kill('SIGKILL');
     await exited(leader);
-    await waitFor(async () => (await leaderGauge(follower)) === 1, 'follower takes over', 15_000, 50);
+    await until(async () => (await leaderGauge(follower)) === 1, { message: 'follower takes over', timeoutMs: 15_000, intervalMs: 50 });
     const failoverMs = Date.now() - t0;
     expect(String((await holder()).holderIdentity)).toContain(`_${follower.proc.pid}`);
     // It cannot take over before the dead leader's lease has expired on its own clock.
     expect(failoverMs).toBeGreaterThanOrEqual(LEASE.durationMs - LEASE.retryPeriodMs * 2);
     await createPool('second');
-    await waitFor(() => routerOf('second'), 'second pool reconciled by the new leader');
+    await until(() => routerOf('second'), { message: 'second pool reconciled by the new leader' });
     process.stdout.write(`failover after SIGKILL: ${failoverMs} ms (lease ${LEASE.durationMs} ms)\n`);
   });
 
@@ -120,7 +118,7 @@ describeKube('operator leader election', () => {
     current.proc.kill('SIGTERM');
     await exited(current);
     expect(current.proc.exitCode).toBe(0);
-    await waitFor(async () => (await leaderGauge(next)) === 1, 'successor leads', 10_000, 50);
+    await until(async () => (await leaderGauge(next)) === 1, { message: 'successor leads', timeoutMs: 10_000, intervalMs: 50 });
     const handoverMs = Date.now() - t0;
     expect(handoverMs).toBeLessThan(LEASE.durationMs);
     expect((await holder()).leaseTransitions).toBe(before + 1);

@@ -21,12 +21,12 @@ async function request(port: number, method: string, route: string, body?: strin
 
 const post = (port: number, route: string, body: unknown) => request(port, 'POST', route, JSON.stringify(body));
 
-function startPod(port: number, tokenizer: SimTokenizer, extra: Record<string, unknown> = {}): Promise<SimPod> {
-  return startSimPod(parseSimPodConfig({ podId: `p${port}`, model: MODEL, port, timeScale: 1000, ...extra }), { tokenizer, log: silentLogger });
+/** A pod on a kernel-picked port (read it from `pod.port`). */
+function startPod(podId: string, tokenizer: SimTokenizer, extra: Record<string, unknown> = {}): Promise<SimPod> {
+  return startSimPod(parseSimPodConfig({ podId, model: MODEL, port: 0, timeScale: 1000, ...extra }), { tokenizer, log: silentLogger });
 }
 
 describe('sim chat with tools', () => {
-  const QWEN_PORT = 8501;
   let tokenizer: SimTokenizer;
   let pod: SimPod;
   let indexer: IndexerService;
@@ -49,7 +49,7 @@ describe('sim chat with tools', () => {
 
   beforeAll(async () => {
     tokenizer = await loadSimTokenizer(MODEL, 'npm:qwen3', { workers: 0 });
-    pod = await startPod(QWEN_PORT, tokenizer);
+    pod = await startPod('p-tools', tokenizer);
     indexerTokenizers = new TokenizerSet({ sources: { [MODEL]: 'npm:qwen3' } });
     await indexerTokenizers.load();
     indexer = new IndexerService({ index: new BlockIndex({ blockSize: 16, tierWeights: { gpu: 1, cpu: 0.25 } }), tokenizers: indexerTokenizers, log: silentLogger });
@@ -70,16 +70,16 @@ describe('sim chat with tools', () => {
 
   it('tokenizes a tool-using chat to the same token ids in the sim as in the indexer', async () => {
     const indexed = await indexer.tokenize(parseScoreBody({ model: MODEL, messages, tools }));
-    const chat = await post(QWEN_PORT, '/v1/chat/completions', { model: MODEL, messages, tools, max_tokens: 1 });
+    const chat = await post(pod.port, '/v1/chat/completions', { model: MODEL, messages, tools, max_tokens: 1 });
     expect(chat.status).toBe(200);
     expect(chat.json.usage.prompt_tokens).toBe(indexed.tokens.length);
     // The indexer's ids, sent as a token prompt, hit every full block the chat cached: same ids, same hashes.
-    const replay = await post(QWEN_PORT, '/v1/completions', { model: MODEL, prompt: indexed.tokens, max_tokens: 1 });
+    const replay = await post(pod.port, '/v1/completions', { model: MODEL, prompt: indexed.tokens, max_tokens: 1 });
     expect(replay.json.usage.prompt_tokens_details.cached_tokens).toBe(Math.floor((indexed.tokens.length - 1) / 16) * 16);
   });
 
   it('rejects a tool without a function name, naming the field', async () => {
-    const r = await post(QWEN_PORT, '/v1/chat/completions', { model: MODEL, messages, tools: [{ type: 'function', function: {} }] });
+    const r = await post(pod.port, '/v1/chat/completions', { model: MODEL, messages, tools: [{ type: 'function', function: {} }] });
     expect(r.status).toBe(400);
     expect(r.json.error.param).toBe('tools.0.function.name');
   });

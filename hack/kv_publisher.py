@@ -10,7 +10,8 @@ Driven by JSON lines on stdin, one command each, answered by one JSON line on st
   {"op": "garbage", "kind": "frames|topic|seq|payload|truncated"}  -> a malformed message; no seq used
   {"op": "restart"}  -> numbering starts again at 0 and the buffer empties, as after a process restart
   {"op": "quit"}
-On start it prints {"ready": true, ...} once its sockets are bound or connected.
+On start it prints {"ready": true, "endpoint": ..., "replay": ...} once its sockets are bound or connected,
+with the endpoints the sockets bound (a port 0 resolved to the port the kernel picked).
 
 Run: $(bash hack/python-env.sh) hack/kv_publisher.py --endpoint tcp://127.0.0.1:5601 --topic kv@pod@model
 """
@@ -155,7 +156,10 @@ def main():
     args = ap.parse_args()
 
     p = Publisher(args)
-    print(json.dumps({"ready": True, "endpoint": args.endpoint, "replay": args.replay}), flush=True)
+    # Bound endpoints as the sockets report them, so a test can bind port 0 and learn the port.
+    endpoint = p.pub.getsockopt_string(zmq.LAST_ENDPOINT) if args.bind else args.endpoint
+    replay = p.replay.getsockopt_string(zmq.LAST_ENDPOINT) if p.replay is not None else None
+    print(json.dumps({"ready": True, "endpoint": endpoint, "replay": replay}), flush=True)
     for line in sys.stdin:
         line = line.strip()
         if not line:

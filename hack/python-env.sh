@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Creates the Python environment used only by tests and golden-vector generators: a real vLLM wheel
-# (installed without its GPU dependencies; we import only its pure-Python hashing and kv_events
-# modules), cbor2, msgspec and pyzmq. Cached under .cache/venv; prints the venv's python path.
+# Creates the small Python environment tests use as a peer (pyzmq publishers and subscribers, cbor2,
+# msgspec, xxhash); it holds no vLLM: hack/vllm-env.sh builds the one with vLLM's own code for the
+# golden vectors. Cached under .cache/venv; prints the venv's python path.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.cache/venv"

@@ -14,7 +14,7 @@ export interface GoBenchResult {
 }
 
 /** Parses `BenchmarkName-2   1234   5678 ns/op ...` lines and the LLMD_* lines of hack/llmd-bench.sh. */
-export function parseGoBench(output: string): Omit<GoBenchResult, 'available'> {
+function parseGoBench(output: string): Omit<GoBenchResult, 'available'> {
   const nsPerOp: Record<string, number> = {};
   let source: string | undefined;
   let bytesPerEntry: number | undefined;

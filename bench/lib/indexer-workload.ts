@@ -7,7 +7,7 @@ export const PODS = 32;
 export const BLOCK_SIZE = 16;
 export const SHARED_BLOCKS = 512;
 export const FILLER_BLOCKS = 128;
-export const TARGET_ENTRIES = 1_000_000;
+const TARGET_ENTRIES = 1_000_000;
 /** Filler prompts arrive as one prefill BlockStored of this many blocks, then one event per block. */
 export const PREFILL_BLOCKS = 112;
 /** The model every pod's topic names; scoring asks for it, as production scores one model's pods. */

@@ -1,76 +1,64 @@
 // An envtest-like harness: starts etcd, kube-apiserver (self-signed serving cert, token auth for an
 // admin in system:masters, RBAC, service-account keys) and optionally kube-controller-manager with
 // only the garbage collector, from binaries hack/kube/install.sh cached; writes a kubeconfig; stops all.
+// Also finds kubectl (built by the same script at the apiserver's version).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { stopChild } from '../../src/common/child-process.ts';
 import { KubeClient } from '../../src/common/kube/kube-client.ts';
+import { freePort } from '../../test/support/ports.ts';
+import { repoRoot } from '../../test/support/repo-root.ts';
+import { until } from '../../test/support/until.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const KUBE_BIN_DIR = process.env.KVROUTE_KUBE_BIN ?? path.join(ROOT, '.cache/kube/bin');
-let PORT_RANGE = { min: 16000, max: 16099 };
-
-/** Confines this test file's clusters to its own port range, so files running side by side cannot collide. */
-export function usePortRange(min: number, max: number): void {
-  PORT_RANGE = { min, max };
-}
+export const KUBE_BIN_DIR = process.env.KVROUTE_KUBE_BIN ?? path.join(repoRoot, '.cache/kube/bin');
+const INSTALL = 'run `bash hack/kube/install.sh` (caches them under .cache/kube)';
 
 export function kubeBinariesAvailable(): boolean {
   return ['etcd', 'kube-apiserver', 'kube-controller-manager'].every((b) => fs.existsSync(path.join(KUBE_BIN_DIR, b)));
 }
 
+/** Whether KVROUTE_REQUIRE_KUBE is set (as CI does): then a missing kube peer fails the tests instead of skipping them. */
+export function kubeRequired(): boolean {
+  return Boolean(process.env.KVROUTE_REQUIRE_KUBE);
+}
+
 /** Whether kube tests must run: binaries present, or KVROUTE_REQUIRE_KUBE set (then absence fails). */
 export function kubeTestsEnabled(): boolean {
   if (kubeBinariesAvailable()) return true;
-  if (process.env.KVROUTE_REQUIRE_KUBE) throw new Error(`KVROUTE_REQUIRE_KUBE is set but ${KUBE_BIN_DIR} lacks etcd/kube-apiserver/kube-controller-manager: run hack/kube/install.sh`);
+  if (kubeRequired()) throw new Error(`KVROUTE_REQUIRE_KUBE is set but ${KUBE_BIN_DIR} lacks etcd/kube-apiserver/kube-controller-manager: ${INSTALL}`);
   return false;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
+/**
+ * @deprecated Poll with `until` from test/support/until.ts. Kept only for the router e2e tests being
+ * written now (router-endpoints-kube, router-sim-metrics); remove once they import `until`.
+ */
+export function waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+  return until(probe, { message: what, timeoutMs, intervalMs }) as Promise<T>;
 }
 
-const claimed = new Set<number>();
-/** A free port from the range this suite may use, starting at a random offset to spread parallel files. */
-export async function freePort(): Promise<number> {
-  const span = PORT_RANGE.max - PORT_RANGE.min + 1;
-  const start = Math.floor(Math.random() * span);
-  for (let i = 0; i < span; i++) {
-    const port = PORT_RANGE.min + ((start + i) % span);
-    if (claimed.has(port)) continue;
-    if (await portFree(port)) {
-      claimed.add(port);
-      return port;
-    }
-  }
-  throw new Error(`no free port in ${PORT_RANGE.min}-${PORT_RANGE.max}`);
-}
+/**
+ * @deprecated Does nothing: cluster ports now come from the kernel (test/support/ports.ts), so test
+ * files cannot collide. Kept only for the router e2e tests being written now; remove the calls.
+ */
+export function usePortRange(_min: number, _max: number): void {}
 
-export async function waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+/**
+ * kubectl for the manifest tests: the one hack/kube/install.sh built at the apiserver's version, else
+ * one on PATH; undefined when there is none. Under KVROUTE_REQUIRE_KUBE only the pinned one counts,
+ * and its absence throws, so a CI run cannot skip the tests that need it.
+ */
+export function kubectlBinary(): string | undefined {
+  const pinned = path.join(KUBE_BIN_DIR, 'kubectl');
+  if (fs.existsSync(pinned)) return pinned;
+  if (kubeRequired()) throw new Error(`KVROUTE_REQUIRE_KUBE is set but ${pinned} is missing: ${INSTALL}`);
+  return spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0 ? 'kubectl' : undefined;
 }
 
 function openssl(args: string[], cwd: string): void {
@@ -176,12 +164,17 @@ export async function startKube(options: { gc?: boolean } = {}): Promise<KubeEnv
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
     const client = new KubeClient(kubeConfig);
-    await waitFor(async () => {
-      if (procs.some((p) => p.exitCode !== null)) throw new Error(`a peer exited: ${logs.join('; ')}; see ${dir}`);
-      return (await client.request<string>('GET', '/readyz').then(() => true, () => false)) || undefined;
-    }, 'kube-apiserver /readyz', 90_000, 200);
+    // A peer that exits will not come back: fail at once rather than at the deadline.
+    const peerExited = new Promise<never>((_, reject) => {
+      for (const p of procs) p.once('exit', () => reject(new Error(`a peer exited: ${logs.join('; ')}; see ${dir}`)));
+    });
+    peerExited.catch(() => {});
+    await Promise.race([
+      until(() => client.request<string>('GET', '/readyz').then(() => true), { message: 'kube-apiserver /readyz', timeoutMs: 90_000, intervalMs: 200 }),
+      peerExited,
+    ]);
     // The default namespace is created by the apiserver's own controller shortly after it is ready.
-    await waitFor(() => client.get('/api/v1/namespaces/default').then(() => true), 'namespace default', 30_000, 100);
+    await until(() => client.get('/api/v1/namespaces/default').then(() => true), { message: 'namespace default', timeoutMs: 30_000, intervalMs: 100 });
     let gc = false;
     const startGarbageCollector = async () => {
       if (gc) return;
@@ -195,7 +188,7 @@ export async function startKube(options: { gc?: boolean } = {}): Promise<KubeEnv
         '--v=1',
       ]);
       const log = path.join(dir, 'kube-controller-manager.log');
-      await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('Proceeding to collect garbage'), 'garbage collector synced', 60_000, 100);
+      await until(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('Proceeding to collect garbage'), { message: 'garbage collector synced', timeoutMs: 60_000, intervalMs: 100 });
     };
     if (options.gc) await startGarbageCollector();
     return {

@@ -3,25 +3,26 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { KubeClient } from '../../src/common/kube/kube-client.ts';
-import { waitFor } from './cluster.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { repoRoot } from '../../test/support/repo-root.ts';
+import { until } from '../../test/support/until.ts';
 
 export async function installCrd(client: KubeClient, crd: { metadata: { name: string } }): Promise<void> {
   await client.create({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', ...crd });
-  await waitFor(async () => {
-    const live = await client.get<{ status?: { conditions?: { type: string; status: string }[] } }>(
-      `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
-    );
-    return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-  }, `CRD ${crd.metadata.name} established`, 30_000);
+  await until(
+    async () => {
+      const live = await client.get<{ status?: { conditions?: { type: string; status: string }[] } }>(
+        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
+      );
+      return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+    },
+    { message: `CRD ${crd.metadata.name} established`, timeoutMs: 30_000 },
+  );
 }
 
 export async function installKvrouteCrds(client: KubeClient): Promise<void> {
-  const dir = path.join(ROOT, 'crds');
+  const dir = path.join(repoRoot, 'crds');
   for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
     const doc = YAML.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
     if (doc.kind === 'CustomResourceDefinition') await installCrd(client, doc);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test peers for the operator's integration tests from Go modules and caches them under
-# .cache/kube/bin: kube-apiserver and kube-controller-manager (for the garbage collector) from a
-# wrapper module that requires k8s.io/kubernetes, and etcd from a wrapper module around etcdmain.
+# .cache/kube/bin: kube-apiserver, kube-controller-manager (for the garbage collector) and kubectl
+# (for the manifest tests, at the apiserver's version) from a wrapper module that requires
+# k8s.io/kubernetes, and etcd from a wrapper module around etcdmain.
 # Reruns are instant when the binaries for the pinned versions already exist.
 set -euo pipefail
 
@@ -23,6 +24,7 @@ build_kube() {
   local wanted=()
   stamp_ok kube-apiserver "$KUBE_VERSION" || wanted+=(k8s.io/kubernetes/cmd/kube-apiserver)
   stamp_ok kube-controller-manager "$KUBE_VERSION" || wanted+=(k8s.io/kubernetes/cmd/kube-controller-manager)
+  stamp_ok kubectl "$KUBE_VERSION" || wanted+=(k8s.io/kubernetes/cmd/kubectl)
   if [[ ${#wanted[@]} -eq 0 ]]; then say "kube binaries $KUBE_VERSION cached"; return; fi
 
   local mod="$cache/kubernetes-$KUBE_VERSION"
@@ -54,6 +56,7 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
   say "go mod tidy (downloads modules; first run takes minutes)"

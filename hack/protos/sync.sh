@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Vendors Envoy's ext_proc v3 protos into src/router/extproc/proto/ for the router, which loads them at
+# Vendors Envoy's ext_proc v3 protos into src/envoy/proto/ for the router, which loads them at
 # run time with @grpc/proto-loader. Why this source: npm's @grpc/grpc-js-xds ships protos too old for
 # FULL_DUPLEX_STREAMED / StreamedBodyResponse, and only package registries are reachable, so the .proto
 # files come from the Maven artifact io.envoyproxy.controlplane:api (java-control-plane), which ships
@@ -8,8 +8,8 @@
 # copied (computed by following `import` lines). google/protobuf/* is left out: protobufjs and
 # proto-loader bring the well-known types themselves.
 #
-#   bash hack/protos/sync.sh           regenerate src/router/extproc/proto/
-#   bash hack/protos/sync.sh --check   exit 1 if src/router/extproc/proto/ differs from what it would write
+#   bash hack/protos/sync.sh           regenerate src/envoy/proto/
+#   bash hack/protos/sync.sh --check   exit 1 if src/envoy/proto/ differs from what it would write
 set -euo pipefail
 
 GROUP=io.envoyproxy.controlplane
@@ -19,7 +19,7 @@ JAR_SHA256=cbac9ac918071e132c552100f6c26978346116205d8f93a2efe5050049c1cc6e
 ROOT_PROTO=envoy/service/ext_proc/v3/external_processor.proto
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-out="$repo_root/src/router/extproc/proto"
+out="$repo_root/src/envoy/proto"
 cache="$repo_root/.cache/protos"
 jar="$cache/$ARTIFACT-$VERSION.jar"
 
@@ -104,9 +104,9 @@ generate "$work/jar" "$staging"
 if $check; then
   if ! diff -r "$out" "$staging" >/dev/null 2>&1; then
     diff -r "$out" "$staging" >&2 || true
-    die "src/router/extproc/proto/ is not what hack/protos/sync.sh generates from $GROUP:$ARTIFACT:$VERSION; run: bash hack/protos/sync.sh"
+    die "src/envoy/proto/ is not what hack/protos/sync.sh generates from $GROUP:$ARTIFACT:$VERSION; run: bash hack/protos/sync.sh"
   fi
-  say "src/router/extproc/proto/ is current ($GROUP:$ARTIFACT:$VERSION)"
+  say "src/envoy/proto/ is current ($GROUP:$ARTIFACT:$VERSION)"
   exit 0
 fi
 

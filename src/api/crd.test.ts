@@ -1,7 +1,11 @@
 import { describe, it, expect } from '@jest/globals';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
 import { allCrds, toStructural, type JsonSchema } from './crd.ts';
-import { renderCrds } from './generate.ts';
+import { CRDS_DIR, KUSTOMIZE_CRD_DIR, renderCrds, renderTree, syncTree } from './generate.ts';
 import { InferencePool } from './inference-pool.ts';
 
 function walk(node: JsonSchema, visit: (n: JsonSchema, path: string) => void, path = '$'): void {
@@ -33,9 +37,38 @@ describe('generated CRDs', () => {
     expect(server.kvCacheDtype!.default).toBe('auto');
   });
 
-  it('match the committed crds/ files, kustomization included (npm run generate keeps them current)', () => {
-    for (const [file, text] of Object.entries(renderCrds())) {
-      expect(fs.readFileSync(new URL(`../../crds/${file}`, import.meta.url), 'utf8')).toBe(text);
+  it('match the committed crds/ and config/crd/ files (npm run generate keeps them current; check:generated fails otherwise)', () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    expect(syncTree(root, renderTree(), true)).toEqual([]);
+  });
+
+  it('leave crds/ holding only CRDs, so kubectl apply -f crds/ applies every file, and give kustomize its own copies under config/crd', () => {
+    const tree = renderTree();
+    for (const text of Object.values(tree[CRDS_DIR]!)) expect(YAML.parse(text).kind).toBe('CustomResourceDefinition');
+    expect(tree[`${KUSTOMIZE_CRD_DIR}/bases`]).toEqual(tree[CRDS_DIR]);
+    const kustomization = YAML.parse(tree[KUSTOMIZE_CRD_DIR]!['kustomization.yaml']!) as { resources: string[] };
+    expect(kustomization.resources).toEqual(Object.keys(renderCrds()).map((f) => `bases/${f}`));
+  });
+
+  it('--check names stale and unexpected files, and a write makes the tree current', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kvroute-crds-'));
+    try {
+      expect(syncTree(root, renderTree(), true)).toContain('crds/inference.kvroute.io_inferencepools.yaml');
+      expect(syncTree(root, renderTree(), false)).toEqual([]);
+      fs.writeFileSync(path.join(root, 'crds/kustomization.yaml'), 'resources: []\n');
+      fs.appendFileSync(path.join(root, 'config/crd/bases/inference.kvroute.io_inferencemodels.yaml'), '# edited\n');
+      expect(syncTree(root, renderTree(), true).sort()).toEqual(['config/crd/bases/inference.kvroute.io_inferencemodels.yaml', 'crds/kustomization.yaml']);
+      syncTree(root, renderTree(), false);
+      expect(syncTree(root, renderTree(), true)).toEqual([]);
+      expect(fs.existsSync(path.join(root, 'crds/kustomization.yaml'))).toBe(false);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('carry Argo CD sync-wave -1, so an Application applies them before any pool or model', () => {
+    for (const crd of Object.values(allCrds())) {
+      expect((crd.metadata as { annotations?: Record<string, string> }).annotations?.['argocd.argoproj.io/sync-wave']).toBe('-1');
     }
   });
 

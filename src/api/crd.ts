@@ -11,6 +11,9 @@ export type JsonSchema = { [key: string]: unknown };
 
 const SAFE_INT = Number.MAX_SAFE_INTEGER;
 
+/** Argo CD's sync-wave annotation (argocd.argoproj.io/sync-wave); CRDs take wave -1. */
+const ARGOCD_SYNC_WAVE = 'argocd.argoproj.io/sync-wave';
+
 /** Rewrites one JSON Schema node (and its children) into the structural subset Kubernetes accepts. */
 export function toStructural(node: JsonSchema, path = '$'): JsonSchema {
   if ('$ref' in node || 'oneOf' in node || 'allOf' in node || 'not' in node) {
@@ -72,7 +75,11 @@ function buildCrd(input: CrdInput): JsonSchema {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${input.plural}.${API_GROUP}` },
+    metadata: {
+      name: `${input.plural}.${API_GROUP}`,
+      // Argo CD applies lower waves first and waits for them: the CRDs land before any CR that needs them.
+      annotations: { [ARGOCD_SYNC_WAVE]: '-1' },
+    },
     spec: {
       group: API_GROUP,
       names: {
@@ -114,7 +121,7 @@ function buildCrd(input: CrdInput): JsonSchema {
   };
 }
 
-export const inferencePoolCrd = (): JsonSchema =>
+const inferencePoolCrd = (): JsonSchema =>
   buildCrd({
     kind: 'InferencePool',
     plural: 'inferencepools',
@@ -130,7 +137,7 @@ export const inferencePoolCrd = (): JsonSchema =>
     ],
   });
 
-export const inferenceModelCrd = (): JsonSchema =>
+const inferenceModelCrd = (): JsonSchema =>
   buildCrd({
     kind: 'InferenceModel',
     plural: 'inferencemodels',
@@ -141,7 +148,7 @@ export const inferenceModelCrd = (): JsonSchema =>
     printerColumns: [
       { name: 'Model Name', type: 'string', jsonPath: '.spec.modelName' },
       { name: 'Pool', type: 'string', jsonPath: '.spec.poolRef.name' },
-      { name: 'Criticality', type: 'string', jsonPath: '.spec.criticality' },
+      { name: 'Priority', type: 'integer', jsonPath: '.spec.priority' },
       { name: 'Accepted', type: 'string', jsonPath: ".status.conditions[?(@.type=='Accepted')].status" },
     ],
   });

@@ -68,7 +68,16 @@ describe('indexer config', () => {
 
   it('fills discovery defaults: vLLM ports 5557/5558, pod id from the IP, a 30 s NotReady grace, one data-parallel rank', () => {
     const c = parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', selector: { app: 'vllm' } } } });
-    expect(c.zmq.discovery).toEqual({ namespace: 'ml', selector: { app: 'vllm' }, port: 5557, replayPort: 5558, podIdFrom: 'ip', notReadyGraceSeconds: 30, dataParallelSize: 1 });
+    expect(c.zmq.discovery).toEqual({
+      namespace: 'ml',
+      selector: { app: 'vllm' },
+      servingLabel: { key: 'llm-d.ai/inferenceServing', value: 'true' },
+      port: 5557,
+      replayPort: 5558,
+      podIdFrom: 'ip',
+      notReadyGraceSeconds: 30,
+      dataParallelSize: 1,
+    });
     expect(parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', replayPort: null } } }).zmq.discovery!.replayPort).toBeNull();
   });
 

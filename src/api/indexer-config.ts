@@ -5,6 +5,7 @@
 import fs from 'node:fs/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_SERVING_LABEL } from './meta.ts';
 
 const LOG_LEVEL = z.enum(['debug', 'info', 'warn', 'error']);
 const PORT = z.int().min(0).max(65535);
@@ -35,8 +36,12 @@ export const PodDiscoveryConfig = z.strictObject({
   namespace: z
     .string({ error: 'expected the namespace to watch: set zmq.discovery.namespace, --discovery-namespace or POD_NAMESPACE' })
     .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a namespace name (lower-case alphanumerics and -)'),
-  /** Labels the pool's pods carry; `llm-d.ai/inferenceServing=true` is always added. */
+  /** Labels the pool's pods carry; the serving label is always added. */
   selector: z.record(LABEL_KEY, LABEL_VALUE).default({}),
+  /** The label every serving pod carries besides the selector (the pool's spec.servingLabel). */
+  servingLabel: z
+    .strictObject({ key: LABEL_KEY.default(DEFAULT_SERVING_LABEL.key), value: LABEL_VALUE.default(DEFAULT_SERVING_LABEL.value) })
+    .prefault({}),
   /** Port of each pod's KV-event publisher (vLLM `endpoint: tcp://*:PORT`). */
   port: PORT.min(1).default(5557),
   /** Port of each pod's replay ROUTER (vLLM `replay_endpoint`); null: the pods have none. */
@@ -163,7 +168,7 @@ export type IndexerConfig = z.infer<typeof IndexerConfig>;
 export type IndexerConfigInput = z.input<typeof IndexerConfig>;
 
 /** One line per problem: `field.path: message`. */
-export function formatConfigIssues(error: z.ZodError, source: string): string {
+function formatConfigIssues(error: z.ZodError, source: string): string {
   const lines = error.issues.flatMap((i) => {
     const at = i.path.join('.');
     if (i.code === 'unrecognized_keys') return i.keys.map((k) => `  ${at ? `${at}.` : ''}${k}: unknown field`);

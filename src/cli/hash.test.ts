@@ -1,7 +1,7 @@
 import { describe, it, expect } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { kvrouteBin, nodeBinary } from '../../test/support/node.ts';
 
 interface GoldenVector {
   name: string;
@@ -19,10 +19,10 @@ interface GoldenVector {
 const golden = JSON.parse(
   readFileSync(new URL('../vllm/testdata/vllm-block-hashes.json', import.meta.url), 'utf8'),
 ) as { vectors: GoldenVector[] };
-const bin = fileURLToPath(new URL('../../bin/kvroute.js', import.meta.url));
 
 function kvrouteHash(args: string[], stdin: string) {
-  const result = spawnSync(process.execPath, [bin, 'hash', ...args], { input: stdin, encoding: 'utf8', timeout: 30_000 });
+  // Run to completion with stdin, so spawnSync rather than spawnKvroute (a long-running server's helper).
+  const result = spawnSync(nodeBinary(), [kvrouteBin, 'hash', ...args], { input: stdin, encoding: 'utf8', timeout: 30_000 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

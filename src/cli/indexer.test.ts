@@ -34,7 +34,16 @@ describe('kvroute indexer flags', () => {
   it('turns on discovery from flags, taking the namespace from POD_NAMESPACE unless given', () => {
     const flags = flagsOf(['--discover-pods', '--discovery-selector', 'app=vllm,tier=gpu', '--pod-zmq-port', '6557', '--pod-replay-port', 'none', '--not-ready-grace', '5']);
     const config = parseIndexerConfig(mergeFlags({}, flags, { POD_NAMESPACE: 'ml' }));
-    expect(config.zmq.discovery).toEqual({ namespace: 'ml', selector: { app: 'vllm', tier: 'gpu' }, port: 6557, replayPort: null, podIdFrom: 'ip', notReadyGraceSeconds: 5, dataParallelSize: 1 });
+    expect(config.zmq.discovery).toEqual({
+      namespace: 'ml',
+      selector: { app: 'vllm', tier: 'gpu' },
+      servingLabel: { key: 'llm-d.ai/inferenceServing', value: 'true' },
+      port: 6557,
+      replayPort: null,
+      podIdFrom: 'ip',
+      notReadyGraceSeconds: 5,
+      dataParallelSize: 1,
+    });
     const named = parseIndexerConfig(mergeFlags({}, flagsOf(['--discover-pods', '--discovery-namespace', 'other']), { POD_NAMESPACE: 'ml' }));
     expect(named.zmq.discovery!.namespace).toBe('other');
     expect(() => parseIndexerConfig(mergeFlags({}, flagsOf(['--discover-pods']), {}))).toThrow(/zmq\.discovery\.namespace: expected the namespace to watch/);

@@ -172,7 +172,7 @@ export function command(): Command {
     .option('--pod <name=endpoint[,replay]>', 'per-pod mode: connect to a pod\'s publisher (repeatable)', podFlag, [])
     .option('--discover-pods', 'discovery mode: connect to every Ready pod of the pool listed by the Kubernetes API')
     .option('--discovery-namespace <ns>', 'namespace of the pool\'s pods (default $POD_NAMESPACE)')
-    .option('--discovery-selector <k=v,...>', 'labels of the pool\'s pods; llm-d.ai/inferenceServing=true is always added', selectorFlag)
+    .option('--discovery-selector <k=v,...>', 'labels of the pool\'s pods; the serving label (zmq.discovery.servingLabel, default llm-d.ai/inferenceServing=true) is always added', selectorFlag)
     .option('--pod-zmq-port <port>', 'port each pod\'s KV-event publisher binds (default 5557)', intFlag('--pod-zmq-port', 1))
     .option('--pod-replay-port <port|none>', 'port each pod\'s replay endpoint binds, or none (default 5558)', replayPortFlag)
     .option('--not-ready-grace <seconds>', 'how long a NotReady pod keeps its subscription and entries (default 30)', intFlag('--not-ready-grace', 0))

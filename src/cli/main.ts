@@ -21,13 +21,29 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     description: 'run simulated vLLM pods: OpenAI API, prefix cache, KV events, vLLM metrics, no GPU',
     load: () => import('./sim.ts'),
   },
+  router: {
+    description: 'run the Envoy ext_proc endpoint picker: route each request to the pod with its prefix cached',
+    load: () => import('./router.ts'),
+  },
+  gateway: {
+    description: "run a gateway in front of the router (Envoy as GIE's standalone gateway, or the built-in front)",
+    load: () => import('./gateway.ts'),
+  },
   demo: {
-    description: 'run an indexer and simulated vLLM pods locally and compare round-robin with cache-aware routing',
+    description: 'compare routing strategies on simulated pods through the real router and gateway (the two-command demo)',
     load: () => import('./demo.ts'),
+  },
+  bench: {
+    description: 'benchmarks of the running system: `bench routing` compares strategies on any workload or trace',
+    load: () => import('./bench.ts'),
   },
   operator: {
     description: 'run the operator against the current kubeconfig (InferencePool, InferenceModel)',
     load: () => import('./operator.ts'),
+  },
+  render: {
+    description: 'print every object the operator would apply for InferencePool/InferenceModel files, without a cluster',
+    load: () => import('./render.ts'),
   },
 };
 

@@ -15,6 +15,16 @@ function intFlag(flag: string, min: number) {
   };
 }
 
+/** A comma-separated list of namespace names (DNS labels); empty entries are ignored. */
+export function namespaceListFlag(flag: string) {
+  return (text: string): string[] => {
+    const names = text.split(',').map((n) => n.trim()).filter((n) => n !== '');
+    const bad = names.find((n) => !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n) || n.length > 63);
+    if (bad !== undefined) throw new Error(`${flag} expects namespace names separated by commas (lower-case letters, digits and "-"), got "${bad}"`);
+    return [...new Set(names)];
+  };
+}
+
 interface OperatorFlags {
   kubeconfig?: string;
   namespace?: string;
@@ -28,6 +38,7 @@ interface OperatorFlags {
   bindAddress: string;
   image: string;
   clusterDomain: string;
+  gatewayNamespaces: string[];
   resync: number;
   logLevel: string;
 }
@@ -46,6 +57,12 @@ export function command(): Command {
     .option('--bind-address <host>', 'address the HTTP servers listen on', '0.0.0.0')
     .option('--image <image>', 'kvroute image for router Deployments whose pool names none', 'ghcr.io/kvroute/kvroute:0.1.0')
     .option('--cluster-domain <domain>', 'cluster DNS domain used in Envoy cluster names', 'cluster.local')
+    .option(
+      '--gateway-namespaces <ns,...>',
+      "namespaces besides a pool's own where pools may place their EnvoyFilter (e.g. istio-system); empty: only the pool's namespace",
+      namespaceListFlag('--gateway-namespaces'),
+      [] as string[],
+    )
     .option('--resync <ms>', 'period after which every object is reconciled and re-applied', intFlag('--resync', 1000), 600_000)
     .addOption(new Option('--log-level <level>', 'log threshold').choices(LOG_LEVELS).default('info'))
     .action(async (flags: OperatorFlags) => {
@@ -68,6 +85,7 @@ export function command(): Command {
         retryPeriodMs: flags.retryPeriod,
         defaultImage: flags.image,
         clusterDomain: flags.clusterDomain,
+        gatewayNamespaces: flags.gatewayNamespaces,
         resyncMs: flags.resync,
         metricsPort: flags.metricsPort,
         healthPort: flags.healthPort,

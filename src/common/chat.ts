@@ -4,7 +4,7 @@
 
 import { z } from 'zod';
 
-export const ChatContentPartSchema = z.looseObject({ type: z.string(), text: z.string().optional() });
+const ChatContentPartSchema = z.looseObject({ type: z.string(), text: z.string().optional() });
 
 export const ChatMessageSchema = z.looseObject({
   role: z.string().min(1, 'expected a non-empty role'),

@@ -22,7 +22,3 @@ export function mergeConditions(
     return { ...c, ...(generation !== undefined ? { observedGeneration: generation } : {}), lastTransitionTime };
   });
 }
-
-export function findCondition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
-  return conditions?.find((c) => c.type === type);
-}

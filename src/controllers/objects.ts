@@ -6,8 +6,8 @@ import { GROUP_VERSION } from '../api/meta.ts';
 import type { InferencePool } from '../api/inference-pool.ts';
 
 export const FIELD_MANAGER = 'kvroute-operator';
-export const POOL_LABEL = 'inference.kvroute.io/pool';
-export const COMPONENT_LABEL = 'app.kubernetes.io/component';
+const POOL_LABEL = 'inference.kvroute.io/pool';
+const COMPONENT_LABEL = 'app.kubernetes.io/component';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'kvroute';
 
@@ -62,14 +62,25 @@ export function ownedMeta(pool: InferencePool, name: string, component: string):
   };
 }
 
-/** The labels that select the pool's model-server pods. */
+/**
+ * The labels that select the pool's model-server pods: spec.selector.matchLabels, or the labels the
+ * operator puts on the vLLM pods it runs. A pool with spec.poolRef takes its selector from the referenced
+ * GIE InferencePool instead (pool/selection.ts resolves both).
+ */
 export function podSelector(pool: InferencePool): Record<string, string> {
-  if (pool.spec.selector && Object.keys(pool.spec.selector).length > 0) return pool.spec.selector;
+  const own = pool.spec.selector?.matchLabels;
+  if (own && Object.keys(own).length > 0) return own;
   return { [POOL_LABEL]: pool.metadata.name, [COMPONENT_LABEL]: 'model-server' };
 }
 
-export function servedModelName(pool: InferencePool): string {
-  return pool.spec.model.servedName ?? pool.spec.model.name;
+/** The model name clients send and vLLM serves; undefined for a poolRef pool that names no model. */
+export function servedModelName(pool: InferencePool): string | undefined {
+  return pool.spec.model ? (pool.spec.model.servedName ?? pool.spec.model.name) : undefined;
+}
+
+/** The pool's serving label as a `key=value` label selector term. */
+export function servingLabelSelector(pool: Pick<InferencePool, 'spec'>): string {
+  return `${pool.spec.servingLabel.key}=${pool.spec.servingLabel.value}`;
 }
 
 export function labelsMatch(selector: Record<string, string>, labels: Record<string, string> | undefined): boolean {

@@ -25,8 +25,8 @@ describe('indexer server in engine-key parity mode with LoRA adapters (HTTP, in-
     registry = new Registry();
     const config = parseIndexerConfig({
       zmq: { bind: endpoint },
-      http: { host: '127.0.0.1', port: 8340 },
-      grpc: { host: '127.0.0.1', port: 9340 },
+      http: { host: '127.0.0.1', port: 0 },
+      grpc: { host: '127.0.0.1', port: 0 },
       hashSeed: SEED,
       engineKeyParity: true,
       loras: { sql: '/adapters/sql-v2' },
@@ -47,17 +47,17 @@ describe('indexer server in engine-key parity mode with LoRA adapters (HTTP, in-
   });
 
   afterAll(async () => {
-    await pub?.close();
+    pub?.close();
     await server?.close();
   });
 
   it('scores a LoRA request with the adapter path from the config, as vLLM 0.33 hashes it', async () => {
-    expect(await score({ model: MODEL, tokens, lora_name: 'sql' })).toEqual({ status: 200, json: { scores: { 'pod-lora': 3 } } });
-    expect(await score({ model: MODEL, tokens })).toEqual({ status: 200, json: { scores: {} } });
+    expect(await score({ model: MODEL, tokens, lora_name: 'sql' })).toEqual({ status: 200, json: { scores: { 'pod-lora': 3 }, totalBlocks: 3 } });
+    expect(await score({ model: MODEL, tokens })).toEqual({ status: 200, json: { scores: {}, totalBlocks: 3 } });
   });
 
   it('answers an adapter without a configured path with no scores and counts it, instead of a 500', async () => {
-    expect(await score({ model: MODEL, tokens, lora_name: 'unlisted' })).toEqual({ status: 200, json: { scores: {} } });
+    expect(await score({ model: MODEL, tokens, lora_name: 'unlisted' })).toEqual({ status: 200, json: { scores: {}, totalBlocks: 3 } });
     expect(await registry.metrics()).toMatch(/kvroute_indexer_unscored_requests_total\{reason="lora_path_unknown"\} 1/);
     expect(await registry.metrics()).not.toMatch(/kvroute_indexer_requests_total\{[^}]*code="500"/);
   });

@@ -127,7 +127,8 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
     });
     closers.push(() => ingestor.close());
     // vLLM's data-parallel rank r publishes to the bind port + r (the config checks the port is fixed).
-    if (config.zmq.bind) for (let rank = 0; rank < config.zmq.dataParallelSize; rank++) await ingestor.bind(endpointForRank(config.zmq.bind, rank));
+    const zmqBound: string[] = [];
+    if (config.zmq.bind) for (let rank = 0; rank < config.zmq.dataParallelSize; rank++) zmqBound.push(await ingestor.bind(endpointForRank(config.zmq.bind, rank)));
     for (const pod of config.zmq.pods) await ingestor.connectPod(pod.name, pod.endpoint, pod.replayEndpoint);
 
     const discovery =
@@ -202,6 +203,8 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       grpcPort: grpcServer.port,
       mode: config.zmq.bind ? 'central' : config.zmq.discovery ? 'discovery' : 'per-pod',
       zmqBind: config.zmq.bind,
+      // As bound, one per data-parallel rank (port 0 resolved), so whoever started the indexer can point publishers at it.
+      zmqBound,
       pods: config.zmq.pods.length,
       ...(config.zmq.discovery ? { discoveryNamespace: config.zmq.discovery.namespace, discoverySelector: config.zmq.discovery.selector } : {}),
       blockSize: config.blockSize,

@@ -60,6 +60,11 @@ export interface ScoreRequest {
 export interface ScoreResult {
   /** Pod id -> matched consecutive blocks from block 0, each weighted by its tier. */
   scores: Record<string, number>;
+  /**
+   * Full blocks in the request's tokens (the most any pod can match), so a caller can score
+   * matched / total. Absent from scorers that do not know it.
+   */
+  totalBlocks?: number;
 }
 
 /** What the router needs from the indexer, in-process or over gRPC. */

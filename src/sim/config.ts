@@ -6,9 +6,9 @@ import { DEFAULT_LATENCY } from './latency.ts';
 
 const endpoint = z.string().regex(/^(tcp|ipc|inproc):\/\/.+/, 'expected a ZMQ endpoint such as tcp://127.0.0.1:5557 or tcp://*:5557');
 
-export const LoraModuleSchema = z.object({ name: z.string().min(1), path: z.string().min(1) });
+const LoraModuleSchema = z.object({ name: z.string().min(1), path: z.string().min(1) });
 
-export const SimPodConfigSchema = z
+const SimPodConfigSchema = z
   .object({
     podId: z.string().min(1),
     model: z.string().min(1),

@@ -22,7 +22,7 @@ export interface EngineObserver {
 }
 
 /** Receives one step's events; `tsSeconds` is the simulated time the step ended. */
-export type EventBatchSink = (tsSeconds: number, events: SimKvEvent[]) => void;
+type EventBatchSink = (tsSeconds: number, events: SimKvEvent[]) => void;
 
 export interface EngineOptions {
   scheduler: SchedulerConfig;

@@ -1,4 +1,4 @@
-// Builds each request's block hasher from indexer/keys, so the simulator and the indexer hash blocks
+// Builds each request's block hasher from src/vllm, so the simulator and the indexer hash blocks
 // with the same code: vLLM 0.33's sha256_cbor chain with its tagged LoRA and cache_salt extra keys.
 
 import { VllmBlockHasher } from '../vllm/block-hash.ts';

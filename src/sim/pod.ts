@@ -117,14 +117,16 @@ export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promi
   });
   if (publisher) {
     const stats = publisher.stats;
-    const reported = { published: 0, dropped: 0, queueOverflow: 0, replayRequests: 0 };
+    const reported = { published: 0, dropped: 0, queueOverflow: 0, unsubscribed: 0, replayRequests: 0 };
     new Counter({
       name: 'kvroute_sim_kv_event_batches_total',
-      help: 'KV event batches by outcome: published on PUB, dropped by fault injection, or lost to a full queue (replay only).',
+      help:
+        'KV event batches by outcome: published on PUB, dropped by fault injection, lost to a full queue (replay only), ' +
+        'or, in connect mode, aged out of the replay buffer before any subscriber subscribed.',
       labelNames: ['outcome'],
       registers: [registry],
       collect() {
-        for (const [outcome, key] of [['published', 'published'], ['dropped', 'dropped'], ['queue_full', 'queueOverflow']] as const) {
+        for (const [outcome, key] of [['published', 'published'], ['dropped', 'dropped'], ['queue_full', 'queueOverflow'], ['no_subscriber', 'unsubscribed']] as const) {
           this.inc({ outcome }, stats[key] - reported[key]);
           reported[key] = stats[key];
         }
@@ -192,7 +194,9 @@ export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promi
     kvBlocks: config.kvBlocks,
     hashSeed: config.hashSeed,
     tokenizer: tokenizer.source,
-    kvEvents: config.kvEventsEndpoint,
+    // As bound (port 0 resolved), so whoever started the pod can find its sockets.
+    kvEvents: publisher?.endpoint ?? null,
+    kvEventsReplay: publisher?.replayEndpoint ?? null,
     timeScale: config.timeScale,
   });
 

@@ -29,7 +29,7 @@ export interface SimRequestInit {
 }
 
 /** A digest as a compact map key. */
-export function digestKey(digest: Uint8Array): string {
+function digestKey(digest: Uint8Array): string {
   return Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('latin1');
 }
 

@@ -1,7 +1,7 @@
-// What the simulator needs from a tokenizer: vLLM-exact prompt and chat tokenization through the
-// indexer's Tokenization (the same code, in worker threads so a long cold prompt never stalls the
-// replicas sharing this event loop), plus a vocabulary of plain word tokens to "generate" from and a
-// byte-level BPE decoder to turn them back into text.
+// What the simulator needs from a tokenizer: vLLM-exact prompt and chat tokenization through
+// src/tokenize's Tokenization (the indexer's code, in worker threads so a long cold prompt never
+// stalls the replicas sharing this event loop), plus a vocabulary of plain word tokens to "generate"
+// from and a byte-level BPE decoder to turn them back into text.
 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -50,7 +50,7 @@ function byteDecoder(): Map<string, number> {
 
 const WORD_TOKEN = /^\u0120?[a-z]{2,10}$/;
 
-export class ByteLevelVocabulary {
+class ByteLevelVocabulary {
   private readonly pieces: string[];
   private readonly bytes = byteDecoder();
   readonly sampleableIds: Uint32Array;
@@ -84,28 +84,28 @@ export class ByteLevelVocabulary {
 class IndexerBackedTokenizer implements SimTokenizer {
   readonly source: string;
   readonly sampleableIds: Uint32Array;
-  readonly #model: string;
-  readonly #tokenization: Tokenization;
-  readonly #vocab: ByteLevelVocabulary;
+  private readonly model: string;
+  private readonly tokenization: Tokenization;
+  private readonly vocab: ByteLevelVocabulary;
 
   constructor(model: string, source: string, tokenization: Tokenization, vocab: ByteLevelVocabulary) {
-    this.#model = model;
-    this.#tokenization = tokenization;
-    this.#vocab = vocab;
+    this.model = model;
+    this.tokenization = tokenization;
+    this.vocab = vocab;
     this.source = source;
     this.sampleableIds = vocab.sampleableIds;
   }
 
   async tokenize(input: TokenizeInput): Promise<number[]> {
-    return (await this.#tokenization.tokenize(this.#model, input)).tokens;
+    return (await this.tokenization.tokenize(this.model, input)).tokens;
   }
 
   decode(ids: readonly number[]): string {
-    return this.#vocab.decode(ids);
+    return this.vocab.decode(ids);
   }
 
   close(): Promise<void> {
-    return this.#tokenization.close();
+    return this.tokenization.close();
   }
 }
 

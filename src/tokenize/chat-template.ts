@@ -19,7 +19,7 @@ export interface ChatRenderOptions {
 export type ChatRenderer = (messages: ChatMessage[], options?: ChatRenderOptions) => string;
 
 /** Text of a message's content in vLLM's "string" format: text parts joined by newlines. */
-export function contentText(content: ChatMessage['content']): string {
+function contentText(content: ChatMessage['content']): string {
   if (content === null || content === undefined) return '';
   if (typeof content === 'string') return content;
   const texts: string[] = [];
@@ -28,7 +28,7 @@ export function contentText(content: ChatMessage['content']): string {
 }
 
 /** vLLM's developer -> system conversion, merging every system turn into one at the front when needed. */
-export function convertDeveloperTurns(messages: ChatMessage[]): ChatMessage[] {
+function convertDeveloperTurns(messages: ChatMessage[]): ChatMessage[] {
   const converted = messages.map((m) => (m.role === 'developer' ? { ...m, role: 'system' } : m));
   const systemTexts: string[] = [];
   const others: ChatMessage[] = [];

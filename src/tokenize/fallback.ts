@@ -3,14 +3,14 @@
 // A guess, so callers log it; `--tokenizer MODEL=SOURCE` always wins over it.
 
 /** Served-name patterns (with or without the Hugging Face org) -> the family's tokenizer source. */
-export const FAMILY_TOKENIZERS: ReadonlyArray<{ family: string; pattern: RegExp; source: string }> = [
+const FAMILY_TOKENIZERS: ReadonlyArray<{ family: string; pattern: RegExp; source: string }> = [
   { family: 'Qwen3', pattern: /^(qwen\/)?qwen3/i, source: 'npm:qwen3' },
   { family: 'Llama 3.1', pattern: /^(meta-llama\/)?(meta-)?llama-3\.1/i, source: 'npm:llama3_1' },
   { family: 'gpt-oss', pattern: /^(openai\/)?gpt-oss/i, source: 'npm:gptoss' },
 ];
 
 /** The value of `defaultTokenizer` that turns every fallback off: models need a configured tokenizer. */
-export const NO_FALLBACK = 'none';
+const NO_FALLBACK = 'none';
 
 export interface TokenizerFallback {
   source: string;

@@ -88,7 +88,3 @@ export function renderHarmonyPieces(messages: ChatMessage[], options: HarmonyOpt
   parts.push('<|start|>assistant');
   return parts;
 }
-
-export function renderHarmonyChat(messages: ChatMessage[], options: HarmonyOptions): string {
-  return renderHarmonyPieces(messages, options).join('');
-}

@@ -27,35 +27,35 @@ export class ModelTokenizer {
   readonly model: string;
   readonly source: string;
   readonly chatFormat: 'template' | 'harmony' | 'none';
-  readonly #encoder: SegmentEncoder;
-  readonly #cache: SegmentCache;
-  readonly #renderTemplate: ChatRenderer | null;
-  readonly #harmonyStartDate: string | undefined;
+  private readonly encoder: SegmentEncoder;
+  private readonly cache: SegmentCache;
+  private readonly renderTemplate: ChatRenderer | null;
+  private readonly harmonyStartDate: string | undefined;
 
   constructor(model: string, source: TokenizerSource, encoder: SegmentEncoder, options: ModelTokenizerOptions = {}) {
     this.model = model;
     this.source = describeTokenizerSource(source);
-    this.#encoder = encoder;
-    this.#cache = new SegmentCache(encoder, options);
-    this.#renderTemplate = encoder.chatTemplate ? createChatRenderer(encoder.chatTemplate) : null;
-    this.chatFormat = this.#renderTemplate ? 'template' : usesHarmony(encoder) ? 'harmony' : 'none';
-    this.#harmonyStartDate = options.harmonyStartDate;
+    this.encoder = encoder;
+    this.cache = new SegmentCache(encoder, options);
+    this.renderTemplate = encoder.chatTemplate ? createChatRenderer(encoder.chatTemplate) : null;
+    this.chatFormat = this.renderTemplate ? 'template' : usesHarmony(encoder) ? 'harmony' : 'none';
+    this.harmonyStartDate = options.harmonyStartDate;
   }
 
   /** A completions prompt: special tokens added as the tokenizer's post-processor says (vLLM's default). */
   tokenizePrompt(text: string): number[] {
-    const ids = this.#cache.encode(text);
-    return [...this.#encoder.prefixIds, ...ids, ...this.#encoder.suffixIds];
+    const ids = this.cache.encode(text);
+    return [...this.encoder.prefixIds, ...ids, ...this.encoder.suffixIds];
   }
 
   /** Text encoded with add_special_tokens=False; added tokens in the text are still recognized. */
   encode(text: string): number[] {
-    return this.#cache.encode(text);
+    return this.cache.encode(text);
   }
 
   /** The prompt text vLLM would build from chat messages. */
   renderChat(messages: ChatMessage[], options: ChatRenderOptions = {}): string {
-    return this.#renderPieces(messages, options).join('');
+    return this.renderPieces(messages, options).join('');
   }
 
   /** Chat messages as vLLM's chat endpoint tokenizes them. */
@@ -64,17 +64,17 @@ export class ModelTokenizer {
   }
 
   renderAndTokenizeChat(messages: ChatMessage[], options: ChatRenderOptions = {}): { rendered: string; tokens: number[] } {
-    const pieces = this.#renderPieces(messages, options);
+    const pieces = this.renderPieces(messages, options);
     const tokens: number[] = [];
-    for (const piece of pieces) for (const id of this.#cache.encode(piece)) tokens.push(id);
+    for (const piece of pieces) for (const id of this.cache.encode(piece)) tokens.push(id);
     return { rendered: pieces.join(''), tokens };
   }
 
   /** The rendered prompt as pieces tokenized separately (one for templates; per content part for harmony). */
-  #renderPieces(messages: ChatMessage[], options: ChatRenderOptions): string[] {
-    if (this.#renderTemplate) {
+  private renderPieces(messages: ChatMessage[], options: ChatRenderOptions): string[] {
+    if (this.renderTemplate) {
       try {
-        return [this.#renderTemplate(messages, options)];
+        return [this.renderTemplate(messages, options)];
       } catch (err) {
         throw new TokenizeInputError(`chat template of model "${this.model}" rejected the messages: ${(err as Error).message}`);
       }
@@ -82,7 +82,7 @@ export class ModelTokenizer {
     if (this.chatFormat === 'harmony') {
       // vLLM renders gpt-oss tools into the harmony developer message; that rendering is not built yet.
       if (options.tools?.length) throw new TokenizeInputError(`model "${this.model}" renders chats with harmony, which does not take tools here yet`);
-      const harmony: HarmonyOptions = { startDate: this.#harmonyStartDate ?? new Date().toISOString().slice(0, 10) };
+      const harmony: HarmonyOptions = { startDate: this.harmonyStartDate ?? new Date().toISOString().slice(0, 10) };
       try {
         return renderHarmonyPieces(messages, harmony);
       } catch (err) {
@@ -93,7 +93,7 @@ export class ModelTokenizer {
   }
 
   get cachedPieces(): number {
-    return this.#cache.size;
+    return this.cache.size;
   }
 }
 

@@ -4,8 +4,7 @@
 
 import { Worker } from 'node:worker_threads';
 import type { Registry } from 'prom-client';
-import type { Logger } from '../common/log.ts';
-import { silentLogger } from '../common/log.ts';
+import { silentLogger, type Logger } from '../common/log.ts';
 import { TokenizeInputError } from './model-tokenizer.ts';
 import type { WorkerReply, WorkerRequest, WorkerSetup } from './pool-protocol.ts';
 import { TokenizeMetrics, UnknownModelError, type TokenizeInput, type TokenizeOutput, type Tokenization } from './tokenizers.ts';
@@ -34,38 +33,38 @@ function hashModel(model: string): number {
 }
 
 export class TokenizerPool implements Tokenization {
-  readonly #options: TokenizerPoolOptions;
-  readonly #log: Logger;
-  readonly #metrics: TokenizeMetrics;
-  readonly #slots: Slot[] = [];
-  #models: string[] = [];
-  #nextId = 1;
-  #closing = false;
+  private readonly options: TokenizerPoolOptions;
+  private readonly log: Logger;
+  private readonly metrics: TokenizeMetrics;
+  private readonly slots: Slot[] = [];
+  private loadedModels: string[] = [];
+  private nextId = 1;
+  private closing = false;
 
   constructor(options: TokenizerPoolOptions) {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new Error(`tokenizer pool: workers must be an integer >= 1, got ${options.workers}`);
-    this.#options = options;
-    this.#log = options.log ?? silentLogger;
-    this.#metrics = new TokenizeMetrics(options.registry);
+    this.options = options;
+    this.log = options.log ?? silentLogger;
+    this.metrics = new TokenizeMetrics(options.registry);
   }
 
   get models(): string[] {
-    return this.#models;
+    return this.loadedModels;
   }
 
   /** Starts every worker and waits until each has loaded every tokenizer. */
   async load(): Promise<void> {
     const started = performance.now();
-    const models = await Promise.all(Array.from({ length: this.#options.workers }, (_, i) => this.#start(i)));
-    this.#models = models[0] ?? [];
-    this.#log.info('tokenizer workers ready', { workers: this.#options.workers, models: this.#models, ms: Math.round(performance.now() - started) });
+    const models = await Promise.all(Array.from({ length: this.options.workers }, (_, i) => this.start(i)));
+    this.loadedModels = models[0] ?? [];
+    this.log.info('tokenizer workers ready', { workers: this.options.workers, models: this.loadedModels, ms: Math.round(performance.now() - started) });
   }
 
-  #start(i: number): Promise<string[]> {
-    const setup: WorkerSetup = { sources: this.#options.sources, defaultSource: this.#options.defaultSource, cacheMaxBytes: this.#options.cacheMaxBytes, harmonyStartDate: this.#options.harmonyStartDate };
+  private start(i: number): Promise<string[]> {
+    const setup: WorkerSetup = { sources: this.options.sources, defaultSource: this.options.defaultSource, cacheMaxBytes: this.options.cacheMaxBytes, harmonyStartDate: this.options.harmonyStartDate };
     const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: setup });
     const slot: Slot = { worker, pending: new Map() };
-    this.#slots[i] = slot;
+    this.slots[i] = slot;
     return new Promise<string[]>((resolve, reject) => {
       let ready = false;
       worker.on('message', (reply: WorkerReply) => {
@@ -82,14 +81,14 @@ export class TokenizerPool implements Tokenization {
         if (!pending) return;
         slot.pending.delete(reply.id);
         if (reply.type === 'result') {
-          this.#metrics.record(reply.out, pending.input);
+          this.metrics.record(reply.out, pending.input);
           pending.resolve(reply.out);
         } else if (reply.kind === 'unknown-model') pending.reject(new UnknownModelError(reply.message));
         else if (reply.kind === 'input') pending.reject(new TokenizeInputError(reply.message));
         else pending.reject(new Error(`tokenizer worker: ${reply.message}`));
       });
       worker.on('error', (err) => {
-        this.#log.error('tokenizer worker failed', { worker: i, err });
+        this.log.error('tokenizer worker failed', { worker: i, err });
         if (!ready) reject(err);
       });
       worker.on('exit', (code) => {
@@ -97,19 +96,19 @@ export class TokenizerPool implements Tokenization {
         slot.pending.clear();
         for (const p of lost) p.reject(new Error(`tokenizer worker exited (code ${code}) during the request`));
         if (!ready) reject(new Error(`tokenizer worker exited with code ${code} before it was ready`));
-        if (!this.#closing && ready) {
-          this.#log.warn('restarting tokenizer worker', { worker: i, code, failedRequests: lost.length });
-          this.#start(i).catch((err: unknown) => this.#log.error('tokenizer worker restart failed', { worker: i, err }));
+        if (!this.closing && ready) {
+          this.log.warn('restarting tokenizer worker', { worker: i, code, failedRequests: lost.length });
+          this.start(i).catch((err: unknown) => this.log.error('tokenizer worker restart failed', { worker: i, err }));
         }
       });
     });
   }
 
   tokenize(model: string, input: TokenizeInput): Promise<TokenizeOutput> {
-    if (this.#closing) return Promise.reject(new Error('tokenizer pool is closed'));
-    const slot = this.#slots[hashModel(model) % this.#slots.length];
+    if (this.closing) return Promise.reject(new Error('tokenizer pool is closed'));
+    const slot = this.slots[hashModel(model) % this.slots.length];
     if (!slot) return Promise.reject(new Error('tokenizer pool is not loaded'));
-    const id = this.#nextId++;
+    const id = this.nextId++;
     return new Promise<TokenizeOutput>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject, input: input.messages ? 'messages' : 'prompt' });
       slot.worker.postMessage({ id, model, input } satisfies WorkerRequest);
@@ -117,7 +116,7 @@ export class TokenizerPool implements Tokenization {
   }
 
   async close(): Promise<void> {
-    this.#closing = true;
-    await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+    this.closing = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

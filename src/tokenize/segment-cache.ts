@@ -20,7 +20,7 @@ function escapeRegExp(s: string): string {
 }
 
 /** A regex matching any added token, longest first at a position, as HF's leftmost-longest trie does. */
-export function addedTokenPattern(addedTokens: Iterable<string>): RegExp | null {
+function addedTokenPattern(addedTokens: Iterable<string>): RegExp | null {
   const contents = [...addedTokens].filter((t) => t.length > 0).sort((a, b) => b.length - a.length);
   return contents.length === 0 ? null : new RegExp(contents.map(escapeRegExp).join('|'), 'g');
 }
@@ -43,68 +43,68 @@ export function safeCuts(text: string, chunkChars: number): number[] {
 }
 
 export class SegmentCache {
-  readonly #encoder: SegmentEncoder;
-  readonly #cache: LRUCache<string, Uint32Array> | null;
-  readonly #addedPattern: RegExp | null;
-  readonly #chunkChars: number;
-  readonly #onLookup: (hit: boolean, tokens: number) => void;
+  private readonly encoder: SegmentEncoder;
+  private readonly cache: LRUCache<string, Uint32Array> | null;
+  private readonly addedPattern: RegExp | null;
+  private readonly chunkChars: number;
+  private readonly onLookup: (hit: boolean, tokens: number) => void;
 
   constructor(encoder: SegmentEncoder, options: SegmentCacheOptions = {}) {
-    this.#encoder = encoder;
+    this.encoder = encoder;
     const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
-    this.#cache =
+    this.cache =
       maxBytes > 0
         ? new LRUCache<string, Uint32Array>({ maxSize: maxBytes, sizeCalculation: (ids, text) => Math.max(1, text.length * 2 + ids.length * 4) })
         : null;
-    this.#addedPattern = addedTokenPattern(encoder.addedTokens.keys());
-    this.#chunkChars = options.chunkChars ?? 1024;
-    this.#onLookup = options.onLookup ?? (() => {});
+    this.addedPattern = addedTokenPattern(encoder.addedTokens.keys());
+    this.chunkChars = options.chunkChars ?? 1024;
+    this.onLookup = options.onLookup ?? (() => {});
   }
 
   /** Token ids of `text` with added tokens recognized and no special tokens added (add_special_tokens=False). */
   encode(text: string): number[] {
     const out: number[] = [];
-    const pattern = this.#addedPattern;
+    const pattern = this.addedPattern;
     if (!pattern) {
-      this.#encodeOrdinaryInto(text, out);
+      this.encodeOrdinaryInto(text, out);
       return out;
     }
     pattern.lastIndex = 0;
     let from = 0;
     for (let m = pattern.exec(text); m; m = pattern.exec(text)) {
-      if (m.index > from) this.#encodeOrdinaryInto(text.slice(from, m.index), out);
-      out.push(this.#encoder.addedTokens.get(m[0])!);
+      if (m.index > from) this.encodeOrdinaryInto(text.slice(from, m.index), out);
+      out.push(this.encoder.addedTokens.get(m[0])!);
       from = m.index + m[0].length;
     }
-    if (from < text.length) this.#encodeOrdinaryInto(text.slice(from), out);
+    if (from < text.length) this.encodeOrdinaryInto(text.slice(from), out);
     return out;
   }
 
   get size(): number {
-    return this.#cache?.size ?? 0;
+    return this.cache?.size ?? 0;
   }
 
-  #encodeOrdinaryInto(text: string, out: number[]): void {
-    if (!this.#encoder.newlineLetterCutsAreSafe) {
-      this.#piece(text, out);
+  private encodeOrdinaryInto(text: string, out: number[]): void {
+    if (!this.encoder.newlineLetterCutsAreSafe) {
+      this.piece(text, out);
       return;
     }
     let from = 0;
-    for (const cut of safeCuts(text, this.#chunkChars)) {
-      this.#piece(text.slice(from, cut), out);
+    for (const cut of safeCuts(text, this.chunkChars)) {
+      this.piece(text.slice(from, cut), out);
       from = cut;
     }
-    this.#piece(text.slice(from), out);
+    this.piece(text.slice(from), out);
   }
 
-  #piece(text: string, out: number[]): void {
-    let ids = this.#cache?.get(text);
+  private piece(text: string, out: number[]): void {
+    let ids = this.cache?.get(text);
     const hit = ids !== undefined;
     if (!ids) {
-      ids = Uint32Array.from(this.#encoder.encodeOrdinary(text));
-      this.#cache?.set(text, ids);
+      ids = Uint32Array.from(this.encoder.encodeOrdinary(text));
+      this.cache?.set(text, ids);
     }
-    this.#onLookup(hit, ids.length);
+    this.onLookup(hit, ids.length);
     for (let i = 0; i < ids.length; i++) out.push(ids[i]!);
   }
 }

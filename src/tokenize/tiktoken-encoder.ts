@@ -20,7 +20,7 @@ const HARMONY_NAMED_SPECIALS: Record<string, number> = {
 const HARMONY_RESERVED_END = 201088;
 
 /** The harmony special-token table: the named tokens, and `<|reserved_N|>` for every other id up to 201087. */
-export function harmonySpecialTokens(): Map<string, number> {
+function harmonySpecialTokens(): Map<string, number> {
   const specials = new Map(Object.entries(HARMONY_NAMED_SPECIALS));
   const named = new Set(specials.values());
   for (let id = 200000; id < HARMONY_RESERVED_END; id++) if (!named.has(id)) specials.set(`<|reserved_${id}|>`, id);

@@ -1,11 +1,10 @@
-// The indexer's tokenizers: one per served model, loaded at start from configured sources. Model
-// "*" is the fallback for models without their own entry; past it, a family or default tokenizer
-// (fallback.ts) is loaded on first use. TokenizerSet runs in the calling thread; TokenizerPool
+// Tokenizers as the indexer, the router and the sim use them: one per served model, loaded at start
+// from configured sources. Model "*" is the fallback for models without their own entry; past it, a
+// family or default tokenizer (fallback.ts) is loaded on first use. TokenizerSet runs in the calling thread; TokenizerPool
 // (pool.ts) runs TokenizerSets in worker threads behind the same Tokenization interface.
 
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { Logger } from '../common/log.ts';
-import { silentLogger } from '../common/log.ts';
+import { silentLogger, type Logger } from '../common/log.ts';
 import type { ChatMessage } from '../common/chat.ts';
 import type { ChatRenderOptions } from './chat-template.ts';
 import { fallbackTokenizer, type TokenizerFallback } from './fallback.ts';
@@ -64,25 +63,25 @@ export class UnknownModelError extends Error {}
 
 /** The tokenization metrics, registered once per registry and fed by either implementation. */
 export class TokenizeMetrics {
-  readonly #lookups: Counter<'model' | 'result'>;
-  readonly #tokens: Counter<'model' | 'result'>;
-  readonly #duration: Histogram<'model' | 'input'>;
+  private readonly lookups: Counter<'model' | 'result'>;
+  private readonly tokens: Counter<'model' | 'result'>;
+  private readonly duration: Histogram<'model' | 'input'>;
 
   constructor(registry?: Registry) {
     const registers = registry ? [registry] : [];
-    this.#lookups = new Counter({
+    this.lookups = new Counter({
       name: 'kvroute_tokenizer_cache_lookups_total',
       help: 'Text pieces looked up in the tokenization cache, by result (hit or miss).',
       labelNames: ['model', 'result'],
       registers,
     });
-    this.#tokens = new Counter({
+    this.tokens = new Counter({
       name: 'kvroute_tokenizer_cache_tokens_total',
       help: 'Token ids produced, by whether they came from the tokenization cache (hit) or the tokenizer (miss).',
       labelNames: ['model', 'result'],
       registers,
     });
-    this.#duration = new Histogram({
+    this.duration = new Histogram({
       name: 'kvroute_tokenize_duration_seconds',
       help: 'Time to tokenize one request where the tokenizer runs, by input kind (prompt or messages).',
       labelNames: ['model', 'input'],
@@ -93,36 +92,36 @@ export class TokenizeMetrics {
 
   record(out: TokenizeOutput, input: 'prompt' | 'messages'): void {
     const model = out.tokenizerModel;
-    this.#lookups.inc({ model, result: 'hit' }, out.lookups.hits);
-    this.#lookups.inc({ model, result: 'miss' }, out.lookups.misses);
-    this.#tokens.inc({ model, result: 'hit' }, out.lookups.hitTokens);
-    this.#tokens.inc({ model, result: 'miss' }, out.lookups.missTokens);
-    this.#duration.observe({ model, input }, out.seconds);
+    this.lookups.inc({ model, result: 'hit' }, out.lookups.hits);
+    this.lookups.inc({ model, result: 'miss' }, out.lookups.misses);
+    this.tokens.inc({ model, result: 'hit' }, out.lookups.hitTokens);
+    this.tokens.inc({ model, result: 'miss' }, out.lookups.missTokens);
+    this.duration.observe({ model, input }, out.seconds);
   }
 }
 
-export function unknownModelMessage(model: string, known: string[]): string {
+function unknownModelMessage(model: string, known: string[]): string {
   return `no tokenizer for model "${model}"${known.length ? ` (configured: ${known.join(', ')})` : ' (none configured: use --tokenizer MODEL=SOURCE)'}`;
 }
 
 export class TokenizerSet implements Tokenization {
-  readonly #options: TokenizerSetOptions;
-  readonly #tokenizers = new Map<string, ModelTokenizer>();
+  private readonly options: TokenizerSetOptions;
+  private readonly tokenizers = new Map<string, ModelTokenizer>();
   /** Fallback tokenizers by source spec, loaded on first use; shared by every model they serve. */
-  readonly #fallbacks = new Map<string, Promise<ModelTokenizer>>();
-  readonly #loadedFallbacks = new Map<string, ModelTokenizer>();
-  readonly #metrics: TokenizeMetrics | null;
+  private readonly fallbacks = new Map<string, Promise<ModelTokenizer>>();
+  private readonly loadedFallbacks = new Map<string, ModelTokenizer>();
+  private readonly metrics: TokenizeMetrics | null;
   /** Lookups of the call in progress (tokenization is synchronous, so one at a time). */
-  #current: CacheLookups = { hits: 0, misses: 0, hitTokens: 0, missTokens: 0 };
+  private current: CacheLookups = { hits: 0, misses: 0, hitTokens: 0, missTokens: 0 };
 
   constructor(options: TokenizerSetOptions) {
-    this.#options = options;
-    this.#metrics = options.registry ? new TokenizeMetrics(options.registry) : null;
+    this.options = options;
+    this.metrics = options.registry ? new TokenizeMetrics(options.registry) : null;
   }
 
   /** Loads every configured tokenizer; fails naming the model whose source is bad. */
   async load(): Promise<void> {
-    const defaultSource = this.#options.defaultSource;
+    const defaultSource = this.options.defaultSource;
     if (fallbackTokenizer('', defaultSource)) {
       // Checked now, loaded on first use: a bad spec fails the start, not the first request.
       try {
@@ -131,61 +130,61 @@ export class TokenizerSet implements Tokenization {
         throw new Error(`defaultTokenizer: ${(err as Error).message}`);
       }
     }
-    for (const [model, spec] of Object.entries(this.#options.sources)) {
+    for (const [model, spec] of Object.entries(this.options.sources)) {
       let tokenizer: ModelTokenizer;
       try {
-        tokenizer = await this.#loadOne(model, spec);
+        tokenizer = await this.loadOne(model, spec);
       } catch (err) {
         throw new Error(`tokenizers.${model}: ${(err as Error).message}`);
       }
-      this.#tokenizers.set(model, tokenizer);
+      this.tokenizers.set(model, tokenizer);
     }
   }
 
-  async #loadOne(model: string, spec: string): Promise<ModelTokenizer> {
+  private async loadOne(model: string, spec: string): Promise<ModelTokenizer> {
     const started = performance.now();
     const tokenizer = await loadModelTokenizer(model, parseTokenizerSource(spec), {
-      maxBytes: this.#options.cacheMaxBytes,
-      harmonyStartDate: this.#options.harmonyStartDate,
+      maxBytes: this.options.cacheMaxBytes,
+      harmonyStartDate: this.options.harmonyStartDate,
       onLookup: (hit, tokens) => {
         if (hit) {
-          this.#current.hits++;
-          this.#current.hitTokens += tokens;
+          this.current.hits++;
+          this.current.hitTokens += tokens;
         } else {
-          this.#current.misses++;
-          this.#current.missTokens += tokens;
+          this.current.misses++;
+          this.current.missTokens += tokens;
         }
       },
     });
-    (this.#options.log ?? silentLogger).info('tokenizer loaded', { model, source: tokenizer.source, chatFormat: tokenizer.chatFormat, ms: Math.round(performance.now() - started) });
+    (this.options.log ?? silentLogger).info('tokenizer loaded', { model, source: tokenizer.source, chatFormat: tokenizer.chatFormat, ms: Math.round(performance.now() - started) });
     return tokenizer;
   }
 
   /** A fallback tokenizer, named by its source spec (which the metrics label it with), loaded once. */
-  #fallbackTokenizer(spec: string): Promise<ModelTokenizer> {
-    let loading = this.#fallbacks.get(spec);
+  private fallbackTokenizer(spec: string): Promise<ModelTokenizer> {
+    let loading = this.fallbacks.get(spec);
     if (!loading) {
-      loading = this.#loadOne(spec, spec).then((t) => {
-        this.#loadedFallbacks.set(spec, t);
+      loading = this.loadOne(spec, spec).then((t) => {
+        this.loadedFallbacks.set(spec, t);
         return t;
       });
       // A failed load is retried by the next request rather than cached as failed forever.
-      loading.catch(() => this.#fallbacks.delete(spec));
-      this.#fallbacks.set(spec, loading);
+      loading.catch(() => this.fallbacks.delete(spec));
+      this.fallbacks.set(spec, loading);
     }
     return loading;
   }
 
   get models(): string[] {
-    return [...this.#tokenizers.keys()];
+    return [...this.tokenizers.keys()];
   }
 
   /** The configured tokenizer of a model (its own or "*"), or a fallback already loaded. */
   get(model: string): ModelTokenizer {
-    const tokenizer = this.#tokenizers.get(model) ?? this.#tokenizers.get('*');
+    const tokenizer = this.tokenizers.get(model) ?? this.tokenizers.get('*');
     if (tokenizer) return tokenizer;
-    const fallback = fallbackTokenizer(model, this.#options.defaultSource);
-    const loaded = fallback && this.#loadedFallbacks.get(fallback.source);
+    const fallback = fallbackTokenizer(model, this.options.defaultSource);
+    const loaded = fallback && this.loadedFallbacks.get(fallback.source);
     if (loaded) return loaded;
     if (fallback) throw new Error(`tokenizer ${fallback.source} for model "${model}" is not loaded yet: call tokenize()`);
     throw new UnknownModelError(unknownModelMessage(model, this.models));
@@ -193,12 +192,12 @@ export class TokenizerSet implements Tokenization {
 
   /** Tokenizes in the calling thread. Throws UnknownModelError or TokenizeInputError for client mistakes. */
   tokenizeNow(model: string, input: TokenizeInput): TokenizeOutput {
-    return this.#tokenizeWith(this.get(model), input);
+    return this.tokenizeWith(this.get(model), input);
   }
 
-  #tokenizeWith(tokenizer: ModelTokenizer, input: TokenizeInput): TokenizeOutput {
+  private tokenizeWith(tokenizer: ModelTokenizer, input: TokenizeInput): TokenizeOutput {
     const started = performance.now();
-    this.#current = { hits: 0, misses: 0, hitTokens: 0, missTokens: 0 };
+    this.current = { hits: 0, misses: 0, hitTokens: 0, missTokens: 0 };
     let tokens: number[];
     let rendered: string | undefined;
     if (input.messages) {
@@ -206,19 +205,19 @@ export class TokenizerSet implements Tokenization {
     } else {
       tokens = tokenizer.tokenizePrompt(input.prompt ?? '');
     }
-    const out: TokenizeOutput = { tokenizerModel: tokenizer.model, tokens, lookups: this.#current, seconds: (performance.now() - started) / 1000 };
+    const out: TokenizeOutput = { tokenizerModel: tokenizer.model, tokens, lookups: this.current, seconds: (performance.now() - started) / 1000 };
     if (rendered !== undefined) out.rendered = rendered;
-    this.#metrics?.record(out, input.messages ? 'messages' : 'prompt');
+    this.metrics?.record(out, input.messages ? 'messages' : 'prompt');
     return out;
   }
 
   /** Tokenizes in the calling thread, loading a family or default tokenizer first if the model needs one. */
   async tokenize(model: string, input: TokenizeInput): Promise<TokenizeOutput> {
-    const configured = this.#tokenizers.get(model) ?? this.#tokenizers.get('*');
-    if (configured) return this.#tokenizeWith(configured, input);
-    const fallback = fallbackTokenizer(model, this.#options.defaultSource);
+    const configured = this.tokenizers.get(model) ?? this.tokenizers.get('*');
+    if (configured) return this.tokenizeWith(configured, input);
+    const fallback = fallbackTokenizer(model, this.options.defaultSource);
     if (!fallback) throw new UnknownModelError(unknownModelMessage(model, this.models));
-    const out = this.#tokenizeWith(await this.#fallbackTokenizer(fallback.source), input);
+    const out = this.tokenizeWith(await this.fallbackTokenizer(fallback.source), input);
     out.fallback = fallback;
     return out;
   }

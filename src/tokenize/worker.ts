@@ -1,5 +1,5 @@
 // A tokenization worker thread: hosts a TokenizerSet so that tokenizing a long cold prompt (tens of
-// ms) never blocks the indexer's event loop. Speaks the small protocol in pool-protocol.ts.
+// ms) never blocks the event loop of the process using it. Speaks the small protocol in pool-protocol.ts.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { TokenizeInputError } from './model-tokenizer.ts';

@@ -162,25 +162,25 @@ cborWriter.raw(CBOR_PREFIX);
 const CBOR_MM_TAG = encodeCbor('mm');
 
 class CborBlockSerializer implements BlockSerializer {
-  readonly #blockSize: number;
-  readonly #tagged: boolean;
+  private readonly blockSize: number;
+  private readonly tagged: boolean;
   /** The LoRA key, CBOR-encoded once; null without LoRA. */
-  readonly #loraKey: Uint8Array | null;
+  private readonly loraKey: Uint8Array | null;
   /** The cache_salt key for block 0, CBOR-encoded once; null when vLLM adds none. */
-  readonly #saltKey: Uint8Array | null;
-  readonly #mmItems: readonly MmItem[];
-  readonly #mmIdentifiers: readonly Uint8Array[];
+  private readonly saltKey: Uint8Array | null;
+  private readonly mmItems: readonly MmItem[];
+  private readonly mmIdentifiers: readonly Uint8Array[];
 
   constructor(opts: VllmHashOptions, mmItems: readonly MmItem[]) {
-    this.#blockSize = opts.blockSize;
-    this.#tagged = (opts.extraKeysFormat ?? 'tagged') === 'tagged';
-    this.#loraKey =
+    this.blockSize = opts.blockSize;
+    this.tagged = (opts.extraKeysFormat ?? 'tagged') === 'tagged';
+    this.loraKey =
       opts.loraName == null
         ? null
-        : encodeCbor(this.#tagged ? ['lora', opts.loraName, opts.loraPath ?? ''] : opts.loraName);
-    this.#saltKey = opts.cacheSalt ? encodeCbor(this.#tagged ? ['cache_salt', opts.cacheSalt] : opts.cacheSalt) : null;
-    this.#mmItems = mmItems;
-    this.#mmIdentifiers = mmItems.map((m) => encodeCbor(m.identifier));
+        : encodeCbor(this.tagged ? ['lora', opts.loraName, opts.loraPath ?? ''] : opts.loraName);
+    this.saltKey = opts.cacheSalt ? encodeCbor(this.tagged ? ['cache_salt', opts.cacheSalt] : opts.cacheSalt) : null;
+    this.mmItems = mmItems;
+    this.mmIdentifiers = mmItems.map((m) => encodeCbor(m.identifier));
   }
 
   setParent(digest: Uint8Array): void {
@@ -190,27 +190,27 @@ class CborBlockSerializer implements BlockSerializer {
   encode(block: BlockContext): Uint8Array {
     const w = cborWriter;
     w.reset(CBOR_TOKENS_AT);
-    w.arrayHeader(this.#blockSize);
-    const bad = w.uintRun(block.tokens, block.tokenStart, this.#blockSize);
+    w.arrayHeader(this.blockSize);
+    const bad = w.uintRun(block.tokens, block.tokenStart, this.blockSize);
     if (bad >= 0) throw badToken(block, bad);
-    const salt = block.blockIndex === 0 ? this.#saltKey : null;
-    const count = (this.#loraKey ? 1 : 0) + (block.mmTo - block.mmFrom) + (salt ? 1 : 0);
+    const salt = block.blockIndex === 0 ? this.saltKey : null;
+    const count = (this.loraKey ? 1 : 0) + (block.mmTo - block.mmFrom) + (salt ? 1 : 0);
     if (count === 0) {
       w.null();
       return w.view();
     }
     w.arrayHeader(count);
-    if (this.#loraKey) w.raw(this.#loraKey);
+    if (this.loraKey) w.raw(this.loraKey);
     for (let i = block.mmFrom; i < block.mmTo; i++) {
-      if (this.#tagged) {
+      if (this.tagged) {
         w.arrayHeader(3);
         w.raw(CBOR_MM_TAG);
       } else {
         w.arrayHeader(2);
       }
-      w.raw(this.#mmIdentifiers[i]!);
+      w.raw(this.mmIdentifiers[i]!);
       // An item that started in an earlier block has a negative offset relative to this one.
-      w.int(this.#mmItems[i]!.offset - block.start);
+      w.int(this.mmItems[i]!.offset - block.start);
     }
     if (salt) w.raw(salt);
     return w.view();
@@ -232,22 +232,22 @@ const PICKLE_SALT_TAG = utf8Of('cache_salt');
  * writes a BINGET): that is how vLLM builds them.
  */
 class PickleBlockSerializer implements BlockSerializer {
-  readonly #blockSize: number;
-  readonly #tagged: boolean;
-  readonly #loraName: Uint8Array | null;
-  readonly #loraPath: Uint8Array;
-  readonly #salt: Uint8Array | null;
-  readonly #mmItems: readonly MmItem[];
-  readonly #mmIdentifiers: readonly Uint8Array[];
+  private readonly blockSize: number;
+  private readonly tagged: boolean;
+  private readonly loraName: Uint8Array | null;
+  private readonly loraPath: Uint8Array;
+  private readonly salt: Uint8Array | null;
+  private readonly mmItems: readonly MmItem[];
+  private readonly mmIdentifiers: readonly Uint8Array[];
 
   constructor(opts: VllmHashOptions, mmItems: readonly MmItem[]) {
-    this.#blockSize = opts.blockSize;
-    this.#tagged = (opts.extraKeysFormat ?? 'tagged') === 'tagged';
-    this.#loraName = opts.loraName == null ? null : utf8Of(opts.loraName);
-    this.#loraPath = utf8Of(opts.loraPath ?? '');
-    this.#salt = opts.cacheSalt ? utf8Of(opts.cacheSalt) : null;
-    this.#mmItems = mmItems;
-    this.#mmIdentifiers = mmItems.map((m) => utf8Of(m.identifier));
+    this.blockSize = opts.blockSize;
+    this.tagged = (opts.extraKeysFormat ?? 'tagged') === 'tagged';
+    this.loraName = opts.loraName == null ? null : utf8Of(opts.loraName);
+    this.loraPath = utf8Of(opts.loraPath ?? '');
+    this.salt = opts.cacheSalt ? utf8Of(opts.cacheSalt) : null;
+    this.mmItems = mmItems;
+    this.mmIdentifiers = mmItems.map((m) => utf8Of(m.identifier));
   }
 
   setParent(digest: Uint8Array): void {
@@ -259,39 +259,39 @@ class PickleBlockSerializer implements BlockSerializer {
   encode(block: BlockContext): Uint8Array {
     const w = pickleWriter;
     w.rewind(PICKLE_TOKENS_AT, 1);
-    const size = this.#blockSize;
+    const size = this.blockSize;
     w.beginTuple(size);
     const bad = w.uintRun(block.tokens, block.tokenStart, size);
     if (bad >= 0) throw badToken(block, bad);
     w.endTuple(size);
-    const salt = block.blockIndex === 0 ? this.#salt : null;
-    const count = (this.#loraName ? 1 : 0) + (block.mmTo - block.mmFrom) + (salt ? 1 : 0);
+    const salt = block.blockIndex === 0 ? this.salt : null;
+    const count = (this.loraName ? 1 : 0) + (block.mmTo - block.mmFrom) + (salt ? 1 : 0);
     if (count === 0) {
       w.none();
     } else {
       w.beginTuple(count);
-      if (this.#loraName) {
-        if (this.#tagged) {
+      if (this.loraName) {
+        if (this.tagged) {
           w.text(PICKLE_LORA_TAG);
-          w.text(this.#loraName);
-          w.text(this.#loraPath);
+          w.text(this.loraName);
+          w.text(this.loraPath);
           w.endTuple(3);
         } else {
-          w.text(this.#loraName);
+          w.text(this.loraName);
         }
       }
       let mmTagMemo = -1;
       for (let i = block.mmFrom; i < block.mmTo; i++) {
-        if (this.#tagged) {
+        if (this.tagged) {
           if (mmTagMemo < 0) mmTagMemo = w.text(PICKLE_MM_TAG);
           else w.get(mmTagMemo);
         }
-        w.text(this.#mmIdentifiers[i]!);
-        w.int(this.#mmItems[i]!.offset - block.start);
-        w.endTuple(this.#tagged ? 3 : 2);
+        w.text(this.mmIdentifiers[i]!);
+        w.int(this.mmItems[i]!.offset - block.start);
+        w.endTuple(this.tagged ? 3 : 2);
       }
       if (salt) {
-        if (this.#tagged) {
+        if (this.tagged) {
           w.text(PICKLE_SALT_TAG);
           w.text(salt);
           w.endTuple(2);
@@ -312,19 +312,19 @@ class PickleBlockSerializer implements BlockSerializer {
  */
 export class VllmBlockHasher {
   readonly blockSize: number;
-  readonly #root: Uint8Array;
-  readonly #mm: readonly MmItem[];
-  readonly #serializer: BlockSerializer;
+  private readonly root: Uint8Array;
+  private readonly mm: readonly MmItem[];
+  private readonly serializer: BlockSerializer;
   /** Reused per call so that hashing a block allocates only its digest. */
-  readonly #block: BlockContext = { tokens: [], tokenStart: 0, start: 0, blockIndex: 0, mmFrom: 0, mmTo: 0 };
+  private readonly block: BlockContext = { tokens: [], tokenStart: 0, start: 0, blockIndex: 0, mmFrom: 0, mmTo: 0 };
 
   constructor(opts: VllmHashOptions) {
     checkOptions(opts);
     this.blockSize = opts.blockSize;
     const algo = opts.hashAlgo ?? 'sha256_cbor';
-    this.#root = noneHash(opts.hashSeed, algo);
-    this.#mm = (opts.mmFeatures ?? []).map((f) => ({ identifier: f.identifier, offset: f.offset, end: f.offset + f.length }));
-    this.#serializer = algo === 'sha256' ? new PickleBlockSerializer(opts, this.#mm) : new CborBlockSerializer(opts, this.#mm);
+    this.root = noneHash(opts.hashSeed, algo);
+    this.mm = (opts.mmFeatures ?? []).map((f) => ({ identifier: f.identifier, offset: f.offset, end: f.offset + f.length }));
+    this.serializer = algo === 'sha256' ? new PickleBlockSerializer(opts, this.mm) : new CborBlockSerializer(opts, this.mm);
   }
 
   /** Hash of block `blockIndex` given its parent's digest (null for block 0) and its tokens. */
@@ -339,18 +339,18 @@ export class VllmBlockHasher {
       throw new RangeError(`parent digest must be ${DIGEST_BYTES} bytes, got ${parent.length}`);
     }
     // vLLM substitutes NONE_HASH for a falsy parent (None or b"").
-    this.#serializer.setParent(parent ?? this.#root);
-    return this.#digest(blockTokens, 0, blockIndex);
+    this.serializer.setParent(parent ?? this.root);
+    return this.digest(blockTokens, 0, blockIndex);
   }
 
   /** Digests of all full blocks of `tokens`, chained from NONE_HASH. */
   hashes(tokens: ArrayLike<number>): Uint8Array[] {
     const count = Math.floor(tokens.length / this.blockSize);
     const out = new Array<Uint8Array>(count);
-    let parent = this.#root;
+    let parent = this.root;
     for (let i = 0; i < count; i++) {
-      this.#serializer.setParent(parent);
-      parent = this.#digest(tokens, i * this.blockSize, i);
+      this.serializer.setParent(parent);
+      parent = this.digest(tokens, i * this.blockSize, i);
       out[i] = parent;
     }
     return out;
@@ -361,10 +361,10 @@ export class VllmBlockHasher {
     const count = Math.floor(tokens.length / this.blockSize);
     const keys = new BigUint64Array(count);
     const words = new DataView(keys.buffer);
-    let parent = this.#root;
+    let parent = this.root;
     for (let i = 0; i < count; i++) {
-      this.#serializer.setParent(parent);
-      const digest = this.#digest(tokens, i * this.blockSize, i);
+      this.serializer.setParent(parent);
+      const digest = this.digest(tokens, i * this.blockSize, i);
       const hi = ((digest[24]! << 24) | (digest[25]! << 16) | (digest[26]! << 8) | digest[27]!) >>> 0;
       const lo = ((digest[28]! << 24) | (digest[29]! << 16) | (digest[30]! << 8) | digest[31]!) >>> 0;
       words.setUint32(i * 8, LITTLE_ENDIAN_HOST ? lo : hi, LITTLE_ENDIAN_HOST);
@@ -374,8 +374,8 @@ export class VllmBlockHasher {
     return keys;
   }
 
-  #digest(tokens: ArrayLike<number>, tokenStart: number, blockIndex: number): Uint8Array {
-    const block = this.#block;
+  private digest(tokens: ArrayLike<number>, tokenStart: number, blockIndex: number): Uint8Array {
+    const block = this.block;
     const start = blockIndex * this.blockSize;
     block.tokens = tokens;
     block.tokenStart = tokenStart;
@@ -383,14 +383,14 @@ export class VllmBlockHasher {
     block.blockIndex = blockIndex;
     // vLLM's order: LoRA, multimodal items overlapping [start, end), then cache_salt on block 0.
     const end = start + this.blockSize;
-    const mm = this.#mm;
+    const mm = this.mm;
     let mmFrom = 0;
     while (mmFrom < mm.length && mm[mmFrom]!.end <= start) mmFrom++;
     let mmTo = mmFrom;
     while (mmTo < mm.length && mm[mmTo]!.offset < end) mmTo++;
     block.mmFrom = mmFrom;
     block.mmTo = mmTo;
-    const digest = sha256(this.#serializer.encode(block));
+    const digest = sha256(this.serializer.encode(block));
     block.tokens = [];
     return digest;
   }

@@ -17,41 +17,41 @@ const TWO_POW_32 = 0x1_0000_0000;
 const utf8 = new TextEncoder();
 
 export class CborWriter {
-  #buf: Uint8Array<ArrayBuffer>;
-  #length = 0;
+  private buf: Uint8Array<ArrayBuffer>;
+  private filled = 0;
 
   constructor(initialCapacity = 1024) {
-    this.#buf = new Uint8Array(initialCapacity);
+    this.buf = new Uint8Array(initialCapacity);
   }
 
   /** Bytes written since the last reset, as a view of the internal buffer (valid until the next write). */
   view(): Uint8Array {
-    return this.#buf.subarray(0, this.#length);
+    return this.buf.subarray(0, this.filled);
   }
 
   /** The internal buffer; the encoded value occupies [0, length). Lets hot paths patch bytes in place. */
   get buffer(): Uint8Array {
-    return this.#buf;
+    return this.buf;
   }
 
   get length(): number {
-    return this.#length;
+    return this.filled;
   }
 
   /** Starts a new value. Bytes before `keep` are retained (a fixed prefix written once). */
   reset(keep = 0): void {
-    this.#length = keep;
+    this.filled = keep;
   }
 
   /** Makes room for `extra` more bytes, growing geometrically so appends stay amortised O(1). */
   ensure(extra: number): void {
-    this.#buf = withRoom(this.#buf, this.#length, this.#length + extra);
+    this.buf = withRoom(this.buf, this.filled, this.filled + extra);
   }
 
-  #head(major: number, value: number): void {
+  private head(major: number, value: number): void {
     this.ensure(9);
-    const buf = this.#buf;
-    let at = this.#length;
+    const buf = this.buf;
+    let at = this.filled;
     if (value < 24) {
       buf[at++] = major | value;
     } else if (value < 0x100) {
@@ -81,7 +81,7 @@ export class CborWriter {
       buf[at++] = (lo >>> 8) & 0xff;
       buf[at++] = lo & 0xff;
     }
-    this.#length = at;
+    this.filled = at;
   }
 
   /** An integer, unsigned or negative, exactly representable as a JS number. */
@@ -89,8 +89,8 @@ export class CborWriter {
     if (!Number.isSafeInteger(value)) {
       throw new RangeError(`CBOR integer must be a safe integer (|n| <= 2^53-1), got ${value}`);
     }
-    if (value >= 0) this.#head(MAJOR_UNSIGNED, value);
-    else this.#head(MAJOR_NEGATIVE, -1 - value);
+    if (value >= 0) this.head(MAJOR_UNSIGNED, value);
+    else this.head(MAJOR_NEGATIVE, -1 - value);
   }
 
   /**
@@ -98,8 +98,8 @@ export class CborWriter {
    * calls this once per token, so the common case is a single comparison.
    */
   uint(value: number): void {
-    if ((value >>> 0) === value) this.#head(MAJOR_UNSIGNED, value);
-    else if (Number.isSafeInteger(value) && value > 0) this.#head(MAJOR_UNSIGNED, value);
+    if ((value >>> 0) === value) this.head(MAJOR_UNSIGNED, value);
+    else if (Number.isSafeInteger(value) && value > 0) this.head(MAJOR_UNSIGNED, value);
     else throw new RangeError(`CBOR unsigned integer must be a non-negative safe integer, got ${value}`);
   }
 
@@ -110,15 +110,15 @@ export class CborWriter {
    */
   uintRun(values: ArrayLike<number>, start: number, count: number): number {
     this.ensure(count * 9);
-    const buf = this.#buf;
-    let at = this.#length;
+    const buf = this.buf;
+    let at = this.filled;
     for (let i = 0; i < count; i++) {
       const value = values[start + i]!;
       if ((value >>> 0) !== value) {
         if (!(Number.isSafeInteger(value) && value > 0)) return i;
-        this.#length = at;
-        this.#head(MAJOR_UNSIGNED, value);
-        at = this.#length;
+        this.filled = at;
+        this.head(MAJOR_UNSIGNED, value);
+        at = this.filled;
       } else if (value < 24) {
         buf[at++] = value;
       } else if (value < 0x100) {
@@ -136,35 +136,35 @@ export class CborWriter {
         buf[at++] = value & 0xff;
       }
     }
-    this.#length = at;
+    this.filled = at;
     return -1;
   }
 
   bytes(value: Uint8Array): void {
-    this.#head(MAJOR_BYTES, value.length);
+    this.head(MAJOR_BYTES, value.length);
     this.raw(value);
   }
 
   text(value: string): void {
     const encoded = utf8.encode(value);
-    this.#head(MAJOR_TEXT, encoded.length);
+    this.head(MAJOR_TEXT, encoded.length);
     this.raw(encoded);
   }
 
   arrayHeader(length: number): void {
-    this.#head(MAJOR_ARRAY, length);
+    this.head(MAJOR_ARRAY, length);
   }
 
   null(): void {
     this.ensure(1);
-    this.#buf[this.#length++] = SIMPLE_NULL;
+    this.buf[this.filled++] = SIMPLE_NULL;
   }
 
   /** Bytes that are already CBOR (a pre-encoded item), copied verbatim. */
   raw(encoded: Uint8Array): void {
     this.ensure(encoded.length);
-    this.#buf.set(encoded, this.#length);
-    this.#length += encoded.length;
+    this.buf.set(encoded, this.filled);
+    this.filled += encoded.length;
   }
 }
 

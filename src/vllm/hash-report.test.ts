@@ -1,6 +1,25 @@
 import { describe, it, expect } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import { HashInputError, parseTokenIds, vllmHashReport } from './hash-report.ts';
-import { vllmBlockHashes } from './block-hash.ts';
+import type { ExtraKeysFormat, VllmHashAlgo, VllmMmFeature } from './block-hash.ts';
+
+/** A vector vLLM 0.33 itself computed (hack/golden generates testdata/vllm-block-hashes.json). */
+interface GoldenVector {
+  name: string;
+  hashAlgo: VllmHashAlgo;
+  blockSize: number;
+  hashSeed: string | null;
+  extraKeysFormat: ExtraKeysFormat;
+  loraName: string | null;
+  loraPath: string | null;
+  cacheSalt: string | null;
+  mmFeatures: VllmMmFeature[];
+  tokens: number[];
+  hashes: string[];
+  uint64: string[];
+}
+
+const golden = JSON.parse(readFileSync(new URL('./testdata/vllm-block-hashes.json', import.meta.url), 'utf8')) as { vectors: GoldenVector[] };
 
 describe('parseTokenIds', () => {
   it('accepts a JSON array of non-negative integers, including an empty one', () => {
@@ -24,12 +43,27 @@ describe('parseTokenIds', () => {
 });
 
 describe('vllmHashReport', () => {
-  it('lists hex digests and decimal engine keys, one per full block', () => {
-    const tokens = Array.from({ length: 35 }, (_, i) => i);
-    const report = vllmHashReport(tokens, { blockSize: 16, hashSeed: '0' });
-    const digests = vllmBlockHashes(tokens, { blockSize: 16, hashSeed: '0' });
-    expect(report.hashes).toEqual(digests.map((d) => Buffer.from(d).toString('hex')));
-    expect(report.uint64).toEqual(digests.map((d) => BigInt('0x' + Buffer.from(d.subarray(24)).toString('hex')).toString()));
-    expect(report.hashes).toHaveLength(2);
+  it('has golden vectors from vLLM to compare with, including one shorter than a block', () => {
+    expect(golden.vectors.length).toBeGreaterThan(20);
+    expect(golden.vectors.some((v) => v.tokens.length < v.blockSize)).toBe(true);
+    // The golden file itself: one digest per full block, the engine key its low 8 bytes.
+    for (const v of golden.vectors) {
+      expect({ name: v.name, blocks: v.hashes.length }).toEqual({ name: v.name, blocks: Math.floor(v.tokens.length / v.blockSize) });
+      expect(v.uint64).toEqual(v.hashes.map((h) => BigInt(`0x${h.slice(48)}`).toString()));
+    }
+  });
+
+  it.each(golden.vectors.map((v) => [v.name, v] as const))('lists the hex digests and decimal engine keys vLLM computed: %s', (_name, v) => {
+    const report = vllmHashReport(v.tokens, {
+      blockSize: v.blockSize,
+      hashSeed: v.hashSeed,
+      loraName: v.loraName,
+      loraPath: v.loraPath,
+      cacheSalt: v.cacheSalt,
+      mmFeatures: v.mmFeatures,
+      extraKeysFormat: v.extraKeysFormat,
+      hashAlgo: v.hashAlgo,
+    });
+    expect(report).toEqual({ hashes: v.hashes, uint64: v.uint64 });
   });
 });

@@ -35,103 +35,103 @@ const FRAME_SIZE_MIN = 4;
 const utf8 = new TextEncoder();
 
 export class PickleWriter {
-  #buf = new Uint8Array(1024);
-  #length = 0;
-  #memo = 0;
+  private buf = new Uint8Array(1024);
+  private filled = 0;
+  private memo = 0;
 
   get buffer(): Uint8Array {
-    return this.#buf;
+    return this.buf;
   }
 
   get length(): number {
-    return this.#length;
+    return this.filled;
   }
 
   /** The memo index the next MEMOIZE will assign. */
   get nextMemo(): number {
-    return this.#memo;
+    return this.memo;
   }
 
   /** Starts a pickle: PROTO 5 and room for the FRAME header. */
   begin(): void {
-    this.#length = 0;
-    this.#memo = 0;
+    this.filled = 0;
+    this.memo = 0;
     this.ensure(PICKLE_FRAME_START);
-    this.#buf[0] = PROTO;
-    this.#buf[1] = 5;
-    this.#buf[2] = FRAME;
-    this.#length = PICKLE_FRAME_START;
+    this.buf[0] = PROTO;
+    this.buf[1] = 5;
+    this.buf[2] = FRAME;
+    this.filled = PICKLE_FRAME_START;
   }
 
   /** Rewinds to `length` bytes and `memo` memo entries of the current pickle (a fixed prefix). */
   rewind(length: number, memo: number): void {
-    this.#length = length;
-    this.#memo = memo;
+    this.filled = length;
+    this.memo = memo;
   }
 
   /** Writes STOP and the frame length; returns the whole pickle as a view of the buffer. */
   finish(): Uint8Array {
-    this.#op(STOP);
-    const frame = this.#length - PICKLE_FRAME_START;
+    this.op(STOP);
+    const frame = this.filled - PICKLE_FRAME_START;
     if (frame >= FRAME_SIZE_TARGET) {
       // Past 64 KiB the C pickler starts a new frame at an opcode boundary; blocks this large
       // (over ~13k tokens) are not a vLLM configuration we hash.
       throw new RangeError(`pickled block of ${frame} bytes exceeds one 64 KiB pickle frame`);
     }
     if (frame < FRAME_SIZE_MIN) {
-      this.#buf.copyWithin(2, PICKLE_FRAME_START, this.#length);
-      this.#length -= PICKLE_FRAME_START - 2;
-      return this.#buf.subarray(0, this.#length);
+      this.buf.copyWithin(2, PICKLE_FRAME_START, this.filled);
+      this.filled -= PICKLE_FRAME_START - 2;
+      return this.buf.subarray(0, this.filled);
     }
-    const view = new DataView(this.#buf.buffer, this.#buf.byteOffset);
+    const view = new DataView(this.buf.buffer, this.buf.byteOffset);
     view.setUint32(3, frame, true);
     view.setUint32(7, 0, true);
-    return this.#buf.subarray(0, this.#length);
+    return this.buf.subarray(0, this.filled);
   }
 
   ensure(extra: number): void {
-    this.#buf = withRoom(this.#buf, this.#length, this.#length + extra);
+    this.buf = withRoom(this.buf, this.filled, this.filled + extra);
   }
 
-  #op(code: number): void {
+  private op(code: number): void {
     this.ensure(1);
-    this.#buf[this.#length++] = code;
+    this.buf[this.filled++] = code;
   }
 
-  #u32(value: number): void {
+  private u32(value: number): void {
     this.ensure(4);
-    const buf = this.#buf;
-    let at = this.#length;
+    const buf = this.buf;
+    let at = this.filled;
     buf[at++] = value & 0xff;
     buf[at++] = (value >>> 8) & 0xff;
     buf[at++] = (value >>> 16) & 0xff;
     buf[at++] = (value >>> 24) & 0xff;
-    this.#length = at;
+    this.filled = at;
   }
 
   memoize(): number {
-    this.#op(MEMOIZE);
-    return this.#memo++;
+    this.op(MEMOIZE);
+    return this.memo++;
   }
 
   /** A reference to an object already memoized in this pickle. */
   get(memoIndex: number): void {
     if (memoIndex < 256) {
-      this.#op(BINGET);
-      this.#op(memoIndex);
+      this.op(BINGET);
+      this.op(memoIndex);
     } else {
-      this.#op(LONG_BINGET);
-      this.#u32(memoIndex);
+      this.op(LONG_BINGET);
+      this.u32(memoIndex);
     }
   }
 
   bytes(value: Uint8Array): number {
     if (value.length < 256) {
-      this.#op(SHORT_BINBYTES);
-      this.#op(value.length);
+      this.op(SHORT_BINBYTES);
+      this.op(value.length);
     } else {
-      this.#op(BINBYTES);
-      this.#u32(value.length);
+      this.op(BINBYTES);
+      this.u32(value.length);
     }
     this.raw(value);
     return this.memoize();
@@ -140,32 +140,32 @@ export class PickleWriter {
   /** A str given as its UTF-8 bytes (encode once with `utf8Of`, write many times). */
   text(encoded: Uint8Array): number {
     if (encoded.length < 256) {
-      this.#op(SHORT_BINUNICODE);
-      this.#op(encoded.length);
+      this.op(SHORT_BINUNICODE);
+      this.op(encoded.length);
     } else {
-      this.#op(BINUNICODE);
-      this.#u32(encoded.length);
+      this.op(BINUNICODE);
+      this.u32(encoded.length);
     }
     this.raw(encoded);
     return this.memoize();
   }
 
   none(): void {
-    this.#op(NONE);
+    this.op(NONE);
   }
 
   /** Opens a tuple of `length` items; close it with `endTuple(length)` after writing them. */
   beginTuple(length: number): void {
-    if (length > 3) this.#op(MARK);
+    if (length > 3) this.op(MARK);
   }
 
   /** Closes a tuple (TUPLE1..3 or MARK..TUPLE) and memoizes it, as the C pickler does for non-empty tuples. */
   endTuple(length: number): void {
     if (length === 0) {
-      this.#op(EMPTY_TUPLE);
+      this.op(EMPTY_TUPLE);
       return;
     }
-    this.#op(length <= 3 ? TUPLE_OF[length]! : TUPLE);
+    this.op(length <= 3 ? TUPLE_OF[length]! : TUPLE);
     this.memoize();
   }
 
@@ -173,17 +173,17 @@ export class PickleWriter {
   int(value: number): void {
     if (!Number.isSafeInteger(value)) throw new RangeError(`pickled int must be a safe integer, got ${value}`);
     if (value >= 0 && value <= 0xff) {
-      this.#op(BININT1);
-      this.#op(value);
+      this.op(BININT1);
+      this.op(value);
     } else if (value >= 0 && value <= 0xffff) {
-      this.#op(BININT2);
-      this.#op(value & 0xff);
-      this.#op(value >>> 8);
+      this.op(BININT2);
+      this.op(value & 0xff);
+      this.op(value >>> 8);
     } else if (value >= -0x8000_0000 && value <= 0x7fff_ffff) {
-      this.#op(BININT);
-      this.#u32(value >>> 0);
+      this.op(BININT);
+      this.u32(value >>> 0);
     } else {
-      this.#long1(value);
+      this.long1(value);
     }
   }
 
@@ -193,15 +193,15 @@ export class PickleWriter {
    */
   uintRun(values: ArrayLike<number>, start: number, count: number): number {
     this.ensure(count * 10);
-    const buf = this.#buf;
-    let at = this.#length;
+    const buf = this.buf;
+    let at = this.filled;
     for (let i = 0; i < count; i++) {
       const value = values[start + i]!;
       if ((value >>> 0) !== value || value > 0x7fff_ffff) {
         if (!(Number.isSafeInteger(value) && value > 0)) return i;
-        this.#length = at;
-        this.#long1(value);
-        at = this.#length;
+        this.filled = at;
+        this.long1(value);
+        at = this.filled;
       } else if (value <= 0xff) {
         buf[at++] = BININT1;
         buf[at++] = value;
@@ -217,12 +217,12 @@ export class PickleWriter {
         buf[at++] = value >>> 24;
       }
     }
-    this.#length = at;
+    this.filled = at;
     return -1;
   }
 
   /** LONG1: little-endian two's complement in (bit length / 8) + 1 bytes, as pickle's encode_long. */
-  #long1(value: number): void {
+  private long1(value: number): void {
     let big = BigInt(value);
     const negative = big < 0n;
     const magnitudeBits = (negative ? -big : big).toString(2).length;
@@ -235,15 +235,15 @@ export class PickleWriter {
     }
     // encode_long drops a redundant 0xff sign byte of negative numbers.
     if (negative && n > 1 && out[n - 1] === 0xff && (out[n - 2]! & 0x80) !== 0) n--;
-    this.#op(LONG1);
-    this.#op(n);
-    for (let i = 0; i < n; i++) this.#op(out[i]!);
+    this.op(LONG1);
+    this.op(n);
+    for (let i = 0; i < n; i++) this.op(out[i]!);
   }
 
   raw(bytes: Uint8Array): void {
     this.ensure(bytes.length);
-    this.#buf.set(bytes, this.#length);
-    this.#length += bytes.length;
+    this.buf.set(bytes, this.filled);
+    this.filled += bytes.length;
   }
 }
 

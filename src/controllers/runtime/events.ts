@@ -3,7 +3,7 @@
 
 import type { Logger } from '../../common/log.ts';
 import type { Condition } from '../../api/meta.ts';
-import { KubeApiError, resourcePath, type KubeClient } from '../../common/kube/kube-client.ts';
+import { KubeApiError, resourcePath, type KubeApi } from '../../common/kube/kube-client.ts';
 
 export interface InvolvedObject {
   apiVersion: string;
@@ -36,12 +36,12 @@ export function refusedByTerminatingNamespace(err: unknown): boolean {
 }
 
 export class EventRecorder {
-  private readonly client: KubeClient;
+  private readonly client: KubeApi;
   private readonly log: Logger;
   private readonly component: string;
   private readonly instance: string;
 
-  constructor(client: KubeClient, log: Logger, instance: string, component = 'kvroute-operator') {
+  constructor(client: KubeApi, log: Logger, instance: string, component = 'kvroute-operator') {
     this.client = client;
     this.log = log;
     this.component = component;

@@ -4,7 +4,7 @@
 // and release the lease on shutdown so a successor takes over at once.
 
 import type { Logger } from '../../common/log.ts';
-import { isConflict, isNotFound, resourcePath, type KubeClient } from '../../common/kube/kube-client.ts';
+import { isConflict, isNotFound, resourcePath, type KubeApi } from '../../common/kube/kube-client.ts';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -38,7 +38,7 @@ export function microTime(ms: number): string {
 }
 
 export class LeaderElector {
-  private readonly client: KubeClient;
+  private readonly client: KubeApi;
   private readonly o: Required<Omit<LeaderElectionOptions, 'log' | 'now'>>;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -47,7 +47,7 @@ export class LeaderElector {
   private leading = false;
   private wake: (() => void) | undefined;
 
-  constructor(client: KubeClient, options: LeaderElectionOptions) {
+  constructor(client: KubeApi, options: LeaderElectionOptions) {
     this.client = client;
     this.o = {
       namespace: options.namespace,

@@ -104,6 +104,10 @@ describe('podLabelSelector and podEndpoint', () => {
     expect(podLabelSelector({})).toBe('llm-d.ai/inferenceServing=true');
   });
 
+  it("uses the pool's serving label instead of llm-d's default when given one", () => {
+    expect(podLabelSelector({ app: 'vllm' }, { key: 'llm-d.ai/inference-serving', value: 'yes' })).toBe('app=vllm,llm-d.ai/inference-serving=yes');
+  });
+
   it('brackets IPv6 addresses in tcp endpoints', () => {
     expect(podEndpoint('10.1.2.3', 5557)).toBe('tcp://10.1.2.3:5557');
     expect(podEndpoint('fd00::12', 5558)).toBe('tcp://[fd00::12]:5558');

@@ -4,7 +4,7 @@
 // vLLM's topic is kv@$(POD_IP)@<model>; a new IP is a new pod.
 
 import type { V1Pod } from '@kubernetes/client-node';
-import { INFERENCE_SERVING_LABEL } from '../../api/meta.ts';
+import { DEFAULT_SERVING_LABEL } from '../../api/meta.ts';
 
 /** What discovery needs from one pod object. */
 export interface PodObservation {
@@ -60,7 +60,7 @@ export function trackPod(previous: TrackedPod | undefined, seen: PodObservation,
 }
 
 /** Whether the indexer should be subscribed to this pod now. */
-export function wantsConnection(pod: TrackedPod, now: number, graceMs: number): boolean {
+function wantsConnection(pod: TrackedPod, now: number, graceMs: number): boolean {
   if (pod.ip === null || pod.terminating) return false;
   if (pod.ready) return true;
   return pod.notReadySince !== null && now - pod.notReadySince < graceMs;
@@ -91,9 +91,9 @@ export function planConnections(pods: Iterable<TrackedPod>, connected: ReadonlyS
   return { connect, disconnect, recheckAt };
 }
 
-/** The label selector discovery watches with: the pool's labels plus the inference-serving label. */
-export function podLabelSelector(selector: Readonly<Record<string, string>>): string {
-  const labels: Record<string, string> = { ...selector, [INFERENCE_SERVING_LABEL]: 'true' };
+/** The label selector discovery watches with: the pool's labels plus its serving label (llm-d's by default). */
+export function podLabelSelector(selector: Readonly<Record<string, string>>, servingLabel: { key: string; value: string } = DEFAULT_SERVING_LABEL): string {
+  const labels: Record<string, string> = { ...selector, [servingLabel.key]: servingLabel.value };
   return Object.keys(labels)
     .sort()
     .map((k) => `${k}=${labels[k]}`)

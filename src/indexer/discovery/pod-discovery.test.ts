@@ -5,7 +5,7 @@ import { parseIndexerConfig } from '../../api/indexer-config.ts';
 import type { InformerHandler } from '../../common/kube/informer.ts';
 import { createLogger } from '../../common/log.ts';
 import { discoveryMetrics, PodDiscovery, type PodSource, type PodSubscriptions } from './pod-discovery.ts';
-import { waitFor } from '../events/test-helpers.ts';
+import { until } from '../../../test/support/until.ts';
 
 const log = createLogger({ level: 'error', component: 'test', write: () => {} });
 
@@ -78,7 +78,7 @@ describe('PodDiscovery', () => {
     source.emit('update', pod('c', '10.0.0.3', true));
     source.emit('delete', pod('a', '10.0.0.1', true));
     source.emit('update', pod('b', '10.0.0.2', false));
-    await waitFor('b dropped after its grace', () => subs.calls.includes('disconnect 10.0.0.2'), 5_000);
+    await until(() => subs.calls.includes('disconnect 10.0.0.2'), { message: 'b dropped after its grace', timeoutMs: 5_000 });
     expect(subs.calls).toEqual([
       'connect 10.0.0.1 tcp://10.0.0.1:5557 tcp://10.0.0.1:5558',
       'connect 10.0.0.2 tcp://10.0.0.2:5557 tcp://10.0.0.2:5558',
@@ -101,7 +101,7 @@ describe('PodDiscovery', () => {
     source.emit('add', { metadata: { name: 'c', namespace: 'ml', uid: 'c' }, status: {} });
     source.emit('update', pod('c', '10.0.0.3', true));
     source.emit('update', pod('c', '10.0.0.3', true));
-    await waitFor('c connected', () => discovery.connected().length === 1, 2_000);
+    await until(() => discovery.connected().length === 1, { message: 'c connected', timeoutMs: 2_000 });
     expect(subs.calls).toEqual(['connect 10.0.0.3 tcp://10.0.0.3:5557 tcp://10.0.0.3:5558']);
     await discovery.stop();
   });
@@ -113,7 +113,7 @@ describe('PodDiscovery', () => {
     source.release();
     await discovery.start();
     source.emit('delete', pod('a', '10.0.0.1', true));
-    await waitFor('a dropped', () => discovery.connected().length === 0, 2_000);
+    await until(() => discovery.connected().length === 0, { message: 'a dropped', timeoutMs: 2_000 });
     expect(subs.calls).toEqual(['connect 10.0.0.1 tcp://10.0.0.1:6000 tcp://10.0.0.1:6100', 'connect 10.0.0.1 tcp://10.0.0.1:6001 tcp://10.0.0.1:6101', 'disconnect 10.0.0.1']);
     expect((await registry.getSingleMetric('kvroute_indexer_discovery_connects_total')!.get()).values[0]!.value).toBe(1);
     await discovery.stop();
@@ -138,7 +138,7 @@ describe('PodDiscovery', () => {
     expect((await registry.getSingleMetric('kvroute_indexer_discovery_errors_total')!.get()).values[0]!.value).toBe(1);
     failRank1 = false;
     source.emit('update', pod('a', '10.0.0.1', true));
-    await waitFor('a connected on retry', () => discovery.connected().length === 1);
+    await until(() => discovery.connected().length === 1, { message: 'a connected on retry' });
     expect(subs.calls.slice(2)).toEqual(['connect 10.0.0.1 tcp://10.0.0.1:6000 -', 'connect 10.0.0.1 tcp://10.0.0.1:6001 -']);
     await discovery.stop();
   });
@@ -161,7 +161,7 @@ describe('PodDiscovery', () => {
     expect((await registry.getSingleMetric('kvroute_indexer_discovery_errors_total')!.get()).values[0]!.value).toBe(1);
     fail = false;
     source.emit('update', pod('a', '10.0.0.1', true));
-    await waitFor('a connected on retry', () => discovery.connected().length === 1);
+    await until(() => discovery.connected().length === 1, { message: 'a connected on retry' });
     await discovery.stop();
   });
 });

@@ -58,92 +58,92 @@ export interface PodDiscoveryOptions {
 }
 
 export class PodDiscovery {
-  readonly #config: PodDiscoveryConfig;
-  readonly #source: PodSource;
-  readonly #subs: PodSubscriptions;
-  readonly #log: Logger;
-  readonly #metrics: DiscoveryMetrics;
-  readonly #now: () => number;
-  readonly #graceMs: number;
-  readonly #tracked = new Map<string, TrackedPod>();
-  readonly #connected = new Set<string>();
-  #dirty = false;
-  #draining = false;
-  #drained: Promise<void> = Promise.resolve();
-  #timer: NodeJS.Timeout | undefined;
-  #stopped = false;
-  #listed = false;
-  #synced = false;
+  private readonly config: PodDiscoveryConfig;
+  private readonly source: PodSource;
+  private readonly subs: PodSubscriptions;
+  private readonly log: Logger;
+  private readonly metrics: DiscoveryMetrics;
+  private readonly now: () => number;
+  private readonly graceMs: number;
+  private readonly tracked = new Map<string, TrackedPod>();
+  private readonly connectedPods = new Set<string>();
+  private dirty = false;
+  private draining = false;
+  private drained: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private listed = false;
+  private firstListApplied = false;
 
   constructor(options: PodDiscoveryOptions) {
-    this.#config = options.config;
-    this.#source = options.source;
-    this.#subs = options.subscriptions;
-    this.#log = options.log;
-    this.#metrics = options.metrics;
-    this.#now = options.now ?? Date.now;
-    this.#graceMs = options.config.notReadyGraceSeconds * 1000;
-    this.#source.on((event, pod) => this.#observe(event, pod));
+    this.config = options.config;
+    this.source = options.source;
+    this.subs = options.subscriptions;
+    this.log = options.log;
+    this.metrics = options.metrics;
+    this.now = options.now ?? Date.now;
+    this.graceMs = options.config.notReadyGraceSeconds * 1000;
+    this.source.on((event, pod) => this.observe(event, pod));
   }
 
   /** True once the first list has been applied: every pod Ready at that time is connected. */
   get synced(): boolean {
-    return this.#synced;
+    return this.firstListApplied;
   }
 
   /** Pod ids (IPs) subscribed now, sorted. */
   connected(): string[] {
-    return [...this.#connected].sort();
+    return [...this.connectedPods].sort();
   }
 
   async start(): Promise<void> {
-    await this.#source.start();
-    if (this.#stopped) return;
-    this.#listed = true;
-    await this.#reconcile();
-    this.#synced = true;
-    this.#log.info('pod discovery synced', { namespace: this.#config.namespace, selector: podLabelSelector(this.#config.selector), pods: this.#connected.size });
+    await this.source.start();
+    if (this.stopped) return;
+    this.listed = true;
+    await this.reconcile();
+    this.firstListApplied = true;
+    this.log.info('pod discovery synced', { namespace: this.config.namespace, selector: podLabelSelector(this.config.selector, this.config.servingLabel), pods: this.connectedPods.size });
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    await this.#source.stop();
-    await this.#drained;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.source.stop();
+    await this.drained;
   }
 
-  #observe(event: 'add' | 'update' | 'delete', pod: V1Pod): void {
+  private observe(event: 'add' | 'update' | 'delete', pod: V1Pod): void {
     const seen = observePod(pod);
-    if (event === 'delete') this.#tracked.delete(seen.key);
-    else this.#tracked.set(seen.key, trackPod(this.#tracked.get(seen.key), seen, this.#now()));
+    if (event === 'delete') this.tracked.delete(seen.key);
+    else this.tracked.set(seen.key, trackPod(this.tracked.get(seen.key), seen, this.now()));
     // The first list is applied in one go once it is complete, so start() sees one plan.
-    if (this.#listed) void this.#reconcile();
+    if (this.listed) void this.reconcile();
   }
 
   /**
    * Plans and applies until nothing changed meanwhile. One drain at a time, so a pod's connects and
-   * disconnects stay ordered; the flag drops in the same step as the last check of #dirty, so no
+   * disconnects stay ordered; the flag drops in the same step as the last check of dirty, so no
    * change made while a drain finishes is left unplanned.
    */
-  #reconcile(): Promise<void> {
-    this.#dirty = true;
-    if (!this.#draining) this.#drained = this.#drain();
-    return this.#drained;
+  private reconcile(): Promise<void> {
+    this.dirty = true;
+    if (!this.draining) this.drained = this.drain();
+    return this.drained;
   }
 
-  async #drain(): Promise<void> {
-    this.#draining = true;
+  private async drain(): Promise<void> {
+    this.draining = true;
     try {
-      while (this.#dirty && !this.#stopped) {
-        this.#dirty = false;
-        const plan = planConnections(this.#tracked.values(), this.#connected, this.#now(), this.#graceMs);
-        for (const { ip, reason } of plan.disconnect) await this.#disconnect(ip, reason);
-        for (const ip of plan.connect) await this.#connect(ip);
-        this.#metrics.pods.set(this.#connected.size);
-        this.#armTimer(plan.recheckAt);
+      while (this.dirty && !this.stopped) {
+        this.dirty = false;
+        const plan = planConnections(this.tracked.values(), this.connectedPods, this.now(), this.graceMs);
+        for (const { ip, reason } of plan.disconnect) await this.disconnect(ip, reason);
+        for (const ip of plan.connect) await this.connect(ip);
+        this.metrics.pods.set(this.connectedPods.size);
+        this.armTimer(plan.recheckAt);
       }
     } finally {
-      this.#draining = false;
+      this.draining = false;
     }
   }
 
@@ -152,47 +152,47 @@ export class PodDiscovery {
    * subscribed are dropped again, so a pod not marked connected leaves no subscription behind and the
    * next plan retries it whole.
    */
-  async #connect(ip: string): Promise<void> {
-    const ranks = podRankEndpoints(ip, this.#config);
+  private async connect(ip: string): Promise<void> {
+    const ranks = podRankEndpoints(ip, this.config);
     let rank = 0;
     try {
       for (const r of ranks) {
         rank = r.rank;
-        await this.#subs.connect(ip, r.endpoint, r.replayEndpoint);
+        await this.subs.connect(ip, r.endpoint, r.replayEndpoint);
       }
-      this.#connected.add(ip);
-      this.#metrics.connects.inc();
-      this.#log.info('pod discovered: subscribed', {
+      this.connectedPods.add(ip);
+      this.metrics.connects.inc();
+      this.log.info('pod discovered: subscribed', {
         podId: ip,
         endpoint: ranks[0]!.endpoint,
         replayEndpoint: ranks[0]!.replayEndpoint,
         ...(ranks.length > 1 ? { dataParallelRanks: ranks.length, endpoints: ranks.map((r) => r.endpoint) } : {}),
       });
     } catch (err) {
-      this.#metrics.connectErrors.inc();
-      this.#log.error('pod discovered but subscribing failed', { podId: ip, endpoint: ranks[rank]!.endpoint, dataParallelRank: rank, err });
-      if (rank > 0) await this.#subs.disconnect(ip).catch((undo: unknown) => this.#log.error('dropping a partly subscribed pod failed', { podId: ip, err: undo }));
+      this.metrics.connectErrors.inc();
+      this.log.error('pod discovered but subscribing failed', { podId: ip, endpoint: ranks[rank]!.endpoint, dataParallelRank: rank, err });
+      if (rank > 0) await this.subs.disconnect(ip).catch((undo: unknown) => this.log.error('dropping a partly subscribed pod failed', { podId: ip, err: undo }));
     }
   }
 
-  async #disconnect(ip: string, reason: DisconnectReason): Promise<void> {
+  private async disconnect(ip: string, reason: DisconnectReason): Promise<void> {
     try {
-      await this.#subs.disconnect(ip);
-      this.#connected.delete(ip);
-      this.#metrics.disconnects.inc({ reason });
-      this.#log.info('pod dropped: unsubscribed and entries removed', { podId: ip, reason });
+      await this.subs.disconnect(ip);
+      this.connectedPods.delete(ip);
+      this.metrics.disconnects.inc({ reason });
+      this.log.info('pod dropped: unsubscribed and entries removed', { podId: ip, reason });
     } catch (err) {
-      this.#metrics.connectErrors.inc();
-      this.#log.error('dropping a pod failed', { podId: ip, reason, err });
+      this.metrics.connectErrors.inc();
+      this.log.error('dropping a pod failed', { podId: ip, reason, err });
     }
   }
 
-  #armTimer(at: number | null): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (at === null || this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#reconcile(), Math.max(0, at - this.#now()) + 1);
-    this.#timer.unref();
+  private armTimer(at: number | null): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (at === null || this.stopped) return;
+    this.timer = setTimeout(() => void this.reconcile(), Math.max(0, at - this.now()) + 1);
+    this.timer.unref();
   }
 }
 
@@ -215,7 +215,7 @@ export function createPodDiscovery(options: CreatePodDiscoveryOptions): PodDisco
   const informer = new Informer<V1Pod>(kubeConfig, client, {
     name: 'pods',
     path: `/api/v1/namespaces/${encodeURIComponent(config.namespace)}/pods`,
-    labelSelector: podLabelSelector(config.selector),
+    labelSelector: podLabelSelector(config.selector, config.servingLabel),
     log,
     onRestart: () => metrics.watchRestarts.inc(),
   });

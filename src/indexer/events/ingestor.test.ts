@@ -5,7 +5,8 @@ import type { EventSource } from '../types.ts';
 import type { EventBatch } from '../../vllm/events/types.ts';
 import { EventIngestor } from './ingestor.ts';
 import { Router } from 'zeromq';
-import { RecordingSink, storedEvent, TestPublisher, waitFor, type TestPublisherOptions } from './test-helpers.ts';
+import { RecordingSink, storedEvent, TestPublisher, type TestPublisherOptions } from './test-helpers.ts';
+import { until } from '../../../test/support/until.ts';
 import { sequenceFrame } from '../../vllm/events/topic.ts';
 
 let n = 0;
@@ -44,11 +45,11 @@ async function publisher(options: TestPublisherOptions): Promise<TestPublisher> 
 
 /** Publishes empty batches until the subscriber has one (ZMQ drops what is sent before the subscription arrives). */
 async function sync(pub: TestPublisher, sink: RecordingSink, source: string, dpRank = 0): Promise<void> {
-  await waitFor(`first batch of ${source}`, () => {
+  await until(() => {
     if (sink.applied(source) > 0) return true;
     void pub.publish([], { dpRank });
     return false;
-  });
+  }, { message: `first batch of ${source}` });
 }
 
 async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -70,7 +71,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await pub.publish([storedEvent([1n, 2n], null)]);
     await rank1.publish([storedEvent([3n], 2n)], { dpRank: 1 });
     await pub.publish([storedEvent([4n], 2n), { type: 'BlockRemoved', block_hashes: [1n], medium: 'GPU' }]);
-    await waitFor('three batches', () => storedHashes(sink, 'pod-a').length === 3 && storedHashes(sink, 'pod-a|dp1').length === 1);
+    await until(() => storedHashes(sink, 'pod-a').length === 3 && storedHashes(sink, 'pod-a|dp1').length === 1, { message: 'three batches' });
     expect(storedHashes(sink, 'pod-a')).toEqual(['BlockStored:1,2', 'BlockStored:4', 'BlockRemoved:1']);
     expect(storedHashes(sink, 'pod-a|dp1')).toEqual(['BlockStored:3']);
     expect(sink.records.find((r) => r.op === 'apply')).toMatchObject({ model: 'org/model@rev' });
@@ -86,14 +87,14 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await sync(quiet, sink, 'pod-quiet');
     await sync(busy, sink, 'pod-busy');
     await quiet.publish([storedEvent([1n], null)]);
-    await waitFor('pod-quiet block', () => sink.chain('pod-quiet', 1n).length === 1);
+    await until(() => sink.chain('pod-quiet', 1n).length === 1, { message: 'pod-quiet block' });
     expect(await registry.metrics()).toContain('source="pod-quiet"');
     now += 30_000;
     const before = sink.applied('pod-busy');
     await busy.publish([]);
-    await waitFor('pod-busy batch', () => sink.applied('pod-busy') > before);
+    await until(() => sink.applied('pod-busy') > before, { message: 'pod-busy batch' });
     now += 31_000;
-    await waitFor('pod-quiet to be forgotten', () => sink.records.some((r) => r.op === 'forget' && r.source === 'pod-quiet'));
+    await until(() => sink.records.some((r) => r.op === 'forget' && r.source === 'pod-quiet'), { message: 'pod-quiet to be forgotten' });
     expect(sink.records.filter((r) => r.op === 'forget').map((r) => r.source)).toEqual(['pod-quiet']);
     expect(sink.blocks.has('pod-quiet')).toBe(false);
     expect(ingestor.stats()).toMatchObject({ sources: 1, expired: 1 });
@@ -103,7 +104,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     expect(await metric(registry, 'kvroute_indexer_sources_expired_total')).toBe(1);
     // Back after the expiry, with a later sequence number: a new source, not a gap to recover.
     await quiet.publish([storedEvent([2n], null)]);
-    await waitFor('pod-quiet again', () => sink.chain('pod-quiet', 2n).length === 1);
+    await until(() => sink.chain('pod-quiet', 2n).length === 1, { message: 'pod-quiet again' });
     expect(ingestor.stats()).toMatchObject({ sources: 2, gaps: 0 });
   });
 
@@ -117,7 +118,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await pub.publish([storedEvent([12n], 11n)], { drop: true });
     await pub.publish([storedEvent([13n], 12n)]);
     await pub.publish([storedEvent([14n], 13n)]);
-    await waitFor('replayed batches', () => storedHashes(sink, 'pod-r').length === 5);
+    await until(() => storedHashes(sink, 'pod-r').length === 5, { message: 'replayed batches' });
     expect(storedHashes(sink, 'pod-r')).toEqual(['BlockStored:10', 'BlockStored:11', 'BlockStored:12', 'BlockStored:13', 'BlockStored:14']);
     expect(sink.chain('pod-r', 14n)).toEqual([14n, 13n, 12n, 11n, 10n]);
     expect(sink.resets('pod-r')).toBe(0);
@@ -132,7 +133,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await pub.publish([storedEvent([20n], null)]);
     await pub.publish([storedEvent([21n], 20n)], { drop: true });
     await pub.publish([storedEvent([22n], 21n)]);
-    await waitFor('batch after the gap', () => storedHashes(sink, 'pod-n').includes('BlockStored:22'));
+    await until(() => storedHashes(sink, 'pod-n').includes('BlockStored:22'), { message: 'batch after the gap' });
     const ops = sink.records.filter((r) => r.source === 'pod-n').map((r) => (r.op === 'apply' ? r.events.join() : r.op));
     expect(ops.slice(-3)).toEqual(['BlockStored:20', 'reset', 'BlockStored:22']);
     expect(sink.blocks.get('pod-n')?.has(20n)).toBe(false);
@@ -147,7 +148,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await pub.publish([storedEvent([30n], null)], { dpRank: 1 });
     await pub.publish([storedEvent([31n], 30n)], { dpRank: 1, drop: true });
     await pub.publish([storedEvent([32n], 31n)], { dpRank: 1 });
-    await waitFor('batch after the gap', () => storedHashes(sink, 'pod-i|dp1').includes('BlockStored:32'));
+    await until(() => storedHashes(sink, 'pod-i|dp1').includes('BlockStored:32'), { message: 'batch after the gap' });
     const ops = sink.records.filter((r) => r.source === 'pod-i|dp1').map((r) => (r.op === 'apply' ? r.events.join() : r.op));
     expect(ops.slice(-3)).toEqual(['BlockStored:30', 'reset', 'BlockStored:32']);
     expect(ingestor.stats()).toMatchObject({ gaps: 1, resets: 1 });
@@ -161,7 +162,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await pub.publish([storedEvent([30n], null)]);
     for (let i = 0; i < 4; i++) await pub.publish([storedEvent([31n + BigInt(i)], null)], { drop: true });
     await pub.publish([storedEvent([40n], null)]);
-    await waitFor('reset after a failed replay', () => sink.resets('pod-e') === 1 && storedHashes(sink, 'pod-e').includes('BlockStored:40'));
+    await until(() => sink.resets('pod-e') === 1 && storedHashes(sink, 'pod-e').includes('BlockStored:40'), { message: 'reset after a failed replay' });
     expect(ingestor.stats()).toMatchObject({ gaps: 1, replays: 0, replayFailures: 1 });
     expect(sink.blocks.get('pod-e')?.has(30n)).toBe(false);
     expect(sink.blocks.get('pod-e')?.has(40n)).toBe(true);
@@ -174,7 +175,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await pub.publish([storedEvent([50n], null)], { drop: true });
     await pub.publish([storedEvent([51n], null)]);
     await pub.publish([storedEvent([52n], 51n)]);
-    await waitFor('batches after the failed replay', () => storedHashes(sink, 'pod-t').length === 2);
+    await until(() => storedHashes(sink, 'pod-t').length === 2, { message: 'batches after the failed replay' });
     expect(storedHashes(sink, 'pod-t')).toEqual(['BlockStored:51', 'BlockStored:52']);
     expect(sink.resets('pod-t')).toBe(1);
     expect(ingestor.stats()).toMatchObject({ replayFailures: 1 });
@@ -185,10 +186,10 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     const pub = await publisher({ topic: 'kv@pod-s@m', connect: bind });
     await sync(pub, sink, 'pod-s');
     await pub.publish([storedEvent([60n], null)]);
-    await waitFor('first block', () => storedHashes(sink, 'pod-s').length === 1);
+    await until(() => storedHashes(sink, 'pod-s').length === 1, { message: 'first block' });
     pub.seq = 0;
     await pub.publish([storedEvent([61n], null)]);
-    await waitFor('block after restart', () => storedHashes(sink, 'pod-s').length === 2);
+    await until(() => storedHashes(sink, 'pod-s').length === 2, { message: 'block after restart' });
     expect(sink.resets('pod-s')).toBe(1);
     expect(sink.blocks.get('pod-s')?.has(60n)).toBe(false);
     expect(ingestor.stats()).toMatchObject({ gaps: 0, resets: 1 });
@@ -206,7 +207,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await pub.raw(['kv@pod-m@m', seq, Buffer.from('garbage')]);
     await pub.raw(['kv@pod-m@m', seq, Buffer.from([0x92, 0xcb])]);
     await pub.publish([storedEvent([70n], null)]);
-    await waitFor('batch after garbage', () => storedHashes(sink, 'pod-m').includes('BlockStored:70'));
+    await until(() => storedHashes(sink, 'pod-m').includes('BlockStored:70'), { message: 'batch after garbage' });
     expect(ingestor.stats()).toMatchObject({ malformed: 5, gaps: 0 });
     expect(await metric(registry, 'kvroute_indexer_malformed_messages_total', { reason: 'frame_count' })).toBe(1);
     expect(await metric(registry, 'kvroute_indexer_malformed_messages_total', { reason: 'topic' })).toBe(1);
@@ -223,7 +224,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
       { type: 'BlockPinned', block_hashes: [1n] },
       storedEvent([80n], null, 4, { future_field: 'x', another: [1, 2] }),
     ]);
-    await waitFor('batch with unknown items', () => storedHashes(sink, 'pod-u').includes('BlockStored:80'));
+    await until(() => storedHashes(sink, 'pod-u').includes('BlockStored:80'), { message: 'batch with unknown items' });
     expect(await metric(registry, 'kvroute_indexer_skipped_unknown_total', { kind: 'field' })).toBe(2);
     expect(await metric(registry, 'kvroute_indexer_skipped_unknown_total', { kind: 'event_type' })).toBe(1);
   });
@@ -231,8 +232,8 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
   it('applies every batch already queued when closed', async () => {
     const sink = new (class extends RecordingSink {
       override apply(source: EventSource, batch: EventBatch): void {
-        const until = performance.now() + 5;
-        while (performance.now() < until);
+        const busyUntil = performance.now() + 5;
+        while (performance.now() < busyUntil);
         super.apply(source, batch);
       }
     })();
@@ -242,7 +243,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     const pub = await publisher({ topic: 'kv@pod-c@m', connect: bind });
     await sync(pub, sink, 'pod-c');
     for (let i = 0; i < 20; i++) await pub.publish([storedEvent([BigInt(200 + i)], null)]);
-    await waitFor('all 20 received', () => ingestor.stats().batches + ingestor.stats().queued >= 21);
+    await until(() => ingestor.stats().batches + ingestor.stats().queued >= 21, { message: 'all 20 received' });
     expect(ingestor.stats().queued).toBeGreaterThan(0);
     await ingestor.close();
     expect(storedHashes(sink, 'pod-c').length).toBe(20);
@@ -253,8 +254,8 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     const sink = new (class extends RecordingSink {
       override apply(source: EventSource, batch: EventBatch): void {
         if (source.podId === 'slow' && batch.events.length > 0) {
-          const until = performance.now() + 2;
-          while (performance.now() < until);
+          const busyUntil = performance.now() + 2;
+          while (performance.now() < busyUntil);
         }
         if (batch.events.length > 0) order.push(source.podId);
         super.apply(source, batch);
@@ -267,10 +268,10 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await sync(fast, sink, 'fast');
     for (let i = 0; i < 200; i++) await slow.publish([storedEvent([BigInt(1000 + i)], null)]);
     await fast.publish([storedEvent([1n], null)]);
-    await waitFor('fast batch', () => order.includes('fast'));
+    await until(() => order.includes('fast'), { message: 'fast batch' });
     // The fast pod's batch is applied while most of the slow pod's 200 (2 ms each) still wait.
     expect(order.filter((p) => p === 'slow').length).toBeLessThan(150);
-    await waitFor('slow backlog', () => order.length === 201, 10_000);
+    await until(() => order.length === 201, { message: 'slow backlog', timeoutMs: 10_000 });
   });
 });
 
@@ -278,8 +279,8 @@ describe('EventIngestor under overload', () => {
   function slowSink(msPerBatch: number): RecordingSink {
     return new (class extends RecordingSink {
       override apply(source: EventSource, batch: EventBatch): void {
-        const until = performance.now() + msPerBatch;
-        while (performance.now() < until);
+        const busyUntil = performance.now() + msPerBatch;
+        while (performance.now() < busyUntil);
         super.apply(source, batch);
       }
     })();
@@ -299,12 +300,12 @@ describe('EventIngestor under overload', () => {
     await sync(pub, sink, 'busy');
     for (let i = 0; i < 30; i++) await pub.publish([storedEvent([BigInt(100 + i)], i === 0 ? null : BigInt(99 + i))]);
     if (withReplay) {
-      await waitFor('all 30 blocks', () => sink.chain('busy', 129n).length === 30, 10_000);
+      await until(() => sink.chain('busy', 129n).length === 30, { message: 'all 30 blocks', timeoutMs: 10_000 });
       expect(storedHashes(sink, 'busy')).toEqual(Array.from({ length: 30 }, (_, i) => `BlockStored:${100 + i}`));
       expect(sink.resets('busy')).toBe(0);
       expect(ingestor.stats().replays).toBeGreaterThan(0);
     } else {
-      await waitFor('a reset and an idle queue', () => sink.resets('busy') > 0 && ingestor.stats().batches === sink.applied('busy'), 10_000);
+      await until(() => sink.resets('busy') > 0 && ingestor.stats().batches === sink.applied('busy'), { message: 'a reset and an idle queue', timeoutMs: 10_000 });
       // Whatever survived after the last reset is a consistent chain: nothing applied over a hole.
       const blocks = [...(sink.blocks.get('busy')?.keys() ?? [])];
       for (const h of blocks) if (h !== blocks[0]) expect(sink.blocks.get('busy')!.has(h - 1n)).toBe(true);
@@ -335,7 +336,7 @@ describe('EventIngestor under overload', () => {
         for await (const [id, , start] of router) {
           const from = Number(start!.readBigInt64BE());
           const first = requests++ === 0;
-          if (first) await waitFor('batches dropped while holding', () => ingestor.stats().queued === 0 && heldDrops >= 2, 10_000);
+          if (first) await until(() => ingestor.stats().queued === 0 && heldDrops >= 2, { message: 'batches dropped while holding', timeoutMs: 10_000 });
           for (const b of pub.buffer) {
             if (b.seq < from || (first && b.seq > snapshot)) continue;
             await router.send([id!, '', topic, sequenceFrame(b.seq), b.payload]);
@@ -357,11 +358,11 @@ describe('EventIngestor under overload', () => {
     await pub.publish([storedEvent([4n], 3n)]); // held: the hold is full (2)
     await pub.publish([storedEvent([5n], 4n)]); // dropped while holding
     await pub.publish([storedEvent([6n], 5n)]); // dropped while holding; nothing is published after it
-    await waitFor('two held_full drops', () => {
+    await until(() => {
       void countHeldDrops();
       return heldDrops >= 2;
-    });
-    await waitFor('the whole chain, the dropped tail included', () => sink.chain('held', 6n).length === 6, 10_000);
+    }, { message: 'two held_full drops' });
+    await until(() => sink.chain('held', 6n).length === 6, { message: 'the whole chain, the dropped tail included', timeoutMs: 10_000 });
     expect(storedHashes(sink, 'held')).toEqual(['BlockStored:1', 'BlockStored:2', 'BlockStored:3', 'BlockStored:4', 'BlockStored:5', 'BlockStored:6']);
     expect(sink.resets('held')).toBe(0);
     expect(requests).toBe(2);
@@ -384,10 +385,10 @@ describe('EventIngestor (per-pod mode)', () => {
     await pubA.publish([storedEvent([1n], null)]);
     await pubA.publish([storedEvent([2n], 1n)], { drop: true });
     await pubA.publish([storedEvent([3n], 2n)]);
-    await waitFor('replayed chain', () => sink.chain('10.0.0.1:8000', 3n).length === 3);
+    await until(() => sink.chain('10.0.0.1:8000', 3n).length === 3, { message: 'replayed chain' });
     expect(sink.records.find((r) => r.op === 'apply')).toMatchObject({ model: 'model-x' });
     await ingestor.disconnectPod('10.0.0.1:8000');
-    await waitFor('forget on disconnect', () => sink.records.some((r) => r.op === 'forget' && r.source === '10.0.0.1:8000'));
+    await until(() => sink.records.some((r) => r.op === 'forget' && r.source === '10.0.0.1:8000'), { message: 'forget on disconnect' });
     expect(sink.blocks.has('10.0.0.1:8000')).toBe(false);
     expect(ingestor.stats()).toMatchObject({ replays: 1 });
   });

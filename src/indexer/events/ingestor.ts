@@ -144,12 +144,17 @@ export class EventIngestor {
     return expired;
   }
 
-  /** Central mode: binds a SUB socket that pods' publishers connect to; the pod comes from each topic. */
-  async bind(endpoint: string): Promise<void> {
+  /**
+   * Central mode: binds a SUB socket that pods' publishers connect to; the pod comes from each topic.
+   * Returns the endpoint as bound (a port 0 or * resolved to the port the kernel picked).
+   */
+  async bind(endpoint: string): Promise<string> {
     const socket = this.newSubscriber();
     await socket.bind(endpoint);
     this.start({ socket, endpoint, done: Promise.resolve() });
-    this.log.info('subscribed to KV events', { mode: 'central', endpoint });
+    const bound = socket.lastEndpoint ?? endpoint;
+    this.log.info('subscribed to KV events', { mode: 'central', endpoint: bound });
+    return bound;
   }
 
   /**

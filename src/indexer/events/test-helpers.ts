@@ -1,6 +1,6 @@
 // Test-only helpers shared by the ingestion unit tests and e2e tests: a sink that records what it is
-// told and keeps each source's blocks with their parents, an in-process vLLM-style publisher
-// (PUB + replay ROUTER over real ZMQ sockets), and polling with a deadline.
+// told and keeps each source's blocks with their parents, and an in-process vLLM-style publisher
+// (PUB + replay ROUTER over real ZMQ sockets). Polling lives in test/support/until.ts.
 
 import { encode } from '@msgpack/msgpack';
 import { Publisher, Router } from 'zeromq';
@@ -74,15 +74,6 @@ export class RecordingSink implements KvEventSink {
 
   resets(source: string): number {
     return this.records.filter((r) => r.op === 'reset' && r.source === source).length;
-  }
-}
-
-/** Polls `check` until it returns true, failing after `timeoutMs` with `what`. */
-export async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
   }
 }
 

@@ -51,7 +51,7 @@ export function createIndexerClient(address: string, options: IndexerClientOptio
       new Promise<ScoreResult>((resolve, reject) => {
         score(toProtoRequest(request), { deadline: Date.now() + deadlineMs }, (err, response) => {
           if (err) reject(new Error(`indexer Score at ${address} failed: ${grpc.status[err.code] ?? err.code}: ${err.details}`));
-          else resolve({ scores: { ...(response?.scores ?? {}) } });
+          else resolve({ scores: { ...(response?.scores ?? {}) }, totalBlocks: response?.total_blocks ?? 0 });
         });
       }),
     close: () => client.close(),

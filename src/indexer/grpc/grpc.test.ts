@@ -19,7 +19,7 @@ describe('gRPC scoring API', () => {
   let client: IndexerClient;
   let tokenizers: TokenizerSet;
   let index: BlockIndex;
-  let ready = true;
+  const ready = true;
   const storeBlocks = (pod: string, tokens: number[], blocks: number): void => {
     const source: EventSource = { podId: pod, model: MODEL, dpRank: 0 };
     index.apply(source, { ts: 0, dpRank: null, events: [storedBlocks(tokens, blocks, { blockSize: BLOCK, hashSeed: '0' })] });
@@ -35,7 +35,7 @@ describe('gRPC scoring API', () => {
     storeBlocks('pod-1', tokens, blocks);
     service = new IndexerService({ index, tokenizers, log: silentLogger });
 
-    server = await startGrpcServer({ host: '127.0.0.1', port: 9342, service, log: silentLogger, ready: () => ready });
+    server = await startGrpcServer({ host: '127.0.0.1', port: 0, service, log: silentLogger, ready: () => ready });
     client = createIndexerClient(`127.0.0.1:${server.port}`, { deadlineMs: 5_000 });
   });
 
@@ -46,12 +46,15 @@ describe('gRPC scoring API', () => {
 
   it('answers Score exactly as the in-process scorer does, for tokens, prompt and messages', async () => {
     const tokens = tokenizers.get(MODEL).tokenizePrompt(prompt);
+    const totalBlocks = Math.floor(tokens.length / BLOCK);
+    expect(totalBlocks).toBeGreaterThan(3);
     const inProcess = await service.score({ model: MODEL, tokens });
-    expect(inProcess).toEqual({ scores: { 'pod-1': 3 } });
+    expect(inProcess).toEqual({ scores: { 'pod-1': 3 }, totalBlocks });
     expect(await client.score({ model: MODEL, tokens })).toEqual(inProcess);
     expect(await client.score({ model: MODEL, prompt })).toEqual(inProcess);
-    expect(await client.score({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] })).toEqual({ scores: {} });
-    expect(await client.score({ model: MODEL, prompt, pods: ['pod-2'] })).toEqual({ scores: {} });
+    const hi = [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }];
+    expect(await client.score({ model: MODEL, messages: hi })).toEqual({ scores: {}, totalBlocks: Math.floor(tokenizers.get(MODEL).tokenizeChat(hi).length / BLOCK) });
+    expect(await client.score({ model: MODEL, prompt, pods: ['pod-2'] })).toEqual({ scores: {}, totalBlocks });
   });
 
   it('passes chat_template_kwargs and add_generation_prompt through, scoring as in-process does', async () => {
@@ -60,13 +63,13 @@ describe('gRPC scoring API', () => {
     const blocks = Math.floor(chat.withKwargs.length / BLOCK);
     storeBlocks('pod-kw', chat.withKwargs, blocks);
     const request = { model: MODEL, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } };
-    expect(await service.score(request)).toEqual({ scores: { 'pod-kw': blocks } });
-    expect(await client.score(request)).toEqual({ scores: { 'pod-kw': blocks } });
-    expect(await client.score({ model: MODEL, messages: chat.messages })).toEqual({ scores: { 'pod-kw': blocks - 1 } });
+    expect(await service.score(request)).toEqual({ scores: { 'pod-kw': blocks }, totalBlocks: blocks });
+    expect(await client.score(request)).toEqual({ scores: { 'pod-kw': blocks }, totalBlocks: blocks });
+    expect(await client.score({ model: MODEL, messages: chat.messages })).toEqual({ scores: { 'pod-kw': blocks - 1 }, totalBlocks: Math.floor(chat.without.length / BLOCK) });
     // Without the generation prompt the rendering ends before "<|im_start|>assistant", a shorter prefix.
     const noPrompt = qwen.tokenizeChat(chat.messages, { addGenerationPrompt: false });
     const expected = await service.score({ model: MODEL, messages: chat.messages, addGenerationPrompt: false });
-    expect(expected).toEqual({ scores: { 'pod-kw': Math.floor(noPrompt.length / BLOCK) } });
+    expect(expected).toEqual({ scores: { 'pod-kw': Math.floor(noPrompt.length / BLOCK) }, totalBlocks: Math.floor(noPrompt.length / BLOCK) });
     expect(await client.score({ model: MODEL, messages: chat.messages, addGenerationPrompt: false })).toEqual(expected);
   });
 
@@ -81,7 +84,7 @@ describe('gRPC scoring API', () => {
     const blocks = Math.floor(tokens.length / BLOCK);
     storeBlocks('pod-tools', tokens, blocks);
     const inProcess = await service.score({ model: MODEL, messages, tools });
-    expect(inProcess).toEqual({ scores: { 'pod-tools': blocks } });
+    expect(inProcess).toEqual({ scores: { 'pod-tools': blocks }, totalBlocks: blocks });
     expect(await client.score({ model: MODEL, messages, tools })).toEqual(inProcess);
     expect((await client.score({ model: MODEL, messages })).scores['pod-tools'] ?? 0).toBeLessThan(blocks);
   });
@@ -108,8 +111,8 @@ describe('gRPC scoring API', () => {
   it('maps a bug while scoring to INTERNAL with a generic message, and logs the error', async () => {
     const lines: string[] = [];
     const log = createLogger({ write: (line) => void lines.push(line) });
-    const broken = new IndexerService({ index: { scoreTokens: () => { throw new TypeError('index bug'); } }, tokenizers, log: silentLogger });
-    const brokenServer = await startGrpcServer({ host: '127.0.0.1', port: 9341, service: broken, log, ready: () => true });
+    const broken = new IndexerService({ index: { blockSize: BLOCK, scoreTokens: () => { throw new TypeError('index bug'); } }, tokenizers, log: silentLogger });
+    const brokenServer = await startGrpcServer({ host: '127.0.0.1', port: 0, service: broken, log, ready: () => true });
     const brokenClient = createIndexerClient(`127.0.0.1:${brokenServer.port}`, { deadlineMs: 5_000 });
     try {
       await expect(brokenClient.score({ model: MODEL, tokens: [1, 2, 3] })).rejects.toThrow(/INTERNAL: internal error/);

@@ -1,5 +1,5 @@
-// Loads the indexer's gRPC service definitions (indexer.proto, health.proto) once, for the server
-// and the client, with field names kept as written in the .proto files.
+// Loads the indexer's gRPC service definition (indexer.proto) once, for the server and the client,
+// with field names kept as written in the .proto file. grpc.health.v1 is in src/common/grpc/health.ts.
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,6 @@ function loadService(file: string, dotted: string): ServiceConstructor {
 }
 
 export const IndexerService = loadService('indexer.proto', 'kvroute.indexer.v1.Indexer');
-export const HealthService = loadService('health.proto', 'grpc.health.v1.Health');
 
 /** ScoreRequest as proto-loader delivers it (defaults filled, names as in indexer.proto). */
 export interface ScoreRequestMessage {
@@ -41,4 +40,5 @@ export interface ScoreRequestMessage {
 
 export interface ScoreResponseMessage {
   scores: Record<string, number>;
+  total_blocks: number;
 }

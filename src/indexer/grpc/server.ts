@@ -1,11 +1,12 @@
 // The gRPC server the router calls: Indexer.Score over the same request parsing and service as
-// HTTP, plus grpc.health.v1 Check. Client mistakes become INVALID_ARGUMENT naming the field.
+// HTTP, plus grpc.health.v1 (src/common/grpc/health.ts). Client mistakes become INVALID_ARGUMENT naming the field.
 
 import * as grpc from '@grpc/grpc-js';
+import { HealthService, createHealthImplementation } from '../../common/grpc/health.ts';
 import type { Logger } from '../../common/log.ts';
 import { RequestError, parseScoreBody } from '../scoring/request.ts';
 import type { IndexerService } from '../scoring/service.ts';
-import { HealthService, IndexerService as IndexerGrpcService, type ScoreRequestMessage, type ScoreResponseMessage } from './proto.ts';
+import { IndexerService as IndexerGrpcService, type ScoreRequestMessage, type ScoreResponseMessage } from './proto.ts';
 
 export interface GrpcServerOptions {
   host: string;
@@ -73,7 +74,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         .then(() => service.scoreParsed(parseScoreBody(scoreBodyFromProto(call.request))))
         .then((result) => {
           finish(grpc.status.OK);
-          callback(null, { scores: result.scores });
+          callback(null, { scores: result.scores, total_blocks: result.totalBlocks ?? 0 });
         })
         .catch((err: unknown) => {
           const code = err instanceof RequestError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
@@ -83,16 +84,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         });
     },
   });
-  server.addService(HealthService.service, {
-    Check: (call: grpc.ServerUnaryCall<{ service: string }, { status: string }>, callback: grpc.sendUnaryData<{ status: string }>) => {
-      const known = call.request.service === '' || call.request.service === 'kvroute.indexer.v1.Indexer';
-      if (!known) {
-        callback({ code: grpc.status.NOT_FOUND, details: `unknown service "${call.request.service}"` });
-        return;
-      }
-      callback(null, { status: options.ready() ? 'SERVING' : 'NOT_SERVING' });
-    },
-  });
+  const health = createHealthImplementation((service) =>
+    service === '' || service === 'kvroute.indexer.v1.Indexer' ? (options.ready() ? 'SERVING' : 'NOT_SERVING') : undefined,
+  );
+  server.addService(HealthService.service, health.handlers);
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
@@ -104,6 +99,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     close: () =>
       new Promise<void>((resolve) => {
         // Let in-flight calls finish, but do not wait on idle client connections forever.
+        health.close();
         const timer = setTimeout(() => server.forceShutdown(), 5_000);
         server.tryShutdown(() => {
           clearTimeout(timer);

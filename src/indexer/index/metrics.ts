@@ -11,7 +11,7 @@ export type DropReason =
   | 'too_many_media'
   | 'too_many_sources'
   | 'sparse_group';
-export const DROP_REASONS: readonly DropReason[] = [
+const DROP_REASONS: readonly DropReason[] = [
   'unknown_parent',
   'token_count_mismatch',
   'block_size_incompatible',
@@ -23,7 +23,7 @@ export const DROP_REASONS: readonly DropReason[] = [
 
 /** Why a score request got no scores without any pod lacking the prefix. */
 export type UnscoredReason = 'lora_path_unknown';
-export const UNSCORED_REASONS: readonly UnscoredReason[] = ['lora_path_unknown'];
+const UNSCORED_REASONS: readonly UnscoredReason[] = ['lora_path_unknown'];
 
 export interface IndexCounters {
   keyEvictions: number;

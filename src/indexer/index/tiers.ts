@@ -2,12 +2,12 @@
 // name, and the weight each tier contributes to a score. Defaults: gpu 1.0, cpu 0.8, disk 0.5; a tier
 // not configured weighs UNKNOWN_TIER_WEIGHT, below cpu, since it is some slower offload medium.
 
-export const DEFAULT_TIER_WEIGHTS: Readonly<Record<string, number>> = Object.freeze({ gpu: 1.0, cpu: 0.8, disk: 0.5 });
-export const UNKNOWN_TIER_WEIGHT = 0.5;
+const DEFAULT_TIER_WEIGHTS: Readonly<Record<string, number>> = Object.freeze({ gpu: 1.0, cpu: 0.8, disk: 0.5 });
+const UNKNOWN_TIER_WEIGHT = 0.5;
 const MAX_TIERS = 255;
 
 /** The tier name for an event's medium: null and "GPU" are gpu; other names are lowercased. */
-export function tierName(medium: string | null): string {
+function tierName(medium: string | null): string {
   return medium === null || medium === '' ? 'gpu' : medium.toLowerCase();
 }
 

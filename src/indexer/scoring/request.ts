@@ -27,7 +27,7 @@ const TokenIds = z
   })
   .transform((value) => value as number[]);
 
-export const ScoreBody = z
+const ScoreBody = z
   .strictObject({
     model: z.string().min(1, 'expected the served model name'),
     tokens: TokenIds.optional(),
@@ -52,7 +52,7 @@ export const ScoreBody = z
       });
     }
   });
-export type ScoreBody = z.infer<typeof ScoreBody>;
+type ScoreBody = z.infer<typeof ScoreBody>;
 
 declare const parsedBrand: unique symbol;
 /** A ScoreRequest that parseScoreBody accepted: only it makes one. */

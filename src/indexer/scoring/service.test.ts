@@ -13,6 +13,8 @@ const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 const QWEN = 'Qwen/Qwen3-8B';
 
 const stored = (tokens: number[], blocks: number, extra: Partial<BlockStoredEvent> = {}) => storedBlocks(tokens, blocks, { blockSize: BLOCK, hashSeed: null }, extra);
+/** The full blocks of a request: the totalBlocks every score result carries. */
+const blocksOf = (tokens: readonly number[]) => Math.floor(tokens.length / BLOCK);
 
 describe('IndexerService (in-process PrefixScorer)', () => {
   let tokenizers: TokenizerSet;
@@ -20,6 +22,8 @@ describe('IndexerService (in-process PrefixScorer)', () => {
   let service: IndexerService;
   const prompt = 'In-process scoring reads the same index the gRPC server reads. '.repeat(8);
   const messages: ChatMessage[] = [{ role: 'user', content: prompt }];
+  let promptBlocks: number;
+  let chatBlocks: number;
 
   beforeAll(async () => {
     tokenizers = new TokenizerSet({ sources: { [MODEL]: 'npm:llama3_1', [QWEN]: 'npm:qwen3' } });
@@ -29,24 +33,27 @@ describe('IndexerService (in-process PrefixScorer)', () => {
     const llama = tokenizers.get(MODEL);
     const promptTokens = llama.tokenizePrompt(prompt);
     const chatTokens = llama.tokenizeChat(messages);
+    promptBlocks = blocksOf(promptTokens);
+    chatBlocks = blocksOf(chatTokens);
     index.apply({ podId: 'gpu-pod', model: MODEL, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(promptTokens, 4), stored(chatTokens, 2)] });
     index.apply({ podId: 'cpu-pod', model: MODEL, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(promptTokens, 4, { medium: 'CPU' })] });
     index.apply({ podId: 'lora-pod', model: MODEL, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(promptTokens, 3, { loraName: 'adapter-a' })] });
   });
 
   it('scores a prompt with the BOS vLLM adds, weighted by tier, leaving out pods that match nothing', async () => {
-    expect(await service.score({ model: MODEL, prompt })).toEqual({ scores: { 'gpu-pod': 4, 'cpu-pod': 1 } });
+    expect(await service.score({ model: MODEL, prompt })).toEqual({ scores: { 'gpu-pod': 4, 'cpu-pod': 1 }, totalBlocks: promptBlocks });
     // Without BOS the first block differs, so nothing matches: the prompt path must add it.
-    expect(await service.score({ model: MODEL, tokens: tokenizers.get(MODEL).encode(prompt) })).toEqual({ scores: {} });
+    const withoutBos = tokenizers.get(MODEL).encode(prompt);
+    expect(await service.score({ model: MODEL, tokens: withoutBos })).toEqual({ scores: {}, totalBlocks: blocksOf(withoutBos) });
   });
 
   it('scores chat messages by their templated tokens', async () => {
-    expect(await service.score({ model: MODEL, messages })).toEqual({ scores: { 'gpu-pod': 2 } });
+    expect(await service.score({ model: MODEL, messages })).toEqual({ scores: { 'gpu-pod': 2 }, totalBlocks: chatBlocks });
   });
 
   it('passes the LoRA adapter and the pod filter to the index', async () => {
-    expect(await service.score({ model: MODEL, prompt, loraName: 'adapter-a' })).toEqual({ scores: { 'lora-pod': 3 } });
-    expect(await service.score({ model: MODEL, prompt, pods: ['cpu-pod'] })).toEqual({ scores: { 'cpu-pod': 1 } });
+    expect(await service.score({ model: MODEL, prompt, loraName: 'adapter-a' })).toEqual({ scores: { 'lora-pod': 3 }, totalBlocks: promptBlocks });
+    expect(await service.score({ model: MODEL, prompt, pods: ['cpu-pod'] })).toEqual({ scores: { 'cpu-pod': 1 }, totalBlocks: promptBlocks });
   });
 
   it('applies chat_template_kwargs and add_generation_prompt given in-process', async () => {
@@ -54,8 +61,8 @@ describe('IndexerService (in-process PrefixScorer)', () => {
     const chat = chatCrossingBlock((m, kwargs) => qwen.tokenizeChat(m, { templateKwargs: kwargs }), { enable_thinking: false }, BLOCK);
     const blocks = Math.floor(chat.withKwargs.length / BLOCK);
     index.apply({ podId: 'qwen-pod', model: QWEN, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(chat.withKwargs, blocks)] });
-    expect(await service.score({ model: QWEN, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } })).toEqual({ scores: { 'qwen-pod': blocks } });
-    expect(await service.score({ model: QWEN, messages: chat.messages })).toEqual({ scores: { 'qwen-pod': blocks - 1 } });
+    expect(await service.score({ model: QWEN, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } })).toEqual({ scores: { 'qwen-pod': blocks }, totalBlocks: blocks });
+    expect(await service.score({ model: QWEN, messages: chat.messages })).toEqual({ scores: { 'qwen-pod': blocks - 1 }, totalBlocks: blocksOf(chat.without) });
     const bare = qwen.tokenizeChat(chat.messages, { addGenerationPrompt: false });
     expect(bare.length).toBeLessThan(chat.without.length);
     expect(await service.tokenize(parseScoreBody({ model: QWEN, messages: chat.messages, add_generation_prompt: false }))).toMatchObject({ tokens: bare });
@@ -91,19 +98,19 @@ describe('IndexerService: models and tokenizer fallbacks', () => {
   it('scores only the pods publishing under the requested model, and nothing for an unknown model', async () => {
     const tokenizers = new TokenizerSet({ sources: {} });
     const service = new IndexerService({ index, tokenizers, log: silentLogger });
-    expect(await service.score({ model: MODEL, tokens: llamaTokens })).toEqual({ scores: { 'llama-pod': 3 } });
-    expect(await service.score({ model: QWEN, tokens: llamaTokens })).toEqual({ scores: { 'qwen-pod': 2 } });
-    expect(await service.score({ model: 'never/published', tokens: llamaTokens })).toEqual({ scores: {} });
+    expect(await service.score({ model: MODEL, tokens: llamaTokens })).toEqual({ scores: { 'llama-pod': 3 }, totalBlocks: blocksOf(llamaTokens) });
+    expect(await service.score({ model: QWEN, tokens: llamaTokens })).toEqual({ scores: { 'qwen-pod': 2 }, totalBlocks: blocksOf(llamaTokens) });
+    expect(await service.score({ model: 'never/published', tokens: llamaTokens })).toEqual({ scores: {}, totalBlocks: blocksOf(llamaTokens) });
   });
 
   it('scores a request whose model is a configured LoRA adapter as that adapter, on pods of any model', async () => {
     const tokenizers = new TokenizerSet({ sources: {} });
     const service = new IndexerService({ index, tokenizers, log: silentLogger, loraAdapters: ['sql-adapter'] });
-    expect(await service.score({ model: 'sql-adapter', tokens: llamaTokens })).toEqual({ scores: { 'adapter-pod': 4 } });
-    expect(await service.score({ model: 'sql-adapter', tokens: llamaTokens, loraName: 'sql-adapter' })).toEqual({ scores: { 'adapter-pod': 4 } });
+    expect(await service.score({ model: 'sql-adapter', tokens: llamaTokens })).toEqual({ scores: { 'adapter-pod': 4 }, totalBlocks: blocksOf(llamaTokens) });
+    expect(await service.score({ model: 'sql-adapter', tokens: llamaTokens, loraName: 'sql-adapter' })).toEqual({ scores: { 'adapter-pod': 4 }, totalBlocks: blocksOf(llamaTokens) });
     // Not configured as an adapter: an unknown model, so nothing scores.
     const plain = new IndexerService({ index, tokenizers, log: silentLogger });
-    expect(await plain.score({ model: 'sql-adapter', tokens: llamaTokens })).toEqual({ scores: {} });
+    expect(await plain.score({ model: 'sql-adapter', tokens: llamaTokens })).toEqual({ scores: {}, totalBlocks: blocksOf(llamaTokens) });
   });
 
   it('tokenizes a model without a configured tokenizer with its family\'s or the default one, warning once per model', async () => {
@@ -117,8 +124,8 @@ describe('IndexerService: models and tokenizer fallbacks', () => {
     // A Llama 3.1 fine-tune by its served name: the Llama 3.1 tokenizer, so the llama pod's blocks match.
     const llamaFamily = 'meta-llama/Llama-3.1-8B-Instruct-finetune';
     index.apply({ podId: 'finetune-pod', model: llamaFamily, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(llamaTokens, 3)] });
-    expect(await service.score({ model: llamaFamily, prompt })).toEqual({ scores: { 'finetune-pod': 3 } });
-    expect(await service.score({ model: llamaFamily, prompt })).toEqual({ scores: { 'finetune-pod': 3 } });
+    expect(await service.score({ model: llamaFamily, prompt })).toEqual({ scores: { 'finetune-pod': 3 }, totalBlocks: blocksOf(llamaTokens) });
+    expect(await service.score({ model: llamaFamily, prompt })).toEqual({ scores: { 'finetune-pod': 3 }, totalBlocks: blocksOf(llamaTokens) });
     const custom = await service.tokenize(parseScoreBody({ model: 'acme/custom-model', prompt }));
     expect(custom.tokens).toEqual(qwen.get('q').tokenizePrompt(prompt));
     await service.tokenize(parseScoreBody({ model: 'acme/custom-model', messages: [{ role: 'user', content: prompt }] }));

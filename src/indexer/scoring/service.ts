@@ -11,6 +11,8 @@ import type { PrefixScorer, ScoreRequest, ScoreResult } from '../types.ts';
 
 /** What scoring needs from the block index (BlockIndex implements it). */
 export interface ScoringIndex {
+  /** Tokens per block: a request's full blocks are what its scores can reach. */
+  readonly blockSize: number;
   /** `model` given: only sources publishing under that model (or under none) are scored. */
   scoreTokens(tokens: number[], options: { model?: string; loraName?: string; cacheSalt?: string; pods?: string[] }): Record<string, number>;
 }
@@ -93,8 +95,10 @@ export class IndexerService implements PrefixScorer {
     const raw = this.#index.scoreTokens(tokens, { model, loraName, cacheSalt, pods });
     const scores: Record<string, number> = {};
     for (const [pod, score] of Object.entries(raw)) if (score > 0) scores[pod] = score;
-    this.#log.debug('scored', { model: request.model, tokens: tokens.length, pods: Object.keys(scores).length });
-    return { scores };
+    // The denominator a caller needs to turn matched blocks into a fraction of the prompt.
+    const totalBlocks = Math.floor(tokens.length / this.#index.blockSize);
+    this.#log.debug('scored', { model: request.model, tokens: tokens.length, totalBlocks, pods: Object.keys(scores).length });
+    return { scores, totalBlocks };
   }
 
   /** The PrefixScorer the router uses in-process: the same parsing as HTTP and gRPC. */

@@ -10,21 +10,16 @@ async function receive(sub: zmq.Subscriber, n: number, timeoutMs = 5000): Promis
   return out;
 }
 
-/** Publishes until the subscriber sees a message (PUB/SUB joins are asynchronous), then drains it. */
-async function awaitJoin(pub: KvEventPublisher, sub: zmq.Subscriber): Promise<number> {
-  sub.receiveTimeout = 50;
-  const deadline = Date.now() + 5000;
-  while (Date.now() < deadline) {
-    pub.publish(Uint8Array.of(0xc0));
-    try {
-      const [, seq] = (await sub.receive()) as Buffer[];
-      return Number(seq!.readBigUInt64BE());
-    } catch {
-      // not joined yet
-    }
-  }
-  throw new Error('subscriber never joined');
+/** A SUB bound on a kernel-picked port, subscribed to `topic`, as a central indexer binds it. */
+async function boundSubscriber(topic?: string): Promise<{ sub: zmq.Subscriber; endpoint: string }> {
+  const sub = new zmq.Subscriber({ linger: 0 });
+  await sub.bind('tcp://127.0.0.1:0');
+  if (topic === undefined) sub.subscribe();
+  else sub.subscribe(topic);
+  return { sub, endpoint: sub.lastEndpoint! };
 }
+
+const seqOf = (msg: Buffer[]) => Number(msg[1]!.readBigUInt64BE());
 
 describe('KvEventPublisher', () => {
   it('binds wildcard and ipc endpoints and connects to the rest, like vLLM', () => {
@@ -34,22 +29,22 @@ describe('KvEventPublisher', () => {
   });
 
   it('sends topic, 8-byte big-endian sequence and payload, and replays buffered batches then an end marker', async () => {
-    const pub = new KvEventPublisher({ endpoint: 'tcp://127.0.0.1:5711', replayEndpoint: 'tcp://127.0.0.1:5712', topic: 'kv@p@m', bufferSteps: 3, log: silentLogger });
-    const sub = new zmq.Subscriber({ linger: 0 });
-    await sub.bind('tcp://127.0.0.1:5711');
-    sub.subscribe('kv@p@m');
+    const { sub, endpoint } = await boundSubscriber('kv@p@m');
+    const pub = new KvEventPublisher({ endpoint, replayEndpoint: 'tcp://127.0.0.1:0', topic: 'kv@p@m', bufferSteps: 3, log: silentLogger });
     await pub.start();
-    const firstSeq = await awaitJoin(pub, sub);
-    for (let i = 0; i < 5; i++) pub.publish(Uint8Array.of(i));
-    const msgs = await receive(sub, 5);
+    // One batch first: until the subscriber has joined, only bufferSteps (3) batches are held.
+    pub.publish(Uint8Array.of(0));
+    const msgs = await receive(sub, 1);
+    for (let i = 1; i < 5; i++) pub.publish(Uint8Array.of(i));
+    msgs.push(...(await receive(sub, 4)));
     for (const [i, [topic, seq, payload]] of msgs.entries()) {
       expect(topic!.toString()).toBe('kv@p@m');
       expect(seq!.length).toBe(8);
-      expect(Number(seq!.readBigUInt64BE())).toBe(firstSeq + 1 + i);
+      expect(Number(seq!.readBigUInt64BE())).toBe(i);
       expect([...payload!]).toEqual([i]);
     }
     const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: 5000 });
-    dealer.connect('tcp://127.0.0.1:5712');
+    dealer.connect(pub.replayEndpoint!);
     const from = pub.lastSeq - 1;
     const start = Buffer.alloc(8);
     start.writeBigUInt64BE(BigInt(from));
@@ -68,12 +63,11 @@ describe('KvEventPublisher', () => {
   }, 20_000);
 
   it('keeps dropped batches replayable and delivers batches queued during a stall in order', async () => {
-    const pub = new KvEventPublisher({ endpoint: 'tcp://127.0.0.1:5713', topic: 't', log: silentLogger });
-    const sub = new zmq.Subscriber({ linger: 0 });
-    await sub.bind('tcp://127.0.0.1:5713');
-    sub.subscribe();
+    const { sub, endpoint } = await boundSubscriber();
+    const pub = new KvEventPublisher({ endpoint, topic: 't', log: silentLogger });
     await pub.start();
-    const base = await awaitJoin(pub, sub);
+    pub.publish(Uint8Array.of(0));
+    expect(seqOf((await receive(sub, 1))[0]!)).toBe(0);
     pub.faults.dropRate = 1;
     pub.publish(Uint8Array.of(1));
     pub.faults.dropRate = 0;
@@ -81,9 +75,48 @@ describe('KvEventPublisher', () => {
     pub.publish(Uint8Array.of(2));
     pub.publish(Uint8Array.of(3));
     const msgs = await receive(sub, 2);
-    expect(msgs.map((m) => Number(m[1]!.readBigUInt64BE()) - base)).toEqual([2, 3]);
+    expect(msgs.map(seqOf)).toEqual([2, 3]);
     expect(pub.stats.dropped).toBe(1);
     sub.close();
     await pub.close(0);
+  }, 20_000);
+
+  it('in connect mode holds batches until the bound subscriber has subscribed, then sends them from sequence 0', async () => {
+    // The SUB has no receive pending, so libzmq has not yet sent the connecting PUB its subscription:
+    // a plain PUB would drop these three batches.
+    const { sub, endpoint } = await boundSubscriber('kv@');
+    const pub = new KvEventPublisher({ endpoint, topic: 'kv@p@m', log: silentLogger });
+    await pub.start();
+    for (let i = 0; i < 3; i++) pub.publish(Uint8Array.of(i));
+    expect(pub.stats.published).toBe(0);
+    const msgs = await receive(sub, 3);
+    expect(msgs.map(seqOf)).toEqual([0, 1, 2]);
+    expect(msgs.map((m) => [...m[2]!])).toEqual([[0], [1], [2]]);
+    expect(pub.stats.published).toBe(3);
+    sub.close();
+    await pub.close(0);
+  }, 20_000);
+
+  it('holds no more batches for a subscriber than the replay buffer keeps, counting those that aged out', async () => {
+    const { sub, endpoint } = await boundSubscriber();
+    const pub = new KvEventPublisher({ endpoint, topic: 'kv@p@m', bufferSteps: 3, log: silentLogger });
+    await pub.start();
+    for (let i = 0; i < 5; i++) pub.publish(Uint8Array.of(i));
+    expect(pub.stats).toMatchObject({ published: 0, unsubscribed: 2 });
+    expect((await receive(sub, 3)).map(seqOf)).toEqual([2, 3, 4]);
+    sub.close();
+    await pub.close(0);
+  }, 20_000);
+
+  it('does not wait at close for batches held for a subscriber that never subscribed', async () => {
+    const { sub, endpoint } = await boundSubscriber('someone-else');
+    const pub = new KvEventPublisher({ endpoint, topic: 'kv@p@m', log: silentLogger });
+    await pub.start();
+    pub.publish(Uint8Array.of(1));
+    const started = Date.now();
+    await pub.close(10_000);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(pub.stats.published).toBe(0);
+    sub.close();
   }, 20_000);
 });

@@ -12,18 +12,18 @@ async function request(port: number, method: string, route: string, body?: strin
 }
 
 
-function startPod(port: number, tokenizer: SimTokenizer, extra: Record<string, unknown> = {}): Promise<SimPod> {
-  return startSimPod(parseSimPodConfig({ podId: `p${port}`, model: MODEL, port, timeScale: 1000, ...extra }), { tokenizer, log: silentLogger });
+/** A pod on a kernel-picked port (read it from `pod.port`). */
+function startPod(podId: string, tokenizer: SimTokenizer, extra: Record<string, unknown> = {}): Promise<SimPod> {
+  return startSimPod(parseSimPodConfig({ podId, model: MODEL, port: 0, timeScale: 1000, ...extra }), { tokenizer, log: silentLogger });
 }
 
 describe('sim OpenAI errors', () => {
   let tokenizer: SimTokenizer;
   let pod: SimPod;
-  const PORT = 8500;
 
   beforeAll(async () => {
     tokenizer = await loadSimTokenizer(MODEL, 'npm:qwen3', { workers: 0 });
-    pod = await startPod(PORT, tokenizer);
+    pod = await startPod('p-errors', tokenizer);
   });
   afterAll(async () => {
     await pod.close();
@@ -33,34 +33,34 @@ describe('sim OpenAI errors', () => {
   const openAiShape = (status: number, type: string) => ({ error: { message: expect.any(String), type, param: null, code: status } });
 
   it('answers a body that is not JSON with a 400 OpenAI error naming the pod', async () => {
-    const r = await request(PORT, 'POST', '/v1/completions', '{"model": ');
+    const r = await request(pod.port, 'POST', '/v1/completions', '{"model": ');
     expect(r.status).toBe(400);
     expect(r.json).toEqual(openAiShape(400, 'BadRequestError'));
     expect(r.json.error.message).toMatch(/not valid JSON/);
-    expect(r.headers.get('x-inference-pod')).toBe(`p${PORT}`);
+    expect(r.headers.get('x-inference-pod')).toBe('p-errors');
   });
 
   it('answers an empty body with a 400 OpenAI error', async () => {
-    const r = await request(PORT, 'POST', '/v1/chat/completions', '');
+    const r = await request(pod.port, 'POST', '/v1/chat/completions', '');
     expect(r.status).toBe(400);
     expect(r.json).toEqual(openAiShape(400, 'BadRequestError'));
     expect(r.json.error.message).toMatch(/empty/);
   });
 
   it('answers an unknown route with a 404 OpenAI error typed as vLLM types it', async () => {
-    const r = await request(PORT, 'GET', '/v1/nothing-here');
+    const r = await request(pod.port, 'GET', '/v1/nothing-here');
     expect(r.status).toBe(404);
     expect(r.json).toEqual(openAiShape(404, 'Not Found'));
   });
 
   it('answers a wrong method with a 405 OpenAI error', async () => {
-    const r = await request(PORT, 'GET', '/v1/completions');
+    const r = await request(pod.port, 'GET', '/v1/completions');
     expect(r.status).toBe(405);
     expect(r.json).toEqual(openAiShape(405, 'Method Not Allowed'));
   });
 
   it('answers a JSON body that is not an object with a 400 OpenAI error', async () => {
-    const r = await request(PORT, 'POST', '/v1/completions', '[1, 2]');
+    const r = await request(pod.port, 'POST', '/v1/completions', '[1, 2]');
     expect(r.status).toBe(400);
     expect(r.json).toEqual(openAiShape(400, 'BadRequestError'));
   });

@@ -26,7 +26,6 @@ export const CompletionRequestSchema = z
     }),
   })
   .passthrough();
-export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
 
 export const ChatCompletionRequestSchema = z
   .object({
@@ -38,7 +37,6 @@ export const ChatCompletionRequestSchema = z
     chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
   })
   .passthrough();
-export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 
 const ERROR_TYPES: Record<number, string> = {
   400: 'BadRequestError',

@@ -19,7 +19,7 @@ export interface SimBlockRemoved {
   blockHash: Uint8Array;
 }
 
-export interface SimAllBlocksCleared {
+interface SimAllBlocksCleared {
   type: 'AllBlocksCleared';
 }
 

@@ -6,7 +6,7 @@
  * 8 bytes read big-endian). A BigUint64Array holds them without one heap object per block; hot
  * paths read them as (lo, hi) uint32 pairs through a Uint32Array view of the same buffer.
  */
-export type EngineHashes = BigUint64Array;
+type EngineHashes = BigUint64Array;
 
 export interface BlockStoredEvent {
   type: 'BlockStored';

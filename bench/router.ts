@@ -1,0 +1,639 @@
+// Benchmark (`npm run bench:router`): the latency Envoy adds with the router in the path versus
+// without it. One Envoy runs a listener per variant on the same upstreams: `plain` proxies round robin
+// with no ext_proc; each routed listener is the GIE standalone gateway (ext_proc FULL_DUPLEX_STREAMED
+// over TLS, ORIGINAL_DST on x-gateway-destination-endpoint) in front of its own `kvroute router`:
+// `default` runs the default config, which asks a real `kvroute indexer` for every request (the goal
+// is measured there); `approx` swaps the indexer for router-side prefix hashing and `load-only` drops
+// prefix scoring, to show what the ext_proc path costs without the indexer. The upstreams are tiny
+// HTTP servers in this process that answer at once with a small OpenAI-shaped completion and serve
+// vLLM metrics on /metrics (so the measurement is the gateway and router, not a model server). Load
+// is open loop at a constant rate from a child process over keep-alive connections; latency runs
+// from each request's scheduled send time to its last byte. The routers' scheduling time comes from
+// their kvroute_router_scheduling_duration_seconds histograms, read over /metrics before and after
+// each run (quantiles of the bucket deltas). Writes bench/results/router.json and prints a table;
+// progress goes to stderr.
+
+import { execFileSync, spawn } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { mulberry32 } from '../src/common/random.ts';
+import { fmt, formatTable } from '../src/common/table.ts';
+import { silentLogger } from '../src/common/log.ts';
+import { Progress } from '../src/common/progress.ts';
+import { startEnvoy } from '../src/gateway/envoy-process.ts';
+import { envoyBinary, envoyGatewayConfig } from '../e2e/support/envoy.ts';
+import { histogramBuckets } from '../e2e/support/prometheus-text.ts';
+import { portOf, spawnKvroute, type KvrouteProcess } from '../test/support/kvroute.ts';
+import { nodeBinary } from '../test/support/node.ts';
+import { until } from '../test/support/until.ts';
+import { environment, percentile, writeResults } from './lib/results.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const RESULTS = path.join(ROOT, 'bench/results/router.json');
+const MODEL = 'bench';
+const UPSTREAMS = 3;
+const ENVOY_CONCURRENCY = 2;
+/** Open requests the load generator allows at once; a send past it counts as an error (overload). */
+const MAX_IN_FLIGHT = 512;
+const REQUEST_TIMEOUT_MS = 15_000;
+const GOAL = { promptName: '2k', addedP50Ms: 1, addedP99Ms: 5 };
+
+interface PromptSpec {
+  name: string;
+  targetTokens: number;
+}
+const PROMPTS: PromptSpec[] = [
+  { name: '2k', targetTokens: 2_000 },
+  { name: '100k', targetTokens: 100_000 },
+];
+/** Seconds at each rate (bounded in time and so in count): shorter for the heavy 100k-token bodies. */
+const RUNS: Array<{ prompt: string; rate: number; seconds: number }> = [
+  { prompt: '2k', rate: 200, seconds: 8 },
+  { prompt: '2k', rate: 1000, seconds: 5 },
+  { prompt: '100k', rate: 200, seconds: 4 },
+  { prompt: '100k', rate: 1000, seconds: 2 },
+];
+
+/** The routed variants: the default config (with the indexer), and two without it for comparison. */
+const VARIANTS: Array<{ name: string; description: string; configText?: string }> = [
+  {
+    name: 'load-only',
+    description: 'load-bound-filter, queue-scorer, kv-cache-utilization-scorer, max-score-picker (no prefix scoring)',
+    configText: `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins: [{type: load-bound-filter}, {type: queue-scorer}, {type: kv-cache-utilization-scorer}, {type: max-score-picker}]
+schedulingProfiles:
+- name: default
+  plugins: [{pluginRef: load-bound-filter}, {pluginRef: queue-scorer}, {pluginRef: kv-cache-utilization-scorer}, {pluginRef: max-score-picker}]
+`,
+  },
+  {
+    name: 'approx',
+    description:
+      'the default profile with router-side approximate prefix hashing (approx-prefix-cache-producer + prefix-cache-scorer x3) instead of the indexer',
+    configText: `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- {type: load-bound-filter}
+- {type: approx-prefix-cache-producer}
+- {type: prefix-cache-scorer}
+- {type: queue-scorer}
+- {type: kv-cache-utilization-scorer}
+- {type: max-score-picker}
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: load-bound-filter}
+  - {pluginRef: prefix-cache-scorer, weight: 3}
+  - {pluginRef: queue-scorer, weight: 1}
+  - {pluginRef: kv-cache-utilization-scorer, weight: 1}
+  - {pluginRef: max-score-picker}
+`,
+  },
+  {
+    name: 'default',
+    description:
+      'no --config-file: load-bound-filter, precise-prefix-cache-scorer x3 (the indexer over gRPC, 50 ms timeout), queue-scorer x1, kv-cache-utilization-scorer x1, max-score-picker',
+  },
+];
+
+const VOCABULARY = (
+  'the a cache prefix router gateway envoy block token pod model query stream request answer latency ' +
+  'queue memory kernel engine batch schedule index event topic replica warm cold hot load bound spill ' +
+  'river mountain city garden window paper music number letter question story history science market ' +
+  'water light house table morning evening summer winter purple orange silver golden quiet rapid gentle'
+).split(' ');
+
+function words(seed: number, count: number): string {
+  const random = mulberry32(seed);
+  const out: string[] = new Array(count);
+  for (let i = 0; i < count; i++) out[i] = VOCABULARY[Math.floor(random() * VOCABULARY.length)]!;
+  return out.join(' ');
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Load generator (child process): open loop, constant rate, keep-alive.
+
+interface ClientConfig {
+  port: number;
+  rate: number;
+  durationMs: number;
+  words: number;
+  seed: number;
+}
+
+interface ClientResult {
+  sent: number;
+  completed: number;
+  errors: Record<string, number>;
+  latencyMs: number[];
+  /** How late sends went out relative to their schedule (a late generator is a bottleneck). */
+  sendLagP99Ms: number;
+  wallMs: number;
+}
+
+async function client(config: ClientConfig): Promise<ClientResult> {
+  // Each request differs in its first bytes (a request number), so no layer can cache a whole body.
+  const tail = Buffer.from(`${words(config.seed, config.words)}"}`);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
+  const total = Math.round((config.rate * config.durationMs) / 1000);
+  const intervalMs = 1000 / config.rate;
+  const result: ClientResult = { sent: 0, completed: 0, errors: {}, latencyMs: [], sendLagP99Ms: 0, wallMs: 0 };
+  const lags: number[] = [];
+  const fail = (why: string) => (result.errors[why] = (result.errors[why] ?? 0) + 1);
+  let inFlight = 0;
+  let settled = 0;
+  let allSettled!: () => void;
+  const done = new Promise<void>((resolve) => (allSettled = resolve));
+  const settle = () => {
+    inFlight--;
+    if (++settled === total) allSettled();
+  };
+
+  const send = (n: number, scheduledAt: number) => {
+    if (inFlight >= MAX_IN_FLIGHT) {
+      fail('generator-cap');
+      inFlight++;
+      settle();
+      return;
+    }
+    inFlight++;
+    result.sent++;
+    const head = Buffer.from(`{"model":"${MODEL}","max_tokens":1,"prompt":"Request ${n}: `);
+    const req = http.request({
+      host: '127.0.0.1',
+      port: config.port,
+      method: 'POST',
+      path: '/v1/completions',
+      agent,
+      headers: { 'content-type': 'application/json', 'content-length': head.length + tail.length },
+      timeout: REQUEST_TIMEOUT_MS,
+    });
+    let finished = false;
+    const finish = (error?: string) => {
+      if (finished) return;
+      finished = true;
+      if (error) fail(error);
+      settle();
+    };
+    req.on('response', (res) => {
+      res.on('data', () => {});
+      res.on('end', () => {
+        if (res.statusCode === 200) {
+          result.completed++;
+          result.latencyMs.push(performance.now() - scheduledAt);
+          finish();
+        } else finish(`http-${res.statusCode}`);
+      });
+      res.on('error', () => finish('response-error'));
+    });
+    req.on('timeout', () => {
+      req.destroy();
+      finish('timeout');
+    });
+    req.on('error', () => finish('connection-error'));
+    req.write(head);
+    req.end(tail);
+  };
+
+  const started = performance.now();
+  let next = 0;
+  const tick = () => {
+    const now = performance.now();
+    // Every request whose time has come goes now (catching up after a late timer).
+    while (next < total && started + next * intervalMs <= now) {
+      const scheduledAt = started + next * intervalMs;
+      lags.push(now - scheduledAt);
+      send(next, scheduledAt);
+      next++;
+    }
+    if (next < total) setTimeout(tick, Math.max(0, started + next * intervalMs - performance.now()));
+  };
+  tick();
+  if (total > 0) await done;
+  result.wallMs = performance.now() - started;
+  agent.destroy();
+  lags.sort((a, b) => a - b);
+  result.sendLagP99Ms = percentile(lags, 99);
+  return result;
+}
+
+function runClient(config: ClientConfig): Promise<ClientResult> {
+  const child = spawn(nodeBinary(), [path.join(ROOT, 'bench/router.ts'), '--client', JSON.stringify(config)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve, reject) =>
+    child.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out) as ClientResult) : reject(new Error(`load generator exited with ${code}`)),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Upstreams: answer at once; vLLM metrics with the requests they hold as running.
+
+interface Upstream {
+  port: number;
+  close(): Promise<void>;
+}
+
+const COMPLETION = JSON.stringify({
+  id: 'cmpl-bench',
+  object: 'text_completion',
+  created: 0,
+  model: MODEL,
+  choices: [{ index: 0, text: 'ok', logprobs: null, finish_reason: 'length', stop_reason: null }],
+  usage: { prompt_tokens: 0, completion_tokens: 1, total_tokens: 1, prompt_tokens_details: { cached_tokens: 0 } },
+});
+
+function startUpstream(): Promise<Upstream> {
+  let running = 0;
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics') {
+      res.setHeader('content-type', 'text/plain; version=0.0.4');
+      res.end(
+        `vllm:num_requests_running{model_name="${MODEL}"} ${running}\n` +
+          `vllm:num_requests_waiting{model_name="${MODEL}"} 0\n` +
+          `vllm:kv_cache_usage_perc{model_name="${MODEL}"} 0\n`,
+      );
+      return;
+    }
+    running++;
+    req.on('data', () => {});
+    req.on('end', () => {
+      running--;
+      res.setHeader('content-type', 'application/json');
+      res.end(COMPLETION);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      }),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Envoy: the GIE gateway listener and a plain one on the same upstreams.
+
+/**
+ * One Envoy, one listener per variant: `plain` (no ext_proc, round robin over the upstreams) and a GIE
+ * gateway listener per routed variant, each with its own ext_proc cluster pointing at its router.
+ */
+function benchEnvoyConfig(eppPorts: Record<string, number>, upstreamPorts: number[]): string {
+  type Config = { static_resources: { listeners: Array<Record<string, unknown>>; clusters: Array<Record<string, unknown>> } };
+  type Listener = {
+    name: string;
+    filter_chains: Array<{
+      filters: Array<{
+        typed_config: {
+          stat_prefix: string;
+          route_config: { virtual_hosts: Array<{ routes: unknown[] }> };
+          http_filters: Array<{ name: string; typed_config: { grpc_service?: { envoy_grpc: { cluster_name: string } } } }>;
+        };
+      }>;
+    }>;
+  };
+  let merged: Config | undefined;
+  for (const [variant, eppPort] of Object.entries(eppPorts)) {
+    const config = YAML.parse(
+      envoyGatewayConfig({ listenPort: 0, adminPort: 0, eppPort, eppTls: true, failureModeAllow: false }),
+    ) as Config;
+    const listener = config.static_resources.listeners[0] as Listener;
+    listener.name = variant;
+    const hcm = listener.filter_chains[0]!.filters[0]!.typed_config;
+    hcm.stat_prefix = variant;
+    for (const f of hcm.http_filters)
+      if (f.typed_config.grpc_service) f.typed_config.grpc_service.envoy_grpc.cluster_name = `epp_${variant}`;
+    const epp = config.static_resources.clusters.find((c) => c.name === 'epp') as {
+      name: string;
+      load_assignment: { cluster_name: string };
+    };
+    epp.name = epp.load_assignment.cluster_name = `epp_${variant}`;
+    if (!merged) merged = config;
+    else {
+      merged.static_resources.listeners.push(listener);
+      merged.static_resources.clusters.push(epp);
+    }
+  }
+  const plain = structuredClone(merged!.static_resources.listeners[0]!) as Listener;
+  plain.name = 'plain';
+  const hcm = plain.filter_chains[0]!.filters[0]!.typed_config;
+  hcm.stat_prefix = 'plain';
+  hcm.http_filters = hcm.http_filters.filter((f) => f.name !== 'envoy.filters.http.ext_proc');
+  hcm.route_config.virtual_hosts[0]!.routes = [{ match: { prefix: '/' }, route: { cluster: 'upstreams', timeout: '0s' } }];
+  merged!.static_resources.listeners.push(plain);
+  merged!.static_resources.clusters.push({
+    name: 'upstreams',
+    type: 'STATIC',
+    lb_policy: 'ROUND_ROBIN',
+    connect_timeout: '5s',
+    load_assignment: {
+      cluster_name: 'upstreams',
+      endpoints: [
+        {
+          lb_endpoints: upstreamPorts.map((port) => ({
+            endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } },
+          })),
+        },
+      ],
+    },
+  });
+  return YAML.stringify(merged);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Quantiles from histogram bucket deltas (Prometheus histogram_quantile: linear within a bucket).
+
+function bucketDelta(after: Map<number, number>, before: Map<number, number>): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const [le, n] of after) out.set(le, n - (before.get(le) ?? 0));
+  return out;
+}
+
+function histogramQuantile(cumulative: Map<number, number>, q: number): number {
+  const bounds = [...cumulative.keys()].sort((a, b) => a - b);
+  const total = cumulative.get(Infinity) ?? 0;
+  if (total === 0) return NaN;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const le of bounds) {
+    const count = cumulative.get(le)!;
+    if (count >= rank) {
+      if (le === Infinity) return lower; // past the last finite bucket: its bound is all we know
+      return lower + ((le - lower) * (rank - below)) / Math.max(1, count - below);
+    }
+    lower = le;
+    below = count;
+  }
+  return lower;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+interface Latency {
+  achievedRate: number;
+  sent: number;
+  completed: number;
+  errors: Record<string, number>;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  sendLagP99Ms: number;
+}
+
+function summarize(r: ClientResult): Latency {
+  const sorted = [...r.latencyMs].sort((a, b) => a - b);
+  const round = (n: number) => +n.toFixed(3);
+  return {
+    achievedRate: +(r.completed / (r.wallMs / 1000)).toFixed(1),
+    sent: r.sent,
+    completed: r.completed,
+    errors: r.errors,
+    p50Ms: round(percentile(sorted, 50)),
+    p99Ms: round(percentile(sorted, 99)),
+    maxMs: round(sorted.at(-1) ?? NaN),
+    sendLagP99Ms: round(r.sendLagP99Ms),
+  };
+}
+
+const errorCount = (l: Latency) => Object.values(l.errors).reduce((a, b) => a + b, 0);
+
+interface RoutedResult extends Latency {
+  addedMs: { p50: number; p99: number };
+  schedulingMs: { p50: number; p99: number; count: number };
+}
+
+async function main(): Promise<void> {
+  const clientAt = process.argv.indexOf('--client');
+  if (clientAt >= 0) {
+    process.stdout.write(JSON.stringify(await client(JSON.parse(process.argv[clientAt + 1]!) as ClientConfig)));
+    return;
+  }
+
+  const peers: KvrouteProcess[] = [];
+  const upstreams: Upstream[] = [];
+  let envoyStop: (() => Promise<void>) | undefined;
+  const log = (line: string) => process.stderr.write(`bench:router ${line}\n`);
+  try {
+    log('starting upstreams, the indexer, a router per variant and Envoy');
+    for (let i = 0; i < UPSTREAMS; i++) upstreams.push(await startUpstream());
+    const indexerFlags = '--listen-host 127.0.0.1 --zmq-bind tcp://127.0.0.1:0 --http-port 0 --grpc-port 0';
+    const indexer = await spawnKvroute(['indexer', ...indexerFlags.split(' ')], { readyLine: 'indexer ready' });
+    peers.push(indexer);
+    const indexerHttp = `http://127.0.0.1:${portOf(indexer.ready, 'httpPort')}`;
+    const routers: Record<string, { grpcPort: number; metricsUrl: string }> = {};
+    for (const variant of VARIANTS) {
+      const flags = `--grpc-port 0 --grpc-health-port 0 --metrics-port 0 --model ${MODEL} --indexer 127.0.0.1:${portOf(indexer.ready, 'grpcPort')}`;
+      const endpoints = upstreams.map((u) => `127.0.0.1:${u.port}`).join(',');
+      const config = variant.configText ? ['--config-text', variant.configText] : [];
+      const router = await spawnKvroute(['router', ...flags.split(' '), '--endpoints', endpoints, ...config], {
+        name: `router ${variant.name}`,
+        readyLine: 'router started',
+      });
+      peers.push(router);
+      routers[variant.name] = {
+        grpcPort: portOf(router.ready, 'grpcPort'),
+        metricsUrl: `http://127.0.0.1:${portOf(router.ready, 'metricsPort')}/metrics`,
+      };
+    }
+    const eppPorts = Object.fromEntries(Object.entries(routers).map(([name, r]) => [name, r.grpcPort]));
+    const envoy = await startEnvoy({
+      binary: envoyBinary(),
+      config: benchEnvoyConfig(
+        eppPorts,
+        upstreams.map((u) => u.port),
+      ),
+      log: silentLogger,
+      concurrency: ENVOY_CONCURRENCY,
+    });
+    envoyStop = () => envoy.close();
+
+    // Prompts of about the target token counts, measured with the indexer's tokenizer (npm:qwen3, as the sims).
+    const tokenize = async (prompt: string): Promise<number> => {
+      const res = await fetch(`${indexerHttp}/v1/tokenize`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, prompt }),
+      });
+      if (!res.ok) throw new Error(`indexer /v1/tokenize: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { count: number }).count;
+    };
+    const tokensPerWord = (await tokenize(words(1, 2000))) / 2000;
+    const prompts = new Map<string, { words: number; seed: number; tokens: number; bodyBytes: number }>();
+    for (const [i, p] of PROMPTS.entries()) {
+      const seed = 100 + i;
+      const count = Math.round(p.targetTokens / tokensPerWord);
+      const text = `Request 0: ${words(seed, count)}`;
+      prompts.set(p.name, {
+        words: count,
+        seed,
+        tokens: await tokenize(text),
+        bodyBytes: Buffer.byteLength(JSON.stringify({ model: MODEL, max_tokens: 1, prompt: text })),
+      });
+    }
+
+    /** One unloaded indexer score of a prompt (what the default config waits for on every request), ms. */
+    const scoreOnce = async (prompt: string): Promise<number> => {
+      const t0 = performance.now();
+      const res = await fetch(`${indexerHttp}/v1/score`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, prompt }),
+      });
+      await res.arrayBuffer();
+      return performance.now() - t0;
+    };
+    /** Waits until the indexer answers a short score quickly: a backlog left by a run must not tax the next. */
+    const quiesce = () =>
+      until(async () => (await scoreOnce('ping')) < 20, {
+        message: 'the indexer to drain its backlog',
+        timeoutMs: 600_000,
+        intervalMs: 100,
+      });
+
+    log('warming up every listener');
+    for (const listener of ['plain', ...VARIANTS.map((v) => v.name)])
+      await runClient({ port: envoy.ports[listener]!, rate: 100, durationMs: 2_000, words: prompts.get('2k')!.words, seed: 1 });
+    await quiesce();
+    const indexerScoreMs: Record<string, number> = {};
+    for (const [name, p] of prompts) {
+      const samples: number[] = [];
+      for (let i = 0; i < 5; i++) samples.push(await scoreOnce(`Probe ${name} ${i}: ${words(p.seed, p.words)}`));
+      indexerScoreMs[name] = +percentile(
+        samples.sort((a, b) => a - b),
+        50,
+      ).toFixed(2);
+    }
+
+    const results = [];
+    const progress = new Progress({ total: RUNS.length * (1 + VARIANTS.length), label: 'bench:router', unit: 'run' });
+    for (const run of RUNS) {
+      const prompt = prompts.get(run.prompt)!;
+      const config = { rate: run.rate, durationMs: run.seconds * 1000, words: prompt.words, seed: prompt.seed };
+      progress.setLabel(`${run.prompt} prompts at ${run.rate} req/s for ${run.seconds}s: plain`);
+      const plain = summarize(await runClient({ ...config, port: envoy.ports.plain! }));
+      progress.tick();
+      const routed: Record<string, RoutedResult> = {};
+      let drainSeconds = 0;
+      for (const variant of VARIANTS) {
+        progress.setLabel(`${run.prompt} prompts at ${run.rate} req/s for ${run.seconds}s: router ${variant.name}`);
+        const metricsUrl = routers[variant.name]!.metricsUrl;
+        const before = histogramBuckets(await (await fetch(metricsUrl)).text(), 'kvroute_router_scheduling_duration_seconds');
+        const latency = summarize(await runClient({ ...config, port: envoy.ports[variant.name]! }));
+        const delta = bucketDelta(
+          histogramBuckets(await (await fetch(metricsUrl)).text(), 'kvroute_router_scheduling_duration_seconds'),
+          before,
+        );
+        routed[variant.name] = {
+          ...latency,
+          addedMs: { p50: +(latency.p50Ms - plain.p50Ms).toFixed(3), p99: +(latency.p99Ms - plain.p99Ms).toFixed(3) },
+          schedulingMs: {
+            p50: +(histogramQuantile(delta, 0.5) * 1000).toFixed(3),
+            p99: +(histogramQuantile(delta, 0.99) * 1000).toFixed(3),
+            count: delta.get(Infinity) ?? 0,
+          },
+        };
+        const t0 = performance.now();
+        await quiesce();
+        drainSeconds += (performance.now() - t0) / 1000;
+        progress.tick();
+      }
+      const d = routed.default!;
+      results.push({
+        prompt: run.prompt,
+        promptTokens: prompt.tokens,
+        bodyBytes: prompt.bodyBytes,
+        rate: run.rate,
+        seconds: run.seconds,
+        plain,
+        routed,
+        indexerDrainSeconds: +drainSeconds.toFixed(1),
+        goalMet:
+          run.prompt === GOAL.promptName ? d.addedMs.p50 < GOAL.addedP50Ms && d.addedMs.p99 < GOAL.addedP99Ms && errorCount(d) === 0 : null,
+      });
+    }
+
+    progress.finish();
+    const envoyVersion = execFileSync(envoyBinary(), ['--version'], { encoding: 'utf8' }).trim().split(/\s+/).at(-1) ?? 'unknown';
+    const goalRows = results.filter((r) => r.goalMet !== null);
+    const doc = {
+      benchmark: 'router',
+      description:
+        'latency Envoy adds with the router (ext_proc FULL_DUPLEX_STREAMED over TLS) versus the same Envoy without it, open-loop constant-rate load; the goal is measured on the default config (real indexer)',
+      environment: { ...environment(), envoy: envoyVersion, loadAverageAtEnd: os.loadavg().map((l) => +l.toFixed(2)) },
+      config: {
+        upstreams: `${UPSTREAMS} in-bench HTTP servers answering at once with a small OpenAI-shaped completion, vLLM metrics on /metrics`,
+        envoyConcurrency: ENVOY_CONCURRENCY,
+        listeners: {
+          plain: 'no ext_proc, round robin over the upstreams',
+          routed:
+            'GIE standalone gateway per variant: ext_proc (TLS h2, FULL_DUPLEX_STREAMED bodies, trailers SEND) -> ORIGINAL_DST on x-gateway-destination-endpoint',
+        },
+        variants: Object.fromEntries(VARIANTS.map((v) => [v.name, v.description])),
+        indexer: 'kvroute indexer, central mode, no KV events (every score tokenizes the prompt and finds no match)',
+        indexerScoreMsUnloaded: indexerScoreMs,
+        load: `constant-rate open loop from a child process, keep-alive, at most ${MAX_IN_FLIGHT} open requests (a send past it is an error), ${REQUEST_TIMEOUT_MS} ms timeout; latency from the scheduled send time to the last response byte; variants run one after another, the indexer drained between runs`,
+        scheduling:
+          'kvroute_router_scheduling_duration_seconds bucket deltas over each routed run, quantiles interpolated linearly within a bucket (as histogram_quantile; the top finite bucket is 500 ms)',
+        goal: `default config, ${GOAL.promptName}-token prompts: added p50 < ${GOAL.addedP50Ms} ms and added p99 < ${GOAL.addedP99Ms} ms, no errors`,
+      },
+      results,
+      goal: {
+        met: goalRows.length > 0 && goalRows.every((r) => r.goalMet),
+        perRate: Object.fromEntries(goalRows.map((r) => [`${r.rate}`, r.goalMet])),
+      },
+    };
+    writeResults(RESULTS, doc);
+
+    const rows: string[][] = [];
+    for (const r of results) {
+      for (const [i, variant] of ['plain', ...VARIANTS.map((v) => v.name).reverse()].entries()) {
+        const l = variant === 'plain' ? r.plain : r.routed[variant]!;
+        const routedRow = variant === 'plain' ? undefined : r.routed[variant]!;
+        rows.push([
+          i === 0 ? `${r.prompt} (${fmt(r.promptTokens)} tok)` : '',
+          i === 0 ? String(r.rate) : '',
+          variant,
+          fmt(l.achievedRate),
+          fmt(l.p50Ms),
+          fmt(l.p99Ms),
+          routedRow ? fmt(routedRow.addedMs.p50) : '',
+          routedRow ? fmt(routedRow.addedMs.p99) : '',
+          routedRow ? `${fmt(routedRow.schedulingMs.p50)} / ${fmt(routedRow.schedulingMs.p99)}` : '',
+          String(errorCount(l)),
+          variant === 'default' && r.goalMet !== null ? (r.goalMet ? 'yes' : 'NO') : '',
+        ]);
+      }
+    }
+    process.stdout.write(
+      `${formatTable(['prompt', 'req/s', 'listener', 'achieved', 'p50 ms', 'p99 ms', 'added p50', 'added p99', 'sched p50/p99 ms', 'errors', 'goal'], rows)}\n`,
+    );
+    process.stdout.write(
+      `indexer score of one prompt, unloaded: ${Object.entries(indexerScoreMs)
+        .map(([k, v]) => `${k} ${v} ms`)
+        .join(', ')}\n` +
+        `goal (default config, 2k-token prompts: added p50 < 1 ms, p99 < 5 ms): ${doc.goal.met ? 'met' : 'not met'}; results in ${path.relative(ROOT, RESULTS)}\n`,
+    );
+  } finally {
+    await envoyStop?.();
+    for (const p of peers.reverse()) await p.stop();
+    for (const u of upstreams) await u.close();
+  }
+}
+
+await main();

@@ -1,0 +1,229 @@
+// Envoy's bootstrap config for a gateway in front of the router, shaped like the Gateway API Inference
+// Extension's standalone gateway: ext_proc with both bodies FULL_DUPLEX_STREAMED and trailers SEND,
+// envoy.lb metadata forwarded and received, in front of an ORIGINAL_DST cluster that sends each request
+// to the pod named in x-gateway-destination-endpoint. Optionally a fallback pool, so that FailOpen
+// actually passes traffic when the router is down (see fallbackRoutes).
+
+import net from 'node:net';
+import YAML from 'yaml';
+import { DESTINATION_HEADER, LB_NAMESPACE } from './destination.ts';
+
+export { DESTINATION_HEADER } from './destination.ts';
+/** The dynamic-metadata namespace ext_proc forwards to and accepts from the router. */
+export const METADATA_NAMESPACE = LB_NAMESPACE;
+
+export interface EnvoyFallbackOptions {
+  /** The pool's endpoints, used round robin for requests without a pick. */
+  endpoints: ReadonlyArray<{ host: string; port: number }>;
+  /**
+   * The router's plaintext grpc.health.v1 port (`kvroute router --grpc-health-port`). With it Envoy
+   * health-checks the router and stops opening ext_proc streams to a dead one, which is what makes
+   * FailOpen work for requests with a body (see fallbackRoutes). Without it only body-less requests
+   * fail open.
+   */
+  eppHealthPort?: number;
+  /** Health check interval (default 500 ms): how long a dead router can fail requests before Envoy notices. */
+  healthCheckIntervalMs?: number;
+}
+
+export interface EnvoyGatewayOptions {
+  /** Where clients send requests; 0 lets the kernel pick (then read it from the admin API). */
+  listenPort: number;
+  adminPort: number;
+  /** The router's ext_proc gRPC port on 127.0.0.1 (or on eppHost). */
+  eppPort: number;
+  /** Speak TLS to the router (h2 via ALPN, certificate not verified, as with a self-signed EPP cert). */
+  eppTls: boolean;
+  /** Let requests through unrouted when the router fails, instead of answering 500. */
+  failureModeAllow: boolean;
+  /** Per-message ext_proc timeout; default 1000 s, so a slow test never trips it by accident. */
+  messageTimeoutS?: number;
+  /** The router's address (default 127.0.0.1); a DNS name makes the cluster STRICT_DNS. */
+  eppHost?: string;
+  /** Address the listener binds (default 127.0.0.1). */
+  listenHost?: string;
+  /** Address the admin interface binds (default 127.0.0.1: it can stop Envoy, keep it off the network). */
+  adminHost?: string;
+  /** Send requests without a pick to these endpoints instead of answering 503. */
+  fallback?: EnvoyFallbackOptions;
+}
+
+const socketAddress = (port: number, host = '127.0.0.1'): Record<string, unknown> => ({
+  socket_address: { address: host, port_value: port },
+});
+
+const http2Only = {
+  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+    '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+    explicit_http_config: { http2_protocol_options: {} },
+  },
+};
+
+/** Envoy's bootstrap config (YAML text) for a gateway in front of the router; validated by e2e/envoy-config.test.ts. */
+export function envoyGatewayConfig(opts: EnvoyGatewayOptions): string {
+  const extProc = {
+    name: 'envoy.filters.http.ext_proc',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
+      grpc_service: { envoy_grpc: { cluster_name: 'epp' } },
+      failure_mode_allow: opts.failureModeAllow,
+      allow_mode_override: true,
+      // Envoy 1.40 starts no message timer in FULL_DUPLEX_STREAMED mode (ProcessorState::
+      // onStartProcessorCall), so this is inert there; GIE's configs set it, and so do we.
+      message_timeout: `${opts.messageTimeoutS ?? 1000}s`,
+      processing_mode: {
+        request_header_mode: 'SEND',
+        response_header_mode: 'SEND',
+        request_body_mode: 'FULL_DUPLEX_STREAMED',
+        response_body_mode: 'FULL_DUPLEX_STREAMED',
+        // Envoy requires trailers SEND with FULL_DUPLEX_STREAMED bodies: end of stream may come in them.
+        request_trailer_mode: 'SEND',
+        response_trailer_mode: 'SEND',
+      },
+      metadata_options: {
+        forwarding_namespaces: { untyped: [METADATA_NAMESPACE] },
+        receiving_namespaces: { untyped: [METADATA_NAMESPACE] },
+      },
+    },
+  };
+
+  const routes: Array<Record<string, unknown>> = opts.fallback
+    ? fallbackRoutes()
+    : // No route timeout: completions stream for as long as the model generates.
+      [{ match: { prefix: '/' }, route: { cluster: 'original_destination', timeout: '0s' } }];
+
+  const hcm = {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+      stat_prefix: 'gateway',
+      codec_type: 'AUTO',
+      route_config: {
+        name: 'gateway',
+        virtual_hosts: [{ name: 'all', domains: ['*'], routes }],
+      },
+      http_filters: [
+        extProc,
+        {
+          name: 'envoy.filters.http.router',
+          typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+        },
+      ],
+    },
+  };
+
+  const eppHost = opts.eppHost ?? '127.0.0.1';
+  const epp: Record<string, unknown> = {
+    name: 'epp',
+    type: net.isIP(eppHost) !== 0 ? 'STATIC' : 'STRICT_DNS',
+    connect_timeout: '5s',
+    load_assignment: {
+      cluster_name: 'epp',
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(opts.eppPort, eppHost) } }] }],
+    },
+    typed_extension_protocol_options: http2Only,
+  };
+  if (opts.eppTls) {
+    epp['transport_socket'] = {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+        // No validation_context: the router's certificate is self-signed in tests.
+        common_tls_context: { alpn_protocols: ['h2'] },
+      },
+    };
+  }
+  if (opts.fallback?.eppHealthPort !== undefined)
+    healthCheckRouter(epp, opts.fallback.eppHealthPort, opts.fallback.healthCheckIntervalMs ?? 500);
+
+  const clusters: Array<Record<string, unknown>> = [
+    {
+      name: 'original_destination',
+      type: 'ORIGINAL_DST',
+      lb_policy: 'CLUSTER_PROVIDED',
+      connect_timeout: '5s',
+      original_dst_lb_config: { use_http_header: true, http_header_name: DESTINATION_HEADER },
+    },
+    epp,
+  ];
+  if (opts.fallback) clusters.push(fallbackCluster(opts.fallback.endpoints));
+
+  const config = {
+    admin: { address: socketAddress(opts.adminPort, opts.adminHost) },
+    static_resources: {
+      listeners: [{ name: 'gateway', address: socketAddress(opts.listenPort, opts.listenHost), filter_chains: [{ filters: [hcm] }] }],
+      clusters,
+    },
+  };
+  return YAML.stringify(config);
+}
+
+/**
+ * With FailOpen and the router down, ext_proc lets a request through without
+ * x-gateway-destination-endpoint, and the ORIGINAL_DST cluster has no address for it (503 "no
+ * healthy upstream"). So requests carrying the header (the router's pick; clear_route_cache makes
+ * Envoy re-select the route once it is set) go to ORIGINAL_DST, and the rest to `pool_fallback`, a
+ * round-robin cluster of the pool's endpoints (Istio's override_host fallback does the same job).
+ *
+ * With FULL_DUPLEX_STREAMED bodies Envoy fails open only while no body chunk has been sent on the
+ * ext_proc stream (Filter::failureModeAllow), so a request with a body that reached a dead router's
+ * stream gets 500 even with failure_mode_allow. The router health check (healthCheckRouter) closes
+ * that gap except for the interval between the router's death and the next failed check.
+ */
+function fallbackRoutes(): Array<Record<string, unknown>> {
+  return [
+    {
+      match: { prefix: '/', headers: [{ name: DESTINATION_HEADER, present_match: true }] },
+      route: { cluster: 'original_destination', timeout: '0s' },
+    },
+    { match: { prefix: '/' }, route: { cluster: 'pool_fallback', timeout: '0s' } },
+  ];
+}
+
+function fallbackCluster(endpoints: ReadonlyArray<{ host: string; port: number }>): Record<string, unknown> {
+  if (endpoints.length === 0) throw new Error('fallback.endpoints must name at least one endpoint');
+  return {
+    name: 'pool_fallback',
+    type: endpoints.every((e) => net.isIP(e.host) !== 0) ? 'STATIC' : 'STRICT_DNS',
+    lb_policy: 'ROUND_ROBIN',
+    connect_timeout: '5s',
+    load_assignment: {
+      cluster_name: 'pool_fallback',
+      endpoints: [{ lb_endpoints: endpoints.map((e) => ({ endpoint: { address: socketAddress(e.port, e.host) } })) }],
+    },
+  };
+}
+
+/**
+ * An active gRPC health check of the router's readiness on its plaintext health port (ext_proc itself
+ * may stay TLS), and no panic mode, or Envoy would keep using an unhealthy only host. A router that is
+ * not ready gets no ext_proc stream: the stream fails as it starts, before any body is sent, and
+ * FailOpen passes the request on.
+ */
+function healthCheckRouter(epp: Record<string, unknown>, healthPort: number, intervalMs: number): void {
+  const interval = `${intervalMs / 1000}s`;
+  const assignment = epp['load_assignment'] as { endpoints: Array<{ lb_endpoints: Array<{ endpoint: Record<string, unknown> }> }> };
+  for (const e of assignment.endpoints[0]!.lb_endpoints) e.endpoint['health_check_config'] = { port_value: healthPort };
+  epp['health_checks'] = [
+    {
+      timeout: interval,
+      interval,
+      no_traffic_interval: interval,
+      unhealthy_threshold: 1,
+      healthy_threshold: 1,
+      grpc_health_check: { service_name: 'envoy.service.ext_proc.v3.ExternalProcessor' },
+      transport_socket_match_criteria: { health_check: 'plaintext' },
+    },
+  ];
+  epp['transport_socket_matches'] = [
+    {
+      name: 'plaintext-health-check',
+      match: { health_check: 'plaintext' },
+      transport_socket: {
+        name: 'envoy.transport_sockets.raw_buffer',
+        typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' },
+      },
+    },
+  ];
+  epp['common_lb_config'] = { healthy_panic_threshold: { value: 0 } };
+}

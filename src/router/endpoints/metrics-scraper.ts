@@ -1,0 +1,138 @@
+// Scrapes every endpoint's engine /metrics on one timer (every 50 ms by default), one scrape per
+// endpoint at a time (a tick is skipped while the previous scrape of that endpoint is in flight), and
+// keeps the last good result until it is older than the staleness threshold.
+
+import type { Logger } from '../../common/log.ts';
+import type { EndpointMetrics } from '../types.ts';
+import { parseEngineMetrics } from './prom-text.ts';
+
+export interface ScrapeOptions {
+  /** Time between scrapes of one endpoint (--refresh-metrics-interval). Default 50. */
+  intervalMs: number;
+  /** A scrape older than this is no scrape at all: EndpointState.metrics is null (--metrics-staleness-threshold). Default 2000. */
+  stalenessMs: number;
+  /** Per-request timeout; default min(intervalMs * 10, 1000). */
+  timeoutMs?: number;
+  /** The HTTP client; default the global fetch (undici's keep-alive agent). */
+  fetch?: typeof fetch;
+  /** Wall clock, ms since the epoch; default Date.now. */
+  now?: () => number;
+}
+
+/** What the scraper reports for the router's own metrics. */
+export interface ScrapeObserver {
+  scraped(address: string, seconds: number, malformedLines: number): void;
+  failed(address: string, seconds: number): void;
+}
+
+interface Target {
+  address: string;
+  url: string;
+  metrics: EndpointMetrics | null;
+  scraping: boolean;
+  failing: boolean;
+}
+
+export class MetricsScraper {
+  readonly #targets = new Map<string, Target>();
+  readonly #fetch: typeof fetch;
+  readonly #now: () => number;
+  readonly #intervalMs: number;
+  readonly #timeoutMs: number;
+  readonly #stalenessMs: number;
+  readonly #log: Logger;
+  readonly #observer: ScrapeObserver;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: ScrapeOptions, log: Logger, observer: ScrapeObserver) {
+    for (const key of ['intervalMs', 'stalenessMs'] as const) {
+      const v = options[key];
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`scrape.${key}: expected a positive number of milliseconds, got ${v}`);
+    }
+    if (options.timeoutMs !== undefined && (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0)) {
+      throw new Error(`scrape.timeoutMs: expected a positive number of milliseconds, got ${options.timeoutMs}`);
+    }
+    this.#intervalMs = options.intervalMs;
+    this.#stalenessMs = options.stalenessMs;
+    this.#timeoutMs = options.timeoutMs ?? Math.min(options.intervalMs * 10, 1000);
+    this.#fetch = options.fetch ?? fetch;
+    this.#now = options.now ?? Date.now;
+    this.#log = log;
+    this.#observer = observer;
+  }
+
+  /** Starts scraping `address` at once and on every tick until it is removed. */
+  add(address: string): void {
+    if (this.#closed || this.#targets.has(address)) return;
+    const target: Target = { address, url: `http://${address}/metrics`, metrics: null, scraping: false, failing: false };
+    this.#targets.set(address, target);
+    this.#ensureTimer();
+    void this.#scrape(target);
+  }
+
+  /** Stops scraping `address` and forgets its metrics; a scrape in flight is discarded when it ends. */
+  remove(address: string): void {
+    this.#targets.delete(address);
+    if (this.#targets.size === 0) this.#stopTimer();
+  }
+
+  /** The last scrape of `address` if it is younger than the staleness threshold, else null. */
+  fresh(address: string, now = this.#now()): EndpointMetrics | null {
+    const m = this.#targets.get(address)?.metrics;
+    if (!m || now - m.scrapedAtMs > this.#stalenessMs) return null;
+    return m;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#targets.clear();
+    this.#stopTimer();
+  }
+
+  #ensureTimer(): void {
+    if (this.#timer || this.#closed) return;
+    this.#timer = setInterval(() => this.#tick(), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  #stopTimer(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #tick(): void {
+    for (const target of this.#targets.values()) if (!target.scraping) void this.#scrape(target);
+  }
+
+  async #scrape(target: Target): Promise<void> {
+    target.scraping = true;
+    const started = performance.now();
+    try {
+      const res = await this.#fetch(target.url, { signal: AbortSignal.timeout(this.#timeoutMs) });
+      // Read the body either way, so the keep-alive connection is reusable.
+      const text = await res.text();
+      if (!res.ok) throw new Error(`GET ${target.url}: HTTP ${res.status}`);
+      const parsed = parseEngineMetrics(text);
+      if (parsed.metrics === null) throw new Error(`GET ${target.url}: no engine metrics; missing ${parsed.missing.join(', ')}`);
+      if (this.#targets.get(target.address) !== target) return;
+      target.metrics = { ...parsed.metrics, scrapedAtMs: this.#now() };
+      this.#observer.scraped(target.address, (performance.now() - started) / 1000, parsed.malformedLines);
+      if (target.failing) {
+        target.failing = false;
+        this.#log.info('endpoint metrics scrape recovered', { endpoint: target.address });
+      }
+    } catch (err) {
+      if (this.#targets.get(target.address) !== target) return;
+      this.#observer.failed(target.address, (performance.now() - started) / 1000);
+      target.failing = true;
+      const reason = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.#timeoutMs} ms` : err;
+      this.#log.limited(`scrape:${target.address}`, 'warn', 'endpoint metrics scrape failed; its last metrics stay until stale', {
+        endpoint: target.address,
+        err: reason,
+      });
+    } finally {
+      target.scraping = false;
+    }
+  }
+}

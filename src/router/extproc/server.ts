@@ -1,0 +1,195 @@
+// The router's gRPC servers: Envoy's ExternalProcessor on the gRPC port (TLS with a given or a
+// self-signed certificate by default, plaintext h2c when asked), and grpc.health.v1 on its own
+// plaintext port for kubelet probes and Envoy's health checks. Tracks the open Process streams so a
+// terminating router can stop being ready and let them finish.
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { generate } from 'selfsigned';
+import { HealthService, createHealthImplementation, type ServingStatus } from '../../common/grpc/health.ts';
+import type { Logger } from '../../common/log.ts';
+import { ExternalProcessorService, type ProcessStream } from '../../envoy/ext-proc.ts';
+
+/** The health service names GIE's endpoint picker answers (besides "liveness", always SERVING). */
+const READINESS_SERVICES = ['readiness', '', 'envoy.service.ext_proc.v3.ExternalProcessor'];
+
+export interface ExtProcServerOptions {
+  /** Address both servers listen on (default 0.0.0.0). */
+  host?: string;
+  port: number;
+  healthPort: number;
+  /** TLS (default true); false serves plaintext h2c. */
+  secureServing?: boolean;
+  /** Directory holding tls.crt and tls.key; a self-signed certificate is made when absent. */
+  certPath?: string;
+  /** Serves one Process stream; resolves when the stream is over. */
+  handler: (call: ProcessStream) => Promise<void>;
+  /** Readiness: true once the endpoints are known. */
+  synced: () => boolean;
+  log: Logger;
+  /** Largest message accepted from Envoy (a BUFFERED body arrives whole); default 65 MiB. */
+  maxReceiveMessageBytes?: number;
+  /** How often watched health statuses are re-evaluated (default 500 ms). */
+  healthPollMs?: number;
+}
+
+export interface RunningExtProcServer {
+  port: number;
+  healthPort: number;
+  /** Process streams open now. */
+  activeStreams(): number;
+  /** Readiness goes NOT_SERVING, then waits up to timeoutMs for the open streams to end. */
+  drain(timeoutMs: number): Promise<void>;
+  /** Stops both servers; streams still open are cut. */
+  close(): Promise<void>;
+}
+
+export interface KeyPair {
+  cert: string;
+  key: string;
+}
+
+/** A self-signed certificate for the router's serving name, as GIE's endpoint picker makes one at start. */
+export async function selfSignedCertificate(): Promise<KeyPair> {
+  const now = new Date();
+  const pems = await generate([{ name: 'commonName', value: 'kvroute-router' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate: now,
+    notAfterDate: new Date(now.getTime() + 10 * 365 * 24 * 3600 * 1000),
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+          { type: 7, ip: '::1' },
+        ],
+      },
+    ],
+  });
+  return { cert: pems.cert, key: pems.private };
+}
+
+async function readKeyPair(dir: string): Promise<KeyPair> {
+  const read = async (name: string) => {
+    try {
+      return await fs.readFile(path.join(dir, name), 'utf8');
+    } catch (err) {
+      throw new Error(`--cert-path ${dir}: cannot read ${name}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: await read('tls.crt'), key: await read('tls.key') };
+}
+
+async function credentials(options: ExtProcServerOptions): Promise<grpc.ServerCredentials> {
+  if (options.secureServing === false) return grpc.ServerCredentials.createInsecure();
+  const pair = options.certPath ? await readKeyPair(options.certPath) : await selfSignedCertificate();
+  try {
+    return grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(pair.cert), private_key: Buffer.from(pair.key) }], false);
+  } catch (err) {
+    throw new Error(`TLS certificate${options.certPath ? ` in ${options.certPath}` : ''} is unusable: ${(err as Error).message}`);
+  }
+}
+
+function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, creds, (err, port) =>
+      err ? reject(new Error(`cannot listen on ${address}: ${err.message}`)) : resolve(port),
+    ),
+  );
+}
+
+function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export async function startExtProcServer(options: ExtProcServerOptions): Promise<RunningExtProcServer> {
+  const { log } = options;
+  const host = options.host ?? '0.0.0.0';
+  const active = new Set<Promise<void>>();
+  let draining = false;
+
+  const status = (service: string): ServingStatus | undefined => {
+    if (service === 'liveness') return 'SERVING';
+    if (READINESS_SERVICES.includes(service)) return options.synced() && !draining ? 'SERVING' : 'NOT_SERVING';
+    return undefined;
+  };
+  const health = createHealthImplementation(status, { pollMs: options.healthPollMs ?? 500 });
+  const healthServer = new grpc.Server();
+  healthServer.addService(HealthService.service, health.handlers);
+
+  const maxReceive = options.maxReceiveMessageBytes ?? 65 * 1024 * 1024;
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxReceive, 'grpc.max_send_message_length': -1 });
+  server.addService(ExternalProcessorService, {
+    Process: (call: ProcessStream) => {
+      const done = options.handler(call).catch((err: unknown) => log.error('ext_proc stream handler failed', { err }));
+      active.add(done);
+      void done.finally(() => active.delete(done));
+    },
+  });
+
+  const creds = await credentials(options);
+  let port: number;
+  let healthPort: number;
+  try {
+    port = await bind(server, `${host}:${options.port}`, creds);
+    healthPort = await bind(healthServer, `${host}:${options.healthPort}`, grpc.ServerCredentials.createInsecure());
+  } catch (err) {
+    server.forceShutdown();
+    healthServer.forceShutdown();
+    throw err;
+  }
+  log.info('ext_proc server listening', {
+    host,
+    port,
+    tls: options.secureServing !== false,
+    certPath: options.certPath ?? null,
+    healthPort,
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    healthPort,
+    activeStreams: () => active.size,
+    async drain(timeoutMs: number) {
+      draining = true;
+      health.refresh();
+      log.info('draining ext_proc streams', { open: active.size, timeoutMs });
+      const deadline = Date.now() + timeoutMs;
+      // Streams that open while draining (the gateway has not seen readiness drop yet) are waited for too.
+      while (active.size > 0 && Date.now() < deadline) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.race([...active]),
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now())))),
+        ]);
+        clearTimeout(timer);
+      }
+      if (active.size > 0) log.warn('drain timeout passed with streams still open', { open: active.size });
+    },
+    close() {
+      closing ??= (async () => {
+        draining = true;
+        health.close();
+        await Promise.all([shutdown(server, 1_000), shutdown(healthServer, 1_000)]);
+      })();
+      return closing;
+    },
+  };
+}

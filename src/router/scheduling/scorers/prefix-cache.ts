@@ -1,0 +1,38 @@
+// llm-d's prefix-cache-scorer: the fraction of the request's blocks each endpoint holds, read from a
+// prefix producer (approximate by default, or the indexer's precise match when
+// prefixMatchInfoProducerName names a precise-prefix-cache-producer).
+
+import { z } from 'zod';
+import type { EndpointState } from '../../types.ts';
+import { definePlugin, type PrefixMatch, type ScoreVector } from '../types.ts';
+
+/** matched / total per endpoint; all abstain when the match failed; null when there was nothing to match. */
+export function prefixScores(match: PrefixMatch, endpoints: readonly EndpointState[]): ScoreVector | null {
+  if (match.kind === 'no-input') return null;
+  if (match.kind === 'failed') return endpoints.map(() => null);
+  const { totalBlocks, matched } = match.info;
+  return endpoints.map((e) => (totalBlocks > 0 ? Math.min(1, (matched.get(e.endpoint.address) ?? 0) / totalBlocks) : 0));
+}
+
+export const PrefixConsumerParameters = z
+  .strictObject({
+    /** The producer whose matches this plugin reads; default: the only prefix producer configured, else the approximate one. */
+    prefixMatchInfoProducerName: z.string().min(1).optional(),
+  })
+  .prefault({});
+
+export const prefixCacheScorer = definePlugin({
+  type: 'prefix-cache-scorer',
+  kind: 'scorer',
+  parameters: PrefixConsumerParameters,
+  producerRef: (params) => params.prefixMatchInfoProducerName,
+  create: (name, _params, ctx) => {
+    const producer = ctx.producer!;
+    return {
+      kind: 'scorer',
+      type: 'prefix-cache-scorer',
+      name,
+      score: async (cycle, endpoints) => prefixScores(await cycle.produce<PrefixMatch>(producer), endpoints),
+    };
+  },
+});
