@@ -14,7 +14,12 @@ function forbid(from, folders, why) {
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: folders.map((f) => ({ group: [`**/${f}/**`, `**/${f}`], message: `${from} may not import src/${f} (${why}; ADR 0009)` })) },
+        {
+          patterns: folders.map((f) => ({
+            group: [`**/${f}/**`, `**/${f}`],
+            message: `${from} may not import src/${f} (${why}; ADR 0009)`,
+          })),
+        },
       ],
     },
   };

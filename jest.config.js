@@ -18,7 +18,12 @@ const common = {
 
 export default {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts'], setupFilesAfterEnv: ['<rootDir>/test/support/jest-timeout-unit.ts'] },
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/src/**/*.test.ts'],
+      setupFilesAfterEnv: ['<rootDir>/test/support/jest-timeout-unit.ts'],
+    },
     {
       ...common,
       displayName: 'e2e',

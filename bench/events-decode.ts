@@ -69,5 +69,7 @@ const results = [
   }),
   measure('@msgpack/msgpack + typed arrays', () => decodeWithLibrary(payload)),
 ];
-console.log(`batch: ${eventsPerBatch} BlockStored x ${blocksPerEvent} block(s) of ${blockSize} tokens = ${blocksPerBatch} blocks, ${payload.length} bytes`);
+console.log(
+  `batch: ${eventsPerBatch} BlockStored x ${blocksPerEvent} block(s) of ${blockSize} tokens = ${blocksPerBatch} blocks, ${payload.length} bytes`,
+);
 console.table(results);

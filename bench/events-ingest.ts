@@ -31,7 +31,15 @@ const sink: KvEventSink = {
 let seed = 7;
 const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0);
 const payloads = Array.from({ length: 64 }, () =>
-  encodeBatch(Array.from({ length: eventsPerBatch }, () => storedEvent(Array.from({ length: blocksPerEvent }, () => (BigInt(rand()) << 32n) | BigInt(rand())), null, 16))),
+  encodeBatch(
+    Array.from({ length: eventsPerBatch }, () =>
+      storedEvent(
+        Array.from({ length: blocksPerEvent }, () => (BigInt(rand()) << 32n) | BigInt(rand())),
+        null,
+        16,
+      ),
+    ),
+  ),
 );
 
 const ingestor = new EventIngestor({ sink, log: silentLogger, maxQueuedPerSource: 1 << 20 });

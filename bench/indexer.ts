@@ -13,7 +13,16 @@ import { BlockIndex } from '../src/indexer/index/block-index.ts';
 import { RequestKeyer } from '../src/indexer/keys/request.ts';
 import { vllmEngineKeys } from '../src/vllm/block-hash.ts';
 import { readGoBenchOutput, runGoBench, type GoBenchResult } from './lib/go-bench.ts';
-import { BLOCK_SIZE, MODEL, PODS, SHARED_BLOCKS, fillerPromptsPerPod, podName, sharedBlocksOf, sharedPrompt } from './lib/indexer-workload.ts';
+import {
+  BLOCK_SIZE,
+  MODEL,
+  PODS,
+  SHARED_BLOCKS,
+  fillerPromptsPerPod,
+  podName,
+  sharedBlocksOf,
+  sharedPrompt,
+} from './lib/indexer-workload.ts';
 import { progress } from './lib/progress.ts';
 import { environment, percentile, writeResults } from './lib/results.ts';
 import { fmt, formatTable } from '../src/common/table.ts';
@@ -22,7 +31,9 @@ import { repoRoot } from '../test/support/repo-root.ts';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
-  const r = spawnSync(process.execPath, ['--expose-gc', ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--expose-gc', ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
   process.exit(r.status ?? 1);
 }
 const collect = (): void => {
@@ -68,7 +79,9 @@ keyer.compute(prompt10k);
 if (!jsKeys.every((v, i) => v === keyer.keys[i])) throw new Error('the JavaScript XXH64 port disagrees with the WebAssembly build');
 const requestKeysJsUs = timeUs(requestKeysJs, 1000);
 const engineKeysUs = timeUs(() => vllmEngineKeys(prompt10k, { blockSize: BLOCK_SIZE, hashSeed: '0' }));
-process.stderr.write(`keys: request ${fmt(requestKeysUs)} us, request (JS port) ${fmt(requestKeysJsUs)} us, vLLM sha256_cbor ${fmt(engineKeysUs)} us per 10k tokens\n`);
+process.stderr.write(
+  `keys: request ${fmt(requestKeysUs)} us, request (JS port) ${fmt(requestKeysJsUs)} us, vLLM sha256_cbor ${fmt(engineKeysUs)} us per 10k tokens\n`,
+);
 
 // ---- 2. ZMQ ingestion of ~1M (block, pod) entries into the index ----
 collect();
@@ -136,7 +149,8 @@ const scoreOptions = { model: MODEL };
 const prompt8k = Array.from(sharedPrompt());
 const expected = Object.fromEntries(Array.from({ length: PODS }, (_, p) => [podName(p), sharedBlocksOf(p)]));
 const got = index.scoreTokens(prompt8k, scoreOptions);
-if (Object.keys(index.scoreTokens(prompt8k, { model: 'another-model' })).length !== 0) throw new Error('pods publishing under the bench model scored for another model');
+if (Object.keys(index.scoreTokens(prompt8k, { model: 'another-model' })).length !== 0)
+  throw new Error('pods publishing under the bench model scored for another model');
 if (Object.keys(got).length !== PODS || Object.entries(expected).some(([pod, blocks]) => got[pod] !== blocks)) {
   throw new Error(`unexpected scores for the 8k prompt: ${JSON.stringify(got)}`);
 }
@@ -160,7 +174,9 @@ scoreProgress.end(`p50 ${fmt(scoreP50)} us, p99 ${fmt(scoreP99)} us`);
 // LLMD_BENCH_OUTPUT names the output of the same Go benchmarks run elsewhere, for when the module
 // proxy does not serve llm-d's module (see hack/llmd-bench.sh).
 const recordedGoBench = process.env.LLMD_BENCH_OUTPUT;
-const goProgress = progress(recordedGoBench ? `llm-d: read recorded Go benchmarks (${recordedGoBench})` : 'llm-d: build and run Go benchmarks (hack/llmd-bench.sh)');
+const goProgress = progress(
+  recordedGoBench ? `llm-d: read recorded Go benchmarks (${recordedGoBench})` : 'llm-d: build and run Go benchmarks (hack/llmd-bench.sh)',
+);
 const llmd: GoBenchResult = recordedGoBench
   ? readGoBenchOutput(recordedGoBench)
   : await runGoBench(path.join(repoRoot, 'hack/llmd-bench.sh'), process.env, (line) => process.stderr.write(`  ${line.trim()}\n`));
@@ -180,19 +196,69 @@ interface Comparison {
   oursBetter: boolean | null;
   note?: string;
 }
-const compare = (metric: string, unit: string, ours: number, theirs: number | null, theirsBenchmark: string, lowerIsBetter: boolean, note?: string): Comparison => ({
-  metric, unit, ours, theirs, theirsBenchmark,
+const compare = (
+  metric: string,
+  unit: string,
+  ours: number,
+  theirs: number | null,
+  theirsBenchmark: string,
+  lowerIsBetter: boolean,
+  note?: string,
+): Comparison => ({
+  metric,
+  unit,
+  ours,
+  theirs,
+  theirsBenchmark,
   ratio: theirs === null ? null : ours / theirs,
   oursBetter: theirs === null ? null : lowerIsBetter ? ours <= theirs : ours >= theirs,
   ...(note ? { note } : {}),
 });
 const comparisons: Comparison[] = [
-  compare('request keys, 10k tokens', 'us/op', requestKeysUs, us('BenchmarkTokensToKVBlockKeysXXH64'), 'BenchmarkTokensToKVBlockKeysXXH64', true, 'their fastest key function'),
-  compare('request keys, 10k tokens (vs their default)', 'us/op', requestKeysUs, us('BenchmarkTokensToKVBlockKeysCBORFNV'), 'BenchmarkTokensToKVBlockKeysCBORFNV', true, 'their default key function'),
-  compare('vLLM sha256_cbor engine keys, 10k tokens', 'us/op', engineKeysUs, null, '-', true, 'llm-d has no vLLM-parity key function to compare'),
-  compare('score 8k prompt (keys + lookup + score), mean', 'us/op', scoreMean, us('BenchmarkLlmdScore8kPrompt'), 'BenchmarkLlmdScore8kPrompt (wrapper)', true),
-  compare('ingestion', 'blocks/s', ingestRate, theirAddPerBlockUs === null ? null : 128 / (theirAddPerBlockUs / 1e6), 'BenchmarkLlmdIndexAddPer128Blocks (wrapper)', false,
-    'ours: ZMQ + msgpack decode + key computation + index; theirs: InMemoryIndex.Add of precomputed keys only'),
+  compare(
+    'request keys, 10k tokens',
+    'us/op',
+    requestKeysUs,
+    us('BenchmarkTokensToKVBlockKeysXXH64'),
+    'BenchmarkTokensToKVBlockKeysXXH64',
+    true,
+    'their fastest key function',
+  ),
+  compare(
+    'request keys, 10k tokens (vs their default)',
+    'us/op',
+    requestKeysUs,
+    us('BenchmarkTokensToKVBlockKeysCBORFNV'),
+    'BenchmarkTokensToKVBlockKeysCBORFNV',
+    true,
+    'their default key function',
+  ),
+  compare(
+    'vLLM sha256_cbor engine keys, 10k tokens',
+    'us/op',
+    engineKeysUs,
+    null,
+    '-',
+    true,
+    'llm-d has no vLLM-parity key function to compare',
+  ),
+  compare(
+    'score 8k prompt (keys + lookup + score), mean',
+    'us/op',
+    scoreMean,
+    us('BenchmarkLlmdScore8kPrompt'),
+    'BenchmarkLlmdScore8kPrompt (wrapper)',
+    true,
+  ),
+  compare(
+    'ingestion',
+    'blocks/s',
+    ingestRate,
+    theirAddPerBlockUs === null ? null : 128 / (theirAddPerBlockUs / 1e6),
+    'BenchmarkLlmdIndexAddPer128Blocks (wrapper)',
+    false,
+    'ours: ZMQ + msgpack decode + key computation + index; theirs: InMemoryIndex.Add of precomputed keys only',
+  ),
   compare('memory per (block, pod) entry', 'bytes', bytesPerEntry, llmd.bytesPerEntry ?? null, 'TestLlmdBytesPerEntry (wrapper)', true),
 ];
 const keysVsLlmd = comparisons[0]!.oursBetter;
@@ -208,8 +274,14 @@ const targets = [
 const results = {
   environment: environment(),
   workload: {
-    pods: PODS, blockSize: BLOCK_SIZE, sharedPromptTokens: SHARED_BLOCKS * BLOCK_SIZE, fillerPromptsPerPod: fillerPromptsPerPod(),
-    entries: stats.entries, keys: stats.keys, batches: plan.messages, blocksPublished: plan.blocks,
+    pods: PODS,
+    blockSize: BLOCK_SIZE,
+    sharedPromptTokens: SHARED_BLOCKS * BLOCK_SIZE,
+    fillerPromptsPerPod: fillerPromptsPerPod(),
+    entries: stats.entries,
+    keys: stats.keys,
+    batches: plan.messages,
+    blocksPublished: plan.blocks,
   },
   ours: {
     requestKeys10kUs: requestKeysUs,
@@ -232,10 +304,22 @@ const results = {
 };
 writeResults(RESULTS, results);
 
-const rows = comparisons.map((c) => [c.metric, c.unit, fmt(c.ours), fmt(c.theirs), c.ratio === null ? '-' : fmt(c.ratio), c.oursBetter === null ? '-' : c.oursBetter ? 'ours' : 'llm-d']);
+const rows = comparisons.map((c) => [
+  c.metric,
+  c.unit,
+  fmt(c.ours),
+  fmt(c.theirs),
+  c.ratio === null ? '-' : fmt(c.ratio),
+  c.oursBetter === null ? '-' : c.oursBetter ? 'ours' : 'llm-d',
+]);
 rows.push(['score 8k prompt p50 / p99', 'us', `${fmt(scoreP50)} / ${fmt(scoreP99)}`, '-', '-', '-']);
 rows.push(['request keys, JS-port candidate', 'us/op', fmt(requestKeysJsUs), '-', '-', '-']);
 process.stdout.write(`${formatTable(['metric', 'unit', 'kvroute', 'llm-d', 'ours/theirs', 'better'], rows)}\n\n`);
-process.stdout.write(`${formatTable(['target', 'met'], targets.map((t) => [t.target, t.met === null ? 'n/a (llm-d unavailable)' : t.met ? 'yes' : 'NO']))}\n`);
+process.stdout.write(
+  `${formatTable(
+    ['target', 'met'],
+    targets.map((t) => [t.target, t.met === null ? 'n/a (llm-d unavailable)' : t.met ? 'yes' : 'NO']),
+  )}\n`,
+);
 process.stdout.write(`\nwrote ${RESULTS}${llmd.available ? '' : `\nllm-d unavailable: ${llmd.reason}`}\n`);
 process.exit(0);

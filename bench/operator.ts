@@ -38,7 +38,14 @@ await createNamespace(client, NS);
 const metricsPort = await freePort();
 const healthPort = await freePort();
 const operator = await spawnKvroute(
-  ['operator', `--kubeconfig=${env.kubeconfigPath}`, `--metrics-port=${metricsPort}`, `--health-port=${healthPort}`, '--bind-address=127.0.0.1', '--log-level=warn'],
+  [
+    'operator',
+    `--kubeconfig=${env.kubeconfigPath}`,
+    `--metrics-port=${metricsPort}`,
+    `--health-port=${healthPort}`,
+    '--bind-address=127.0.0.1',
+    '--log-level=warn',
+  ],
   { logFile: path.join(env.dir, 'operator.log'), readyUrl: `http://127.0.0.1:${healthPort}/readyz`, timeoutMs: 30_000 },
 );
 
@@ -46,11 +53,18 @@ async function metric(name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   return Number(new RegExp(`^${name} ([0-9.e+]+)$`, 'm').exec(text)?.[1]);
 }
-const memory = async () => ({ rssMiB: (await metric('kvroute_process_resident_memory_bytes')) / 2 ** 20, heapMiB: (await metric('kvroute_nodejs_heap_size_used_bytes')) / 2 ** 20 });
+const memory = async () => ({
+  rssMiB: (await metric('kvroute_process_resident_memory_bytes')) / 2 ** 20,
+  heapMiB: (await metric('kvroute_nodejs_heap_size_used_bytes')) / 2 ** 20,
+});
 
 try {
   // The bench's own watch on Deployments timestamps when each applied object becomes visible.
-  const deployments = new Informer<V1Deployment & KubernetesObject>(env.kubeConfig, client, { name: 'bench-deployments', path: `/apis/apps/v1/namespaces/${NS}/deployments`, log: silentLogger });
+  const deployments = new Informer<V1Deployment & KubernetesObject>(env.kubeConfig, client, {
+    name: 'bench-deployments',
+    path: `/apis/apps/v1/namespaces/${NS}/deployments`,
+    log: silentLogger,
+  });
   const waiters = new Map<string, { test: (d: V1Deployment) => boolean; resolve: (t: number) => void }>();
   deployments.on((_e, d) => {
     const w = waiters.get(d.metadata!.name!);
@@ -75,7 +89,12 @@ try {
     names.map(async (name) => {
       const seen = Promise.all([when(`${name}-vllm`, () => true), when(`${name}-router`, () => true)]);
       const t0 = performance.now();
-      await client.create({ apiVersion: GV, kind: 'InferencePool', metadata: { name, namespace: NS }, spec: { model: { name: 'm' }, modelServer: { image: 'vllm' } } });
+      await client.create({
+        apiVersion: GV,
+        kind: 'InferencePool',
+        metadata: { name, namespace: NS },
+        spec: { model: { name: 'm' }, modelServer: { image: 'vllm' } },
+      });
       const [a, b] = await seen;
       createMs.push(Math.max(a, b) - t0);
     }),
@@ -86,7 +105,10 @@ try {
   for (const name of names) {
     const seen = when(`${name}-vllm`, (d) => blockSize(d) === '--block-size=32');
     const t0 = performance.now();
-    await client.request('PATCH', resourcePath(GV, 'InferencePool', NS, name), { body: { spec: { modelServer: { blockSize: 32 } } }, contentType: 'application/merge-patch+json' });
+    await client.request('PATCH', resourcePath(GV, 'InferencePool', NS, name), {
+      body: { spec: { modelServer: { blockSize: 32 } } },
+      contentType: 'application/merge-patch+json',
+    });
     updateMs.push((await seen) - t0);
   }
   await deployments.stop();
@@ -102,7 +124,15 @@ try {
         return client.create({
           apiVersion: 'v1',
           kind: 'Pod',
-          metadata: { name: `vllm-${n}`, namespace: NS, labels: { 'inference.kvroute.io/pool': pool, 'app.kubernetes.io/component': 'model-server', 'llm-d.ai/inferenceServing': 'true' } },
+          metadata: {
+            name: `vllm-${n}`,
+            namespace: NS,
+            labels: {
+              'inference.kvroute.io/pool': pool,
+              'app.kubernetes.io/component': 'model-server',
+              'llm-d.ai/inferenceServing': 'true',
+            },
+          },
           spec: { containers: [{ name: 'vllm', image: 'vllm' }] },
         });
       }),
@@ -127,15 +157,30 @@ try {
     updateOneAtATime: { p50Ms: percentile(sortedUpdate, 50), p99Ms: percentile(sortedUpdate, 99) },
     memory: { pools: POOLS, pods: 0, ...idle },
     memoryWithPods: { pools: POOLS, pods: PODS, ...watching, reflectedInStatusMs: podsReflectedMs },
-    notes: 'CR change -> object visible through a watch, measured from the client; the apiserver, etcd, operator and bench share 2 cores with other jobs.',
+    notes:
+      'CR change -> object visible through a watch, measured from the client; the apiserver, etcd, operator and bench share 2 cores with other jobs.',
   };
   writeResults(path.join(repoRoot, 'bench/results/operator.json'), results);
   process.stdout.write(
     formatTable(
       ['measure', 'p50 ms', 'p99 ms', 'total ms', 'RSS MiB', 'heap MiB'],
       [
-        [`create ${POOLS} pools at once -> Deployments`, fmt(results.createBurst.p50Ms), fmt(results.createBurst.p99Ms), fmt(burstTotalMs), '', ''],
-        [`update ${POOLS} pools one by one -> vLLM args`, fmt(results.updateOneAtATime.p50Ms), fmt(results.updateOneAtATime.p99Ms), '', '', ''],
+        [
+          `create ${POOLS} pools at once -> Deployments`,
+          fmt(results.createBurst.p50Ms),
+          fmt(results.createBurst.p99Ms),
+          fmt(burstTotalMs),
+          '',
+          '',
+        ],
+        [
+          `update ${POOLS} pools one by one -> vLLM args`,
+          fmt(results.updateOneAtATime.p50Ms),
+          fmt(results.updateOneAtATime.p99Ms),
+          '',
+          '',
+          '',
+        ],
         [`operator, ${POOLS} pools, 0 pods`, '', '', '', fmt(idle.rssMiB), fmt(idle.heapMiB)],
         [`operator, ${POOLS} pools, ${PODS} pods watched`, '', '', fmt(podsReflectedMs), fmt(watching.rssMiB), fmt(watching.heapMiB)],
       ],

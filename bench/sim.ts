@@ -60,7 +60,8 @@ async function client(scenario: Scenario, port: number): Promise<void> {
     const n = counter++;
     const group = n % scenario.groups;
     const tokens = new Array<number>(PROMPT_TOKENS);
-    for (let i = 0; i < PROMPT_TOKENS; i++) tokens[i] = i < scenario.sharedPrefixTokens ? 10_000 + group * 4096 + i : 50_000 + ((n * 7919 + i * 31) % 90_000);
+    for (let i = 0; i < PROMPT_TOKENS; i++)
+      tokens[i] = i < scenario.sharedPrefixTokens ? 10_000 + group * 4096 + i : 50_000 + ((n * 7919 + i * 31) % 90_000);
     return tokens;
   };
   const worker = async () => {
@@ -114,14 +115,18 @@ async function runScenario(scenario: Scenario, tokenizer: Awaited<ReturnType<typ
   );
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const child = spawn(nodeBinary(), [path.join(repoRoot, 'bench/sim.ts'), '--client', scenario.name, String(pod.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(nodeBinary(), [path.join(repoRoot, 'bench/sim.ts'), '--client', scenario.name, String(pod.port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const progress = setInterval(() => {
     const s = ((performance.now() - t0) / 1000).toFixed(0);
     process.stderr.write(`sim bench ${scenario.name}: ${s}s elapsed, ${pod.engine.pendingRequests} in flight\n`);
   }, 3000);
-  await new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`client exited with ${code}`)))));
+  await new Promise<void>((resolve, reject) =>
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`client exited with ${code}`)))),
+  );
   clearInterval(progress);
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
@@ -163,12 +168,17 @@ interface EventLoopResult {
 async function eventLoopDuringTokenization(workers: number): Promise<EventLoopResult> {
   const model = 'bench-tokenize';
   const tokenizer = await loadSimTokenizer(model, 'npm:qwen3', { workers });
-  const start = (id: number) => startSimPod(parseSimPodConfig({ podId: `t${id}`, model, port: 0, timeScale: 1000 }), { tokenizer, log: silentLogger });
+  const start = (id: number) =>
+    startSimPod(parseSimPodConfig({ podId: `t${id}`, model, port: 0, timeScale: 1000 }), { tokenizer, log: silentLogger });
   const pods = [await start(0), await start(1)];
   const [port, other] = pods.map((p) => p.port) as [number, number];
   const prompt = (salt: string) => Array.from({ length: 2600 }, (_, i) => `${salt}${i} lorem${(i * 7919) % 1000}`).join(' ');
   const complete = async (p: number, text: string) => {
-    const res = await fetch(`http://127.0.0.1:${p}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: text, max_tokens: 1 }) });
+    const res = await fetch(`http://127.0.0.1:${p}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model, prompt: text, max_tokens: 1 }),
+    });
     if (!res.ok) throw new Error(`completion on ${p} answered ${res.status}`);
     return (await res.json()) as { usage: { prompt_tokens: number } };
   };
@@ -187,7 +197,12 @@ async function eventLoopDuringTokenization(workers: number): Promise<EventLoopRe
     }
     const answer = await long;
     histogram.disable();
-    return { tokenizerWorkers: workers, promptTokens: answer.usage.prompt_tokens, maxEventLoopDelayMs: +(histogram.max / 1e6).toFixed(1), worstOtherPodHealthMs: +worstHealthMs.toFixed(1) };
+    return {
+      tokenizerWorkers: workers,
+      promptTokens: answer.usage.prompt_tokens,
+      maxEventLoopDelayMs: +(histogram.max / 1e6).toFixed(1),
+      worstOtherPodHealthMs: +worstHealthMs.toFixed(1),
+    };
   } finally {
     for (const p of pods) await p.close();
     await tokenizer.close();
@@ -210,7 +225,8 @@ async function main(): Promise<void> {
   const eventLoop = [await eventLoopDuringTokenization(1), await eventLoopDuringTokenization(0)];
   const doc = {
     benchmark: 'sim',
-    description: 'requests/s one kvroute sim process sustains (closed loop, HTTP /v1/completions with token-id prompts) and its CPU per request',
+    description:
+      'requests/s one kvroute sim process sustains (closed loop, HTTP /v1/completions with token-id prompts) and its CPU per request',
     node: process.version,
     cpus: (await import('node:os')).cpus().length,
     date: new Date().toISOString(),
@@ -226,7 +242,9 @@ async function main(): Promise<void> {
   }
   console.log('\ntokenizer workers  prompt tokens  max event-loop delay ms  worst /health of the other pod ms');
   for (const e of eventLoop) {
-    console.log(`${String(e.tokenizerWorkers).padEnd(17)}  ${String(e.promptTokens).padStart(13)}  ${String(e.maxEventLoopDelayMs).padStart(23)}  ${String(e.worstOtherPodHealthMs).padStart(33)}`);
+    console.log(
+      `${String(e.tokenizerWorkers).padEnd(17)}  ${String(e.promptTokens).padStart(13)}  ${String(e.maxEventLoopDelayMs).padStart(23)}  ${String(e.worstOtherPodHealthMs).padStart(33)}`,
+    );
   }
 }
 

@@ -22,7 +22,10 @@ const title = enabled ? 'envoy --mode validate' : `envoy --mode validate (${SKIP
 
 const variants: Array<[string, EnvoyGatewayOptions]> = [
   ['plaintext ext_proc, fail closed', { listenPort: 0, adminPort: 0, eppPort: 9002, eppTls: false, failureModeAllow: false }],
-  ['TLS ext_proc, fail open, short message timeout', { listenPort: 0, adminPort: 0, eppPort: 9002, eppTls: true, failureModeAllow: true, messageTimeoutS: 5 }],
+  [
+    'TLS ext_proc, fail open, short message timeout',
+    { listenPort: 0, adminPort: 0, eppPort: 9002, eppTls: true, failureModeAllow: true, messageTimeoutS: 5 },
+  ],
 ];
 
 describeEnvoy(title, () => {
@@ -41,9 +44,14 @@ describeEnvoy(title, () => {
     fs.writeFileSync(file, text);
 
     // --disable-hot-restart: no shared-memory region, so validations running side by side cannot collide.
-    const result = await run(envoyBinary(), ['--mode', 'validate', '--disable-hot-restart', '--log-level', 'warn', '-c', file], { timeout: 60_000 }).then(
+    const result = await run(envoyBinary(), ['--mode', 'validate', '--disable-hot-restart', '--log-level', 'warn', '-c', file], {
+      timeout: 60_000,
+    }).then(
       (r) => ({ code: 0, output: r.stdout + r.stderr }),
-      (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? -1, output: `${err.stdout ?? ''}${err.stderr ?? ''}` }),
+      (err: { code?: number; stdout?: string; stderr?: string }) => ({
+        code: err.code ?? -1,
+        output: `${err.stdout ?? ''}${err.stderr ?? ''}`,
+      }),
     );
     expect({ code: result.code, output: result.output }).toEqual({ code: 0, output: expect.stringContaining('OK') });
 
@@ -58,7 +66,9 @@ describeEnvoy(title, () => {
     const file = path.join(dir, 'broken.yaml');
     const text = envoyGatewayConfig(variants[0]![1]).replace('request_trailer_mode: SEND', 'request_trailer_mode: SKIP');
     fs.writeFileSync(file, text);
-    const code = await run(envoyBinary(), ['--mode', 'validate', '--disable-hot-restart', '--log-level', 'critical', '-c', file], { timeout: 60_000 }).then(
+    const code = await run(envoyBinary(), ['--mode', 'validate', '--disable-hot-restart', '--log-level', 'critical', '-c', file], {
+      timeout: 60_000,
+    }).then(
       () => 0,
       (err: { code?: number }) => err.code ?? -1,
     );

@@ -48,7 +48,11 @@ interface PodsView {
 }
 
 async function scores(base: string): Promise<Record<string, number>> {
-  const res = await fetch(`${base}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, tokens: TOKENS }) });
+  const res = await fetch(`${base}/v1/score`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, tokens: TOKENS }),
+  });
   if (res.status !== 200) throw new Error(`score answered ${res.status}: ${await res.text()}`);
   return ((await res.json()) as { scores: Record<string, number> }).scores;
 }
@@ -61,15 +65,26 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
   let env: KubeEnv;
   const indexers: IndexerProcess[] = [];
   /** An adopted-pods pool: the operator renders discovery of `app=vllm` pods in its namespace. */
-  const pool = testPool({ model: { name: MODEL }, selector: { matchLabels: { app: 'vllm' } }, targetPorts: [{ number: 8000 }] }, { namespace: NS });
+  const pool = testPool(
+    { model: { name: MODEL }, selector: { matchLabels: { app: 'vllm' } }, targetPorts: [{ number: 8000 }] },
+    { namespace: NS },
+  );
   let configFile: string;
   let routerKubeconfig: string;
   const publishers = new Map<string, TestPublisher>();
 
   const podPath = (name?: string) => `/api/v1/namespaces/${NS}/pods${name ? `/${name}` : ''}`;
 
-  async function createPod(name: string, labels: Record<string, string> = { app: 'vllm', 'llm-d.ai/inferenceServing': 'true' }): Promise<void> {
-    await env.client.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS, labels }, spec: { containers: [{ name: 'vllm', image: 'vllm/vllm-openai:v0.33.0' }] } });
+  async function createPod(
+    name: string,
+    labels: Record<string, string> = { app: 'vllm', 'llm-d.ai/inferenceServing': 'true' },
+  ): Promise<void> {
+    await env.client.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: NS, labels },
+      spec: { containers: [{ name: 'vllm', image: 'vllm/vllm-openai:v0.33.0' }] },
+    });
   }
 
   /** What a kubelet would report: the pod IP and the Ready condition, through the status subresource. */
@@ -84,7 +99,11 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
   }
 
   async function publisherAt(ip: string): Promise<TestPublisher> {
-    const pub = await TestPublisher.start({ topic: `kv@${ip}@${MODEL}`, bind: `tcp://${ip}:${eventsPort}`, replayBind: `tcp://${ip}:${replayPort}` });
+    const pub = await TestPublisher.start({
+      topic: `kv@${ip}@${MODEL}`,
+      bind: `tcp://${ip}:${eventsPort}`,
+      replayBind: `tcp://${ip}:${replayPort}`,
+    });
     publishers.set(ip, pub);
     return pub;
   }
@@ -93,19 +112,26 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
   async function publishUntilScored(ip: string, blocks: number): Promise<void> {
     const pub = publishers.get(ip)!;
     const hashes = Array.from({ length: blocks }, (_, i) => BigInt(i + 1));
-    await until(async () => {
-      await pub.publish([storedEvent(hashes, null, BLOCK)]);
-      const seen = await Promise.all(indexers.map((ix) => scores(ix.base)));
-      return seen.every((s) => s[ip] === blocks) || undefined;
-    }, { message: `every indexer scoring ${ip} at ${blocks}`, timeoutMs: 20_000, intervalMs: 100 });
+    await until(
+      async () => {
+        await pub.publish([storedEvent(hashes, null, BLOCK)]);
+        const seen = await Promise.all(indexers.map((ix) => scores(ix.base)));
+        return seen.every((s) => s[ip] === blocks) || undefined;
+      },
+      { message: `every indexer scoring ${ip} at ${blocks}`, timeoutMs: 20_000, intervalMs: 100 },
+    );
   }
 
   /** A kubeconfig that authenticates as the router's ServiceAccount, so the indexer has its Role and no more. */
   async function kubeconfigAsRouter(): Promise<string> {
     const sa = `${pool.metadata.name}-router`;
-    const { status } = await env.client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${NS}/serviceaccounts/${sa}/token`, {
-      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-    });
+    const { status } = await env.client.request<{ status: { token: string } }>(
+      'POST',
+      `/api/v1/namespaces/${NS}/serviceaccounts/${sa}/token`,
+      {
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+      },
+    );
     const kc = YAML.parse(fs.readFileSync(env.kubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
     kc.users[0]!.user.token = status.token;
     const file = path.join(env.dir, 'router.kubeconfig');
@@ -118,17 +144,28 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     // The operator's indexer.yaml, with only what a test on loopback must change given as flags.
     const args = [
       'indexer',
-      '--config', configFile,
-      '--kubeconfig', kubeconfig,
-      '--pod-zmq-port', String(eventsPort),
-      '--pod-replay-port', String(replayPort),
-      '--discovery-dp-size', String(DP_SIZE),
-      '--not-ready-grace', '1',
-      '--listen-host', '127.0.0.1',
-      '--http-port', '0',
-      '--grpc-port', '0',
-      '--block-size', String(BLOCK),
-      '--tokenizer-workers', '0',
+      '--config',
+      configFile,
+      '--kubeconfig',
+      kubeconfig,
+      '--pod-zmq-port',
+      String(eventsPort),
+      '--pod-replay-port',
+      String(replayPort),
+      '--discovery-dp-size',
+      String(DP_SIZE),
+      '--not-ready-grace',
+      '1',
+      '--listen-host',
+      '127.0.0.1',
+      '--http-port',
+      '0',
+      '--grpc-port',
+      '0',
+      '--block-size',
+      String(BLOCK),
+      '--tokenizer-workers',
+      '0',
     ];
     const process = await spawnKvroute(args, { env: { POD_NAMESPACE: NS }, readyLine: 'indexer ready', logFile });
     return { process, base: `http://127.0.0.1:${portOf(process.ready, 'httpPort')}` };
@@ -155,7 +192,11 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     await publisherAt('127.0.0.3');
     for (const i of [0, 1]) indexers.push(await startIndexer(path.join(env.dir, `indexer-${i}.log`)));
     for (const ix of indexers) {
-      await until(() => fetch(`${ix.base}/readyz`).then((r) => r.status === 200 || undefined), { message: `${ix.base}/readyz`, timeoutMs: 30_000, intervalMs: 100 });
+      await until(() => fetch(`${ix.base}/readyz`).then((r) => r.status === 200 || undefined), {
+        message: `${ix.base}/readyz`,
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      });
     }
   }, 120_000);
 
@@ -175,20 +216,27 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
 
   async function waitDropped(ip: string): Promise<void> {
     for (const ix of indexers) {
-      await until(async () => {
-        const view = await podsView(ix.base);
-        const s = await scores(ix.base);
-        return (!view.discovery.pods.includes(ip) && !(ip in view.pods) && !(ip in s)) || undefined;
-      }, { message: `${ix.base} dropping ${ip} from discovery, /v1/pods and scores`, timeoutMs: 10_000, intervalMs: 100 });
+      await until(
+        async () => {
+          const view = await podsView(ix.base);
+          const s = await scores(ix.base);
+          return (!view.discovery.pods.includes(ip) && !(ip in view.pods) && !(ip in s)) || undefined;
+        },
+        { message: `${ix.base} dropping ${ip} from discovery, /v1/pods and scores`, timeoutMs: 10_000, intervalMs: 100 },
+      );
     }
   }
 
   async function metric(base: string, line: RegExp): Promise<number> {
     const text = await (await fetch(`${base}/metrics`)).text();
-    const m = text.split('\n').map((l) => line.exec(l)).find((x) => x !== null);
+    const m = text
+      .split('\n')
+      .map((l) => line.exec(l))
+      .find((x) => x !== null);
     return m ? Number(m[1]) : 0;
   }
-  const disconnects = (base: string, reason: string) => metric(base, new RegExp(`^kvroute_indexer_discovery_disconnects_total\\{reason="${reason}"\\} (\\d+)$`));
+  const disconnects = (base: string, reason: string) =>
+    metric(base, new RegExp(`^kvroute_indexer_discovery_disconnects_total\\{reason="${reason}"\\} (\\d+)$`));
 
   it('both indexers score a pod listed before they started and one that turns Ready later, never pods outside the selector', async () => {
     for (const ix of indexers) expect((await podsView(ix.base)).discovery.pods).toContain('127.0.0.2');
@@ -231,11 +279,22 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
   it('answers /healthz but not /readyz until the first pod list succeeds, counting list/watch restarts', async () => {
     // A kubeconfig whose API server is not there: the list fails and is retried with backoff.
     const kubeconfig = path.join(env.dir, 'unreachable.kubeconfig');
-    fs.writeFileSync(kubeconfig, fs.readFileSync(env.kubeconfigPath, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, 'server: https://127.0.0.1:1'));
+    fs.writeFileSync(
+      kubeconfig,
+      fs.readFileSync(env.kubeconfigPath, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, 'server: https://127.0.0.1:1'),
+    );
     const ix = await startIndexer(path.join(env.dir, 'indexer-unreachable.log'), kubeconfig);
     try {
-      await until(() => fetch(`${ix.base}/healthz`).then((r) => r.status === 200 || undefined), { message: 'healthz', timeoutMs: 30_000, intervalMs: 100 });
-      await until(async () => (await metric(ix.base, /^kvroute_indexer_discovery_watch_restarts_total (\d+)$/)) > 0 || undefined, { message: 'a counted restart', timeoutMs: 10_000, intervalMs: 100 });
+      await until(() => fetch(`${ix.base}/healthz`).then((r) => r.status === 200 || undefined), {
+        message: 'healthz',
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      });
+      await until(async () => (await metric(ix.base, /^kvroute_indexer_discovery_watch_restarts_total (\d+)$/)) > 0 || undefined, {
+        message: 'a counted restart',
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      });
       expect((await fetch(`${ix.base}/readyz`)).status).toBe(503);
       expect((await podsView(ix.base)).discovery).toEqual({ synced: false, pods: [] });
     } finally {
@@ -250,7 +309,11 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     await setPodStatus('vllm-c', '127.0.0.4', true);
     const pickedUp = await Promise.all(
       indexers.map((ix) =>
-        until(async () => ((await podsView(ix.base)).discovery.pods.includes('127.0.0.4') ? { ms: Date.now() - readyAt } : undefined), { message: `${ix.base} picking up 127.0.0.4`, timeoutMs: 10_000, intervalMs: 20 }),
+        until(async () => ((await podsView(ix.base)).discovery.pods.includes('127.0.0.4') ? { ms: Date.now() - readyAt } : undefined), {
+          message: `${ix.base} picking up 127.0.0.4`,
+          timeoutMs: 10_000,
+          intervalMs: 20,
+        }),
       ),
     );
     console.log(`new pod subscribed by both indexers ${pickedUp.map((p) => p.ms).join(' ms, ')} ms after it turned Ready`);
@@ -263,17 +326,26 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     const ip = '127.0.0.10';
     // vLLM with --data-parallel-size 2: rank r binds port + r and replay port + r, and stamps its dp_rank on each batch.
     const ranks = await Promise.all(
-      [0, 1].map((r) => TestPublisher.start({ topic: `kv@${ip}@${MODEL}`, bind: `tcp://${ip}:${eventsPort + r}`, replayBind: `tcp://${ip}:${replayPort + r}` })),
+      [0, 1].map((r) =>
+        TestPublisher.start({
+          topic: `kv@${ip}@${MODEL}`,
+          bind: `tcp://${ip}:${eventsPort + r}`,
+          replayBind: `tcp://${ip}:${replayPort + r}`,
+        }),
+      ),
     );
     ranks.forEach((pub, r) => publishers.set(`${ip}#${r}`, pub));
     const [rank0, rank1] = ranks as [TestPublisher, TestPublisher];
     /** Publishes on one rank until every indexer scores the pod at `blocks` (PUB drops what no subscriber has joined for yet). */
     const publishUntil = (pub: TestPublisher, rank: number, events: WireEvent[], blocks: number) =>
-      until(async () => {
-        await pub.publish(events, { dpRank: rank });
-        const seen = await Promise.all(indexers.map((ix) => scores(ix.base)));
-        return seen.every((s) => s[ip] === blocks) || undefined;
-      }, { message: `every indexer scoring ${ip} at ${blocks} after rank ${rank} published`, timeoutMs: 20_000, intervalMs: 100 });
+      until(
+        async () => {
+          await pub.publish(events, { dpRank: rank });
+          const seen = await Promise.all(indexers.map((ix) => scores(ix.base)));
+          return seen.every((s) => s[ip] === blocks) || undefined;
+        },
+        { message: `every indexer scoring ${ip} at ${blocks} after rank ${rank} published`, timeoutMs: 20_000, intervalMs: 100 },
+      );
     await createPod('vllm-dp');
     await setPodStatus('vllm-dp', ip, true);
     // Both ranks hash the same tokens alike (one seed per pool): rank 0 holds the first block, rank 1 both.
@@ -287,7 +359,11 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     await rank1.publish([storedEvent([99n], null, BLOCK, { token_ids: [1, 2, 3, 4] })], { dpRank: 1 });
     for (const ix of indexers) {
       // Rank 0's copy of the first block is its own: removing rank 1's leaves the pod at 1.
-      await until(async () => (await scores(ix.base))[ip] === 1 || undefined, { message: `${ix.base} scoring ${ip} at 1 after rank 1's replayed removal`, timeoutMs: 10_000, intervalMs: 50 });
+      await until(async () => (await scores(ix.base))[ip] === 1 || undefined, {
+        message: `${ix.base} scoring ${ip} at 1 after rank 1's replayed removal`,
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
     }
     for (const [i, ix] of indexers.entries()) {
       const after = (await podsView(ix.base)).ingestion;
@@ -300,7 +376,11 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     await env.client.request('DELETE', podPath('vllm-dp'), { body: { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0 } });
     await waitDropped(ip);
     for (const [i, ix] of indexers.entries()) {
-      await until(async () => (await podsView(ix.base)).ingestion.sources === before[i]!.sources - 2 || undefined, { message: `${ix.base} forgetting both ranks of ${ip}`, timeoutMs: 10_000, intervalMs: 50 });
+      await until(async () => (await podsView(ix.base)).ingestion.sources === before[i]!.sources - 2 || undefined, {
+        message: `${ix.base} forgetting both ranks of ${ip}`,
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
     }
   });
 });

@@ -37,7 +37,9 @@ async function sync(pub: KvPublisherProcess, landed: () => boolean): Promise<voi
 }
 
 const applied = (sink: RecordingSink, source: string) =>
-  sink.records.flatMap((r) => (r.op === 'apply' && r.source === source ? r.events : r.op === 'reset' && r.source === source ? ['reset'] : []));
+  sink.records.flatMap((r) =>
+    r.op === 'apply' && r.source === source ? r.events : r.op === 'reset' && r.source === source ? ['reset'] : [],
+  );
 
 describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', () => {
   it('applies store, remove and clear with parent chains, recovers a gap by replay, and survives garbage', async () => {
@@ -50,7 +52,13 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
     const bound = await ingestor.bind('tcp://127.0.0.1:0');
 
     const a = await startPublisher({ endpoint: bound, replay: 'tcp://127.0.0.1:0', topic: 'kv@pod-a@meta-llama/Llama-3.1-8B@main' });
-    const b = await startPublisher({ endpoint: bound, replay: 'tcp://127.0.0.1:0', topic: 'kv@10.0.0.2:8000@Qwen/Qwen3-8B', encoding: 'array', replyForm: 'legacy' });
+    const b = await startPublisher({
+      endpoint: bound,
+      replay: 'tcp://127.0.0.1:0',
+      topic: 'kv@10.0.0.2:8000@Qwen/Qwen3-8B',
+      encoding: 'array',
+      replyForm: 'legacy',
+    });
     const c = await startPublisher({ endpoint: bound, topic: 'kv@pod-c@m' });
     replay['pod-a'] = a.replayEndpoint!;
     replay['10.0.0.2:8000'] = b.replayEndpoint!;
@@ -64,7 +72,10 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
       await p.publish([stored([1n, 2n], null)]);
       await p.publish([stored([3n, 0xffff_ffff_ffff_fff0n], 2n), removed([1n])]);
     }
-    await until(() => sink.chain('pod-a', 0xffff_ffff_ffff_fff0n).length === 3 && sink.chain('10.0.0.2:8000', 0xffff_ffff_ffff_fff0n).length === 3, { message: 'stores and removes of both pods' });
+    await until(
+      () => sink.chain('pod-a', 0xffff_ffff_ffff_fff0n).length === 3 && sink.chain('10.0.0.2:8000', 0xffff_ffff_ffff_fff0n).length === 3,
+      { message: 'stores and removes of both pods' },
+    );
     expect(sink.chain('pod-a', 0xffff_ffff_ffff_fff0n)).toEqual([0xffff_ffff_ffff_fff0n, 3n, 2n]);
     expect(sink.blocks.get('pod-a')?.has(1n)).toBe(false);
     expect(sink.chain('10.0.0.2:8000', 0xffff_ffff_ffff_fff0n)).toEqual([0xffff_ffff_ffff_fff0n, 3n, 2n]);
@@ -78,7 +89,9 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
       await p.publish([stored([11n], 10n)], { drop: true });
       await p.publish([stored([12n], 11n)]);
     }
-    await until(() => sink.chain('pod-a', 12n).length === 6 && sink.chain('10.0.0.2:8000', 12n).length === 6, { message: 'replayed chains' });
+    await until(() => sink.chain('pod-a', 12n).length === 6 && sink.chain('10.0.0.2:8000', 12n).length === 6, {
+      message: 'replayed chains',
+    });
 
     // A lost message without a replay endpoint: the source is reset, never left with wrong entries.
     await c.publish([stored([40n], null)]);
@@ -96,7 +109,11 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
     await b.publish([cleared]);
     await until(() => sink.blocks.get('10.0.0.2:8000')?.size === 0, { message: 'clear of 10.0.0.2:8000' });
 
-    expect(applied(sink, 'pod-a').filter((e) => e !== 'reset').slice(-4)).toEqual(['BlockStored:10', 'BlockStored:11', 'BlockStored:12', 'BlockStored:50']);
+    expect(
+      applied(sink, 'pod-a')
+        .filter((e) => e !== 'reset')
+        .slice(-4),
+    ).toEqual(['BlockStored:10', 'BlockStored:11', 'BlockStored:12', 'BlockStored:50']);
     expect(applied(sink, 'pod-c').slice(-3)).toEqual(['BlockStored:40', 'reset', 'BlockStored:42']);
     const stats = ingestor.stats();
     expect(stats).toMatchObject({ malformed: 5, gaps: 3, replays: 2, replayFailures: 0, resets: 2 });
@@ -109,11 +126,15 @@ describe('EventIngestor fed by hack/kv_publisher.py over TCP (central mode)', ()
 });
 
 describe('data-parallel ranks as separate publisher processes (central mode)', () => {
-  it('keeps ranks apart and replays a rank\'s gap from rank 0\'s replay port offset by the rank', async () => {
+  it("keeps ranks apart and replays a rank's gap from rank 0's replay port offset by the rank", async () => {
     const sink = new RecordingSink();
     // Rank r replays on rank 0's replay port + r, as vLLM binds them: two consecutive free ports.
     const replayPort = await freePortBlock(2);
-    const ingestor = new EventIngestor({ sink, log: silentLogger, replayEndpoints: (pod) => (pod === 'pod-d' ? `tcp://127.0.0.1:${replayPort}` : undefined) });
+    const ingestor = new EventIngestor({
+      sink,
+      log: silentLogger,
+      replayEndpoints: (pod) => (pod === 'pod-d' ? `tcp://127.0.0.1:${replayPort}` : undefined),
+    });
     cleanups.push(() => ingestor.close());
     const bound = await ingestor.bind('tcp://127.0.0.1:0');
     const topic = 'kv@pod-d@m';
@@ -136,20 +157,40 @@ describe('data-parallel ranks as separate publisher processes (central mode)', (
 describe('kvroute indexer process fed by hack/kv_publisher.py (per-pod mode)', () => {
   it('scores pods over HTTP from published vLLM block hashes, across a replayed gap, removal and clear', async () => {
     const BLOCK = 16;
-    const pub = await startPublisher({ endpoint: 'tcp://127.0.0.1:0', bind: true, replay: 'tcp://127.0.0.1:0', topic: 'kv@pod-x@Qwen/Qwen3-8B' });
+    const pub = await startPublisher({
+      endpoint: 'tcp://127.0.0.1:0',
+      bind: true,
+      replay: 'tcp://127.0.0.1:0',
+      topic: 'kv@pod-x@Qwen/Qwen3-8B',
+    });
     const indexer = await spawnKvroute(
       [
         'indexer',
-        '--pod', `pod-x=${pub.endpoint},${pub.replayEndpoint}`,
-        '--http-port', '0', '--grpc-port', '0', '--listen-host', '127.0.0.1',
-        '--block-size', String(BLOCK), '--hash-seed', '0', '--log-level', 'info',
+        '--pod',
+        `pod-x=${pub.endpoint},${pub.replayEndpoint}`,
+        '--http-port',
+        '0',
+        '--grpc-port',
+        '0',
+        '--listen-host',
+        '127.0.0.1',
+        '--block-size',
+        String(BLOCK),
+        '--hash-seed',
+        '0',
+        '--log-level',
+        'info',
       ],
       { readyLine: 'indexer ready', readyUrl: (r) => `http://127.0.0.1:${portOf(r, 'httpPort')}/healthz` },
     );
     cleanups.push(() => indexer.stop().then(() => undefined));
     const base = `http://127.0.0.1:${portOf(indexer.ready, 'httpPort')}`;
     const score = async (tokens: number[]): Promise<Record<string, number>> => {
-      const res = await fetch(`${base}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'Qwen/Qwen3-8B', tokens }) });
+      const res = await fetch(`${base}/v1/score`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'Qwen/Qwen3-8B', tokens }),
+      });
       if (res.status !== 200) throw new Error(`score answered ${res.status}: ${await res.text()}`);
       return ((await res.json()) as { scores: Record<string, number> }).scores;
     };

@@ -24,7 +24,11 @@ const QWEN = 'Qwen/Qwen3-8B';
 let base = '';
 
 async function post(pathname: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(base + pathname, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const res = await fetch(base + pathname, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
@@ -59,13 +63,17 @@ function removed(tokens: number[], blockIndex: number, medium = 'GPU'): Record<s
 
 /** `kvroute indexer` on loopback, ready once it logged its bound ports and answers /healthz. */
 function startIndexer(args: string[]): Promise<KvrouteProcess> {
-  return spawnKvroute(['indexer', '--listen-host', '127.0.0.1', ...args], { readyLine: 'indexer ready', readyUrl: (r) => `http://127.0.0.1:${portOf(r, 'httpPort')}/healthz` });
+  return spawnKvroute(['indexer', '--listen-host', '127.0.0.1', ...args], {
+    readyLine: 'indexer ready',
+    readyUrl: (r) => `http://127.0.0.1:${portOf(r, 'httpPort')}/healthz`,
+  });
 }
 
 /** The ZMQ endpoint the indexer bound for rank 0 (its --zmq-bind with port 0 resolved). */
 function zmqBound(indexer: KvrouteProcess): string {
   const bound = indexer.ready.zmqBound;
-  if (!Array.isArray(bound) || typeof bound[0] !== 'string') throw new Error(`indexer ready record has no zmqBound: ${JSON.stringify(indexer.ready)}`);
+  if (!Array.isArray(bound) || typeof bound[0] !== 'string')
+    throw new Error(`indexer ready record has no zmqBound: ${JSON.stringify(indexer.ready)}`);
   return bound[0];
 }
 
@@ -91,7 +99,11 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
   }
 
   async function ingestion(): Promise<{ batches: number; queued: number; malformed: number; resets: number }> {
-    return ((await (await fetch(`${base}/v1/pods`)).json()) as { ingestion: { batches: number; queued: number; malformed: number; resets: number } }).ingestion;
+    return (
+      (await (await fetch(`${base}/v1/pods`)).json()) as {
+        ingestion: { batches: number; queued: number; malformed: number; resets: number };
+      }
+    ).ingestion;
   }
 
   /**
@@ -119,16 +131,29 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
     // The file sets what flags then override (log level) or leave alone (tier weights, a tokenizer, and
     // no fallback tokenizer, so an unconfigured model is a client error here).
     const configFile = path.join(tmp, 'indexer.yaml');
-    fs.writeFileSync(configFile, ['logLevel: warn', 'tierWeights: {gpu: 1.0, cpu: 0.5}', 'defaultTokenizer: none', 'tokenizers:', `  "${QWEN}": npm:qwen3`, ''].join('\n'));
+    fs.writeFileSync(
+      configFile,
+      ['logLevel: warn', 'tierWeights: {gpu: 1.0, cpu: 0.5}', 'defaultTokenizer: none', 'tokenizers:', `  "${QWEN}": npm:qwen3`, ''].join(
+        '\n',
+      ),
+    );
     indexer = await startIndexer([
-      '--config', configFile,
-      '--zmq-bind', 'tcp://127.0.0.1:0',
-      '--http-port', '0',
-      '--grpc-port', '0',
-      '--block-size', String(BLOCK),
-      '--hash-seed', SEED,
-      '--tokenizer', 'meta-llama/Llama-3.1-8B-Instruct=npm:llama3_1',
-      '--log-level', 'info',
+      '--config',
+      configFile,
+      '--zmq-bind',
+      'tcp://127.0.0.1:0',
+      '--http-port',
+      '0',
+      '--grpc-port',
+      '0',
+      '--block-size',
+      String(BLOCK),
+      '--hash-seed',
+      SEED,
+      '--tokenizer',
+      'meta-llama/Llama-3.1-8B-Instruct=npm:llama3_1',
+      '--log-level',
+      'info',
     ]);
     base = `http://127.0.0.1:${portOf(indexer.ready, 'httpPort')}`;
 
@@ -136,11 +161,14 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
     pub.connect(zmqBound(indexer));
     // ZMQ drops what a PUB sends before the subscription reaches it: publish a probe until it lands.
     const probe = Array.from({ length: BLOCK }, (_, i) => 1000 + i);
-    await until(async () => {
-      await publish('probe', batch([stored(probe, 1)]));
-      const s = await scores({ model: QWEN, tokens: probe });
-      return s.probe === 1 ? true : undefined;
-    }, { message: 'a probe batch to be indexed', timeoutMs: 20_000 });
+    await until(
+      async () => {
+        await publish('probe', batch([stored(probe, 1)]));
+        const s = await scores({ model: QWEN, tokens: probe });
+        return s.probe === 1 ? true : undefined;
+      },
+      { message: 'a probe batch to be indexed', timeoutMs: 20_000 },
+    );
     // From here on every published batch reaches the indexer: count them from its current total.
     appliedAtStart = (await ingestion()).batches;
     published = 0;
@@ -159,7 +187,12 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
     const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const r of records) expect(r).toMatchObject({ ts: expect.any(String), level: expect.any(String), msg: expect.any(String) });
     const ready = records.find((r) => r.msg === 'indexer ready')!;
-    expect(ready).toMatchObject({ level: 'info', mode: 'central', zmqBind: 'tcp://127.0.0.1:0', zmqBound: [expect.stringMatching(/^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/)] });
+    expect(ready).toMatchObject({
+      level: 'info',
+      mode: 'central',
+      zmqBind: 'tcp://127.0.0.1:0',
+      zmqBound: [expect.stringMatching(/^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/)],
+    });
     // Given port 0, each server reports the port the kernel picked, and the two differ.
     const http = ready.httpPort as number;
     const grpc = ready.grpcPort as number;
@@ -186,9 +219,14 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
     expect(await scores({ model: QWEN, prompt: text, pods: ['pod-b', 'pod-c'] })).toEqual({ 'pod-b': 1 });
   });
 
-  it('indexes batches exactly as vLLM\'s own msgspec encoder wrote them (golden frames)', async () => {
+  it("indexes batches exactly as vLLM's own msgspec encoder wrote them (golden frames)", async () => {
     const golden = JSON.parse(fs.readFileSync(path.join(repoRoot, 'src/vllm/events/testdata/kv-events.json'), 'utf8')) as {
-      batches: Array<{ name: string; encoding: string; frames: string[]; expected: { events: Array<{ type: string; tokenIds?: number[]; blockHashes?: string[] }> } }>;
+      batches: Array<{
+        name: string;
+        encoding: string;
+        frames: string[];
+        expected: { events: Array<{ type: string; tokenIds?: number[]; blockHashes?: string[] }> };
+      }>;
     };
     const chains = golden.batches.filter((b) => b.name === 'parent chain, int hashes');
     expect(chains.length).toBeGreaterThanOrEqual(2);
@@ -243,7 +281,10 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
     expect((await post('/v1/score', { model: QWEN, tokens })).json).toEqual({ scores: http, totalBlocks });
     expect(await grpcClient.score({ model: QWEN, tokens })).toEqual({ scores: http, totalBlocks });
     expect(await grpcClient.score({ model: QWEN, prompt: text })).toEqual({ scores: http, totalBlocks });
-    expect(await grpcClient.score({ model: QWEN, messages: chat })).toEqual({ scores: { 'pod-g': 2 }, totalBlocks: Math.floor(qwen.tokenizeChat(chat).length / BLOCK) });
+    expect(await grpcClient.score({ model: QWEN, messages: chat })).toEqual({
+      scores: { 'pod-g': 2 },
+      totalBlocks: Math.floor(qwen.tokenizeChat(chat).length / BLOCK),
+    });
     await expect(grpcClient.score({ model: 'unknown/model', prompt: 'x' })).rejects.toThrow(/INVALID_ARGUMENT.*model/);
   });
 
@@ -255,13 +296,26 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
     await indexed();
     const http = await scores(body);
     expect(http).toEqual({ 'pod-kw': blocks });
-    expect(await grpcClient.score({ model: QWEN, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } })).toEqual({ scores: http, totalBlocks: blocks });
+    expect(await grpcClient.score({ model: QWEN, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } })).toEqual({
+      scores: http,
+      totalBlocks: blocks,
+    });
     // Without the kwargs the think section is missing, so one block fewer matches, on both paths.
     expect(await scores({ model: QWEN, messages: chat.messages })).toEqual({ ...http, 'pod-kw': blocks - 1 });
-    expect(await grpcClient.score({ model: QWEN, messages: chat.messages })).toEqual({ scores: { ...http, 'pod-kw': blocks - 1 }, totalBlocks: Math.floor(chat.without.length / BLOCK) });
+    expect(await grpcClient.score({ model: QWEN, messages: chat.messages })).toEqual({
+      scores: { ...http, 'pod-kw': blocks - 1 },
+      totalBlocks: Math.floor(chat.without.length / BLOCK),
+    });
     const noPrompt = (await post('/v1/score', { ...body, add_generation_prompt: false })).json;
     expect((noPrompt.scores as Record<string, number>)['pod-kw']).toBeLessThan(blocks);
-    expect(await grpcClient.score({ model: QWEN, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false }, addGenerationPrompt: false })).toEqual(noPrompt);
+    expect(
+      await grpcClient.score({
+        model: QWEN,
+        messages: chat.messages,
+        chatTemplateKwargs: { enable_thinking: false },
+        addGenerationPrompt: false,
+      }),
+    ).toEqual(noPrompt);
   });
 
   it('rejects bad requests with 400 naming the field', async () => {
@@ -287,10 +341,13 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
     await scores({ model: QWEN, prompt: 'metrics' });
     await grpcClient.score({ model: QWEN, tokens: [1, 2, 3] });
     await pub.send(['kv@pod-m', 'not a sequence number']);
-    const text = await until(async () => {
-      const text = await (await fetch(`${base}/metrics`)).text();
-      return /kvroute_indexer_malformed_messages_total\{[^}]*\} [1-9]/.test(text) ? text : undefined;
-    }, { message: 'the malformed message to be counted', timeoutMs: 20_000 });
+    const text = await until(
+      async () => {
+        const text = await (await fetch(`${base}/metrics`)).text();
+        return /kvroute_indexer_malformed_messages_total\{[^}]*\} [1-9]/.test(text) ? text : undefined;
+      },
+      { message: 'the malformed message to be counted', timeoutMs: 20_000 },
+    );
     expect(text).toMatch(/kvroute_indexer_requests_total\{protocol="http",endpoint="\/v1\/score",code="200"\} \d+/);
     expect(text).toMatch(/kvroute_indexer_requests_total\{protocol="grpc",endpoint="Score",code="OK"\} \d+/);
     expect(text).toMatch(/kvroute_tokenizer_cache_lookups_total\{model="Qwen\/Qwen3-8B",result="hit"\} [1-9]/);
@@ -309,7 +366,7 @@ describe('kvroute indexer (real process, real ZMQ)', () => {
 });
 
 describe('kvroute indexer run as the contract command, fed by a real kvroute sim', () => {
-  it('scores prompt and messages of a model it has no tokenizer for with the default tokenizer, the sim\'s', async () => {
+  it("scores prompt and messages of a model it has no tokenizer for with the default tokenizer, the sim's", async () => {
     const model = 'acme/served-model';
     const prompt = 'A served model the indexer was told nothing about. ' + 'Each sixteen tokens make one cached block. '.repeat(10);
     const messages: ChatMessage[] = [
@@ -321,27 +378,55 @@ describe('kvroute indexer run as the contract command, fed by a real kvroute sim
     let sim: KvrouteProcess | undefined;
     const url = `http://127.0.0.1:${portOf(indexer.ready, 'httpPort')}`;
     const score = async (body: Record<string, unknown>): Promise<Record<string, number>> => {
-      const res = await fetch(`${url}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, ...body }) });
+      const res = await fetch(`${url}/v1/score`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model, ...body }),
+      });
       const json = (await res.json()) as { scores?: Record<string, number>; error?: string };
       if (res.status !== 200) throw new Error(`score answered ${res.status}: ${json.error}`);
       return json.scores!;
     };
-    const appliedBatches = async () => ((await (await fetch(`${url}/v1/pods`)).json()) as { ingestion: { batches: number; queued: number } }).ingestion;
+    const appliedBatches = async () =>
+      ((await (await fetch(`${url}/v1/pods`)).json()) as { ingestion: { batches: number; queued: number } }).ingestion;
     try {
       sim = await spawnKvroute(
-        ['sim', '--port', '0', '--model', model, '--pod-id', 'sim-contract', '--kv-events-endpoint', zmqBound(indexer), '--frontend-overhead-ms', '0', '--time-scale', '100', '--tokenizer-workers', '0'],
+        [
+          'sim',
+          '--port',
+          '0',
+          '--model',
+          model,
+          '--pod-id',
+          'sim-contract',
+          '--kv-events-endpoint',
+          zmqBound(indexer),
+          '--frontend-overhead-ms',
+          '0',
+          '--time-scale',
+          '100',
+          '--tokenizer-workers',
+          '0',
+        ],
         { readyLine: 'simulated vllm pod ready', readyUrl: (r) => `http://127.0.0.1:${portOf(r, 'port')}/health` },
       );
       const simUrl = `http://127.0.0.1:${portOf(sim.ready, 'port')}`;
       /** One request to the sim; resolves once the indexer has applied the batch it published. */
       const served = async (route: string, body: Record<string, unknown>): Promise<void> => {
         const before = await appliedBatches();
-        const res = await fetch(`${simUrl}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, max_tokens: 1, ...body }) });
+        const res = await fetch(`${simUrl}${route}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model, max_tokens: 1, ...body }),
+        });
         if (res.status !== 200) throw new Error(`sim ${route} answered ${res.status}: ${await res.text()}`);
-        await until(async () => {
-          const now = await appliedBatches();
-          return now.batches > before.batches && now.queued === 0;
-        }, { message: `the indexer to apply the sim's batch for ${route}`, timeoutMs: 20_000 });
+        await until(
+          async () => {
+            const now = await appliedBatches();
+            return now.batches > before.batches && now.queued === 0;
+          },
+          { message: `the indexer to apply the sim's batch for ${route}`, timeoutMs: 20_000 },
+        );
       };
       const qwen = await loadModelTokenizer(model, parseTokenizerSource('npm:qwen3'));
       const text = `Contract test. ${prompt}`;
@@ -352,7 +437,10 @@ describe('kvroute indexer run as the contract command, fed by a real kvroute sim
       // Another model's request sees none of this pod's blocks.
       expect(await score({ model: 'other/model', prompt: text })).toEqual({});
       const warnings = indexer.records().filter((r) => String(r.msg).includes('using a fallback'));
-      expect(warnings.map((w) => [w.model, w.source])).toEqual([[model, 'npm:qwen3'], ['other/model', 'npm:qwen3']]);
+      expect(warnings.map((w) => [w.model, w.source])).toEqual([
+        [model, 'npm:qwen3'],
+        ['other/model', 'npm:qwen3'],
+      ]);
     } finally {
       await sim?.stop();
       expect(await indexer.stop()).toBe(0);
@@ -361,22 +449,32 @@ describe('kvroute indexer run as the contract command, fed by a real kvroute sim
 });
 
 describe('kvroute indexer in per-pod mode', () => {
-  it('connects to each pod\'s publisher and scores with tokenization in-process', async () => {
+  it("connects to each pod's publisher and scores with tokenization in-process", async () => {
     const pod = new zmq.Publisher({ linger: 0 });
     await pod.bind('tcp://127.0.0.1:0');
     const indexer = await startIndexer([
-      '--pod', `pod-x=${pod.lastEndpoint}`,
-      '--http-port', '0',
-      '--grpc-port', '0',
-      '--tokenizer', '*=tiktoken:o200k_harmony',
-      '--tokenizer-workers', '0',
+      '--pod',
+      `pod-x=${pod.lastEndpoint}`,
+      '--http-port',
+      '0',
+      '--grpc-port',
+      '0',
+      '--tokenizer',
+      '*=tiktoken:o200k_harmony',
+      '--tokenizer-workers',
+      '0',
     ]);
     try {
       const url = `http://127.0.0.1:${portOf(indexer.ready, 'httpPort')}`;
       const gptoss = await loadModelTokenizer('openai/gpt-oss-20b', parseTokenizerSource('tiktoken:o200k_harmony'));
       const text = `Per-pod test. ${'Tokens from the harmony encoding fill these blocks one by one. '.repeat(6)}`;
       const tokens = gptoss.tokenizePrompt(text);
-      const scores = async () => ((await (await fetch(`${url}/v1/score`, { method: 'POST', body: JSON.stringify({ model: 'openai/gpt-oss-20b', prompt: text }) })).json()) as { scores: Record<string, number> }).scores;
+      const scores = async () =>
+        (
+          (await (
+            await fetch(`${url}/v1/score`, { method: 'POST', body: JSON.stringify({ model: 'openai/gpt-oss-20b', prompt: text }) })
+          ).json()) as { scores: Record<string, number> }
+        ).scores;
       // The indexer's SUB connects to the pod's bound PUB and joins when it joins: the pod republishes
       // (numbered on) until a batch has been applied, as vLLM keeps publishing whether anyone listens.
       let n = 0n;

@@ -38,7 +38,10 @@ import { metricValue } from './support/prometheus-text.ts';
 const run = promisify(execFile);
 const enabled = envoyAvailable() || envoyRequired();
 const describeEnvoy = enabled ? describe : describe.skip;
-if (!enabled) console.warn('e2e/operator-envoyfilter-envoy.test.ts skipped: no Envoy; run bash hack/envoy/install.sh, or set KVROUTE_REQUIRE_ENVOY=1 to fail instead');
+if (!enabled)
+  console.warn(
+    'e2e/operator-envoyfilter-envoy.test.ts skipped: no Envoy; run bash hack/envoy/install.sh, or set KVROUTE_REQUIRE_ENVOY=1 to fail instead',
+  );
 
 const OPTIONS = { clusterDomain: 'cluster.local' };
 const SERVED = 'llama-8b';
@@ -114,15 +117,28 @@ async function validate(dir: string, name: string, config: Json): Promise<{ code
   fs.writeFileSync(file, YAML.stringify(config));
   return run(envoyBinary(), ['--mode', 'validate', '--disable-hot-restart', '--log-level', 'warn', '-c', file], { timeout: 60_000 }).then(
     (r) => ({ code: 0, output: r.stdout + r.stderr }),
-    (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? -1, output: `${err.stdout ?? ''}${err.stderr ?? ''}` }),
+    (err: { code?: number; stdout?: string; stderr?: string }) => ({
+      code: err.code ?? -1,
+      output: `${err.stdout ?? ''}${err.stderr ?? ''}`,
+    }),
   );
 }
 
 type HttpFilter = { name: string; disabled?: boolean; typed_config: Json };
 const hcmOf = (bootstrap: Json) =>
-  (bootstrap as { static_resources: { listeners: { filter_chains: { filters: { typed_config: { http_filters: HttpFilter[]; route_config: { virtual_hosts: { routes: Json[] }[] } } }[] }[] }[] } })
-    .static_resources.listeners[0]!.filter_chains[0]!.filters[0]!.typed_config;
-const clusterOf = (bootstrap: Json, name: string) => (bootstrap as { static_resources: { clusters: Json[] } }).static_resources.clusters.find((c) => c.name === name)!;
+  (
+    bootstrap as {
+      static_resources: {
+        listeners: {
+          filter_chains: {
+            filters: { typed_config: { http_filters: HttpFilter[]; route_config: { virtual_hosts: { routes: Json[] }[] } } }[];
+          }[];
+        }[];
+      };
+    }
+  ).static_resources.listeners[0]!.filter_chains[0]!.filters[0]!.typed_config;
+const clusterOf = (bootstrap: Json, name: string) =>
+  (bootstrap as { static_resources: { clusters: Json[] } }).static_resources.clusters.find((c) => c.name === name)!;
 
 describeEnvoy('the rendered EnvoyFilter under envoy --mode validate', () => {
   let dir: string;
@@ -132,7 +148,13 @@ describeEnvoy('the rendered EnvoyFilter under envoy --mode validate', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const twoPools = () => [
-    { pool: withRoute(envoyFilterPool('llama'), 'llama'), routeName: 'llama', prefix: '/llama/', routerPort: 19002, pods: [{ host: '10.0.0.1', port: 8000 }] },
+    {
+      pool: withRoute(envoyFilterPool('llama'), 'llama'),
+      routeName: 'llama',
+      prefix: '/llama/',
+      routerPort: 19002,
+      pods: [{ host: '10.0.0.1', port: 8000 }],
+    },
     {
       pool: withRoute(envoyFilterPool('qwen', { failureMode: 'FailOpen' }), 'qwen'),
       routeName: 'qwen',
@@ -155,7 +177,9 @@ describeEnvoy('the rendered EnvoyFilter under envoy --mode validate', () => {
       ['envoy.filters.http.router', false],
     ]);
     // Each pool's filter is enabled on its own route only; the other app's route has none.
-    const perRoute = Object.fromEntries(hcm.route_config.virtual_hosts[0]!.routes.map((r) => [r.name, Object.keys((r.typed_per_filter_config as Json) ?? {})]));
+    const perRoute = Object.fromEntries(
+      hcm.route_config.virtual_hosts[0]!.routes.map((r) => [r.name, Object.keys((r.typed_per_filter_config as Json) ?? {})]),
+    );
     expect(perRoute).toEqual({ llama: ['kvroute.ext_proc.ml.llama'], qwen: ['kvroute.ext_proc.ml.qwen'], 'other-app': [] });
     expect(hcm.http_filters.map((f) => f.typed_config.failure_mode_allow)).toEqual([undefined, undefined, false, true, undefined]);
     expect(Object.keys(clusterOf(bootstrap, istioClusterName('llama-vllm.ml.svc.cluster.local', 8000)))).toContain('load_balancing_policy');
@@ -167,17 +191,27 @@ describeEnvoy('the rendered EnvoyFilter under envoy --mode validate', () => {
   it('rejects the gateway when a rendered patch is broken, so the check cannot pass vacuously', async () => {
     const broken: Array<[string, (f: EnvoyFilter) => void]> = [
       // FULL_DUPLEX_STREAMED bodies need trailers SEND.
-      ['trailers skipped', (f) => ((f.spec.configPatches[0]!.patch.value.typed_config as Json).processing_mode as Json).request_trailer_mode = 'SKIP'],
+      [
+        'trailers skipped',
+        (f) => (((f.spec.configPatches[0]!.patch.value.typed_config as Json).processing_mode as Json).request_trailer_mode = 'SKIP'),
+      ],
       // A field the override_host policy does not have.
       [
         'unknown override_host field',
         (f) => {
-          const lb = f.spec.configPatches.at(-1)!.patch.value.load_balancing_policy as { policies: { typed_extension_config: { typed_config: Json } }[] };
+          const lb = f.spec.configPatches.at(-1)!.patch.value.load_balancing_policy as {
+            policies: { typed_extension_config: { typed_config: Json } }[];
+          };
           lb.policies[0]!.typed_extension_config.typed_config.pick_first_host = true;
         },
       ],
       // A per-route config that is neither disabled nor overrides.
-      ['empty per-route config', (f) => ((f.spec.configPatches[1]!.patch.value.typed_per_filter_config as Record<string, Json>)['kvroute.ext_proc.ml.llama']!.overrides = undefined)],
+      [
+        'empty per-route config',
+        (f) =>
+          ((f.spec.configPatches[1]!.patch.value.typed_per_filter_config as Record<string, Json>)['kvroute.ext_proc.ml.llama']!.overrides =
+            undefined),
+      ],
     ];
     for (const [name, breakIt] of broken) {
       const pool = withRoute(envoyFilterPool('llama'), 'llama');
@@ -189,7 +223,11 @@ describeEnvoy('the rendered EnvoyFilter under envoy --mode validate', () => {
         routes: [{ name: 'llama', prefix: '/', cluster: istioClusterName(vllmHost(pool), 8000) }],
         clusters: [
           { name: istioClusterName(vllmHost(pool), 8000), endpoints: [{ host: '10.0.0.1', port: 8000 }] },
-          { name: istioClusterName(routerHost(pool, OPTIONS), ROUTER_PORTS.grpc), endpoints: [{ host: '127.0.0.1', port: 19002 }], http2: true },
+          {
+            name: istioClusterName(routerHost(pool, OPTIONS), ROUTER_PORTS.grpc),
+            endpoints: [{ host: '127.0.0.1', port: 19002 }],
+            http2: true,
+          },
         ],
       });
       expect(applyEnvoyFilterPatches(bootstrap, JSON.parse(JSON.stringify(filter.spec.configPatches)) as never).applied).toEqual([1, 1, 1]);
@@ -200,7 +238,11 @@ describeEnvoy('the rendered EnvoyFilter under envoy --mode validate', () => {
 
   it('refuses patch match fields the emulation does not evaluate, rather than applying them too widely', () => {
     const bootstrap = gatewayBootstrap({ listenPort: 0, adminPort: 0, routes: [], clusters: [] });
-    const patch = { applyTo: 'HTTP_ROUTE', match: { context: 'GATEWAY', routeConfiguration: { portNumber: 80, vhost: { route: { name: 'x' } } } }, patch: { operation: 'MERGE', value: {} } };
+    const patch = {
+      applyTo: 'HTTP_ROUTE',
+      match: { context: 'GATEWAY', routeConfiguration: { portNumber: 80, vhost: { route: { name: 'x' } } } },
+      patch: { operation: 'MERGE', value: {} },
+    };
     expect(() => applyEnvoyFilterPatches(bootstrap, [patch])).toThrow(/unsupported keys portNumber/);
   });
 });
@@ -222,10 +264,13 @@ describeEnvoy('real Envoy with the rendered EnvoyFilter, the real router and sim
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvroute-envoyfilter-envoy-'));
     for (const id of ['vllm-a', 'vllm-b']) {
       sims.push(
-        await spawnKvroute(['sim', '--host', '127.0.0.1', '--port', '0', '--pod-id', id, '--model', SERVED, '--frontend-overhead-ms', '0'], {
-          readyLine: 'simulated vllm pod ready',
-          name: id,
-        }),
+        await spawnKvroute(
+          ['sim', '--host', '127.0.0.1', '--port', '0', '--pod-id', id, '--model', SERVED, '--frontend-overhead-ms', '0'],
+          {
+            readyLine: 'simulated vllm pod ready',
+            name: id,
+          },
+        ),
       );
     }
     pods = sims.map((s) => ({ host: '127.0.0.1', port: portOf(s.ready, 'port') }));
@@ -237,7 +282,9 @@ describeEnvoy('real Envoy with the rendered EnvoyFilter, the real router and sim
 
     // The router as the operator renders it; only what a test process cannot take verbatim is rewritten.
     fs.writeFileSync(path.join(dir, 'router.yaml'), buildRouterConfigMap(pool, []).data!['router.yaml']!);
-    const rendered = buildRouterDeployment(pool, { defaultImage: 'kvroute:test' }).spec!.template.spec!.containers.find((c) => c.name === 'router')!.args!;
+    const rendered = buildRouterDeployment(pool, { defaultImage: 'kvroute:test' }).spec!.template.spec!.containers.find(
+      (c) => c.name === 'router',
+    )!.args!;
     const rewrites: Record<string, string> = {
       [`--grpc-port=${ROUTER_PORTS.grpc}`]: '--grpc-port=0',
       [`--grpc-health-port=${ROUTER_PORTS.health}`]: '--grpc-health-port=0',
@@ -248,15 +295,27 @@ describeEnvoy('real Envoy with the rendered EnvoyFilter, the real router and sim
     // Local mode instead of Kubernetes mode: the pool's pods become --endpoints (the router takes one or the other).
     const kubeMode = ['--pool-name=llama', '--pool-namespace=ml', '--pool-group=inference.kvroute.io'];
     expect(kubeMode.filter((a) => !rendered.includes(a))).toEqual([]);
-    const args = [...rendered.filter((a) => !kubeMode.includes(a)).map((a) => rewrites[a] ?? a), '--endpoints', pods.map((p) => `${p.host}:${p.port}`).join(',')];
-    router = await spawnKvroute(args, { readyLine: 'router started', readyUrl: (r) => `http://127.0.0.1:${portOf(r, 'metricsPort')}/readyz`, name: 'router' });
+    const args = [
+      ...rendered.filter((a) => !kubeMode.includes(a)).map((a) => rewrites[a] ?? a),
+      '--endpoints',
+      pods.map((p) => `${p.host}:${p.port}`).join(','),
+    ];
+    router = await spawnKvroute(args, {
+      readyLine: 'router started',
+      readyUrl: (r) => `http://127.0.0.1:${portOf(r, 'metricsPort')}/readyz`,
+      name: 'router',
+    });
     routerMetricsPort = portOf(router.ready, 'metricsPort');
 
     const gateway = (routerPort: number, without?: string) =>
-      patchedGateway([{ pool, routeName: POOL_ROUTE, prefix: '/v1/', routerPort, pods }], { other: { port: otherPort }, ...(without ? { without } : {}) });
+      patchedGateway([{ pool, routeName: POOL_ROUTE, prefix: '/v1/', routerPort, pods }], {
+        other: { port: otherPort },
+        ...(without ? { without } : {}),
+      });
     const up = gateway(portOf(router.ready, 'grpcPort'));
     expect(up.applied).toEqual([1, 1, 1]);
-    const envoyOn = (config: Json) => startEnvoy({ binary: envoyBinary(), config: YAML.stringify(config), log: silentLogger, concurrency: 1 });
+    const envoyOn = (config: Json) =>
+      startEnvoy({ binary: envoyBinary(), config: YAML.stringify(config), log: silentLogger, concurrency: 1 });
     envoy = await envoyOn(up.bootstrap);
     // The same gateway whose router is gone: a port nothing listens on.
     deadRouterEnvoy = await envoyOn(gateway(await freePort()).bootstrap);

@@ -48,10 +48,12 @@ describeKube('operator gateway wiring across namespaces', () => {
 
   const poolPath = (ns: string, name: string) => resourcePath(GV, 'InferencePool', ns, name);
   const filterPath = (ns: string, name: string) => resourcePath(EF, 'EnvoyFilter', ns, name);
-  const getOrUndefined = <T>(p: string) => client.get<T>(p).catch((e: unknown) => (e instanceof KubeApiError && e.status === 404 ? undefined : Promise.reject(e)));
+  const getOrUndefined = <T>(p: string) =>
+    client.get<T>(p).catch((e: unknown) => (e instanceof KubeApiError && e.status === 404 ? undefined : Promise.reject(e)));
   const gone = async (p: string) => (await getOrUndefined(p)) === undefined;
   const finalizersOf = async (ns: string, name: string) => (await client.get<Obj>(poolPath(ns, name))).metadata.finalizers ?? [];
-  const degraded = async (ns: string, name: string) => (await client.get<Obj>(poolPath(ns, name))).status?.conditions?.find((c) => c.type === 'Degraded');
+  const degraded = async (ns: string, name: string) =>
+    (await client.get<Obj>(poolPath(ns, name))).status?.conditions?.find((c) => c.type === 'Degraded');
   const mergePatch = (p: string, body: unknown) => client.request('PATCH', p, { body, contentType: 'application/merge-patch+json' });
   const createPool = (ns: string, name: string, gateway: Record<string, unknown>) =>
     client.create<Obj>({
@@ -61,7 +63,13 @@ describeKube('operator gateway wiring across namespaces', () => {
       spec: {
         model: { name: 'm' },
         selector: { matchLabels: { app: name } },
-        gateway: { envoyFilter: true, workloadSelector: { istio: 'ingressgateway' }, routeNames: [name], backendRef: { name, port: 8000 }, ...gateway },
+        gateway: {
+          envoyFilter: true,
+          workloadSelector: { istio: 'ingressgateway' },
+          routeNames: [name],
+          backendRef: { name, port: 8000 },
+          ...gateway,
+        },
       },
     });
 
@@ -80,9 +88,13 @@ describeKube('operator gateway wiring across namespaces', () => {
         subjects: [{ kind: 'ServiceAccount', name: 'kvroute-operator', namespace: 'kvroute-system' }],
       },
     });
-    const token = await client.request<{ status: { token: string } }>('POST', resourcePath('v1', 'ServiceAccount', 'kvroute-system', 'kvroute-operator') + '/token', {
-      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-    });
+    const token = await client.request<{ status: { token: string } }>(
+      'POST',
+      resourcePath('v1', 'ServiceAccount', 'kvroute-system', 'kvroute-operator') + '/token',
+      {
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+      },
+    );
     const config = YAML.parse(fs.readFileSync(env.kubeconfigPath, 'utf8'));
     config.users = [{ name: 'admin', user: { token: token.status.token } }];
     const file = path.join(env.dir, 'operator.kubeconfig');
@@ -131,22 +143,33 @@ describeKube('operator gateway wiring across namespaces', () => {
     await createNamespace(client, 'gw-one');
     const pool = await createPool('apps', 'one', { namespace: 'gw-one' });
     const filter = await until(() => getOrUndefined<Obj>(filterPath('gw-one', 'apps-one-ext-proc')), { message: 'EnvoyFilter in gw-one' });
-    expect(filter.metadata.labels).toMatchObject({ 'inference.kvroute.io/pool-namespace': 'apps', 'inference.kvroute.io/pool-name': 'one' });
+    expect(filter.metadata.labels).toMatchObject({
+      'inference.kvroute.io/pool-namespace': 'apps',
+      'inference.kvroute.io/pool-name': 'one',
+    });
     expect(filter.metadata.ownerReferences).toBeUndefined();
     expect(filter.spec.workloadSelector).toEqual({ labels: { istio: 'ingressgateway' } });
-    expect(filter.spec.configPatches[0].patch.value.typed_config.grpc_service.envoy_grpc.cluster_name).toBe('outbound|9002||one-router.apps.svc.cluster.local');
+    expect(filter.spec.configPatches[0].patch.value.typed_config.grpc_service.envoy_grpc.cluster_name).toBe(
+      'outbound|9002||one-router.apps.svc.cluster.local',
+    );
     expect(await gone(filterPath('apps', 'one-ext-proc'))).toBe(true);
 
     const live = await client.get<Obj>(poolPath('apps', 'one'));
     expect(live.metadata.finalizers).toEqual([FINALIZER]);
     // Server-side applied: the operator's field manager owns its one finalizer entry and nothing else.
-    const mine = live.metadata.managedFields!.filter((f) => f.manager === 'kvroute-operator' && f.operation === 'Apply' && !('subresource' in f));
+    const mine = live.metadata.managedFields!.filter(
+      (f) => f.manager === 'kvroute-operator' && f.operation === 'Apply' && !('subresource' in f),
+    );
     expect(mine).toHaveLength(1);
     expect(mine[0]!.fieldsV1).toEqual({ 'f:metadata': { 'f:finalizers': { [`v:"${FINALIZER}"`]: {} } } });
 
     const t0 = Date.now();
     await client.delete(poolPath('apps', 'one'), pool.metadata.uid);
-    await until(() => gone(filterPath('gw-one', 'apps-one-ext-proc')), { message: 'EnvoyFilter deleted with the pool', timeoutMs: 10_000, intervalMs: 20 });
+    await until(() => gone(filterPath('gw-one', 'apps-one-ext-proc')), {
+      message: 'EnvoyFilter deleted with the pool',
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
     await until(() => gone(poolPath('apps', 'one')), { message: 'pool released by its finalizer', timeoutMs: 10_000, intervalMs: 20 });
     process.stdout.write(`pool delete -> cross-namespace EnvoyFilter deleted and pool released in ${Date.now() - t0} ms\n`);
   });
@@ -159,18 +182,30 @@ describeKube('operator gateway wiring across namespaces', () => {
 
     const t0 = Date.now();
     await mergePatch(poolPath('apps', 'move'), { spec: { gateway: { namespace: 'gw-b' } } });
-    await until(() => getOrUndefined(filterPath('gw-b', 'apps-move-ext-proc')), { message: 'EnvoyFilter in gw-b', timeoutMs: 10_000, intervalMs: 20 });
+    await until(() => getOrUndefined(filterPath('gw-b', 'apps-move-ext-proc')), {
+      message: 'EnvoyFilter in gw-b',
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
     const placedMs = Date.now() - t0;
-    await until(() => gone(filterPath('gw-a', 'apps-move-ext-proc')), { message: 'old EnvoyFilter in gw-a deleted', timeoutMs: 10_000, intervalMs: 20 });
+    await until(() => gone(filterPath('gw-a', 'apps-move-ext-proc')), {
+      message: 'old EnvoyFilter in gw-a deleted',
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
     process.stdout.write(`gateway namespace switch: new EnvoyFilter in ${placedMs} ms, old one deleted in ${Date.now() - t0} ms\n`);
     expect(await finalizersOf('apps', 'move')).toEqual([FINALIZER]);
 
     await mergePatch(poolPath('apps', 'move'), { spec: { gateway: { namespace: null } } });
     const local = await until(() => getOrUndefined<Obj>(filterPath('apps', 'move-ext-proc')), { message: 'EnvoyFilter beside the pool' });
     const pool = await client.get<Obj>(poolPath('apps', 'move'));
-    expect(local.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'InferencePool', uid: pool.metadata.uid, controller: true })]);
+    expect(local.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'InferencePool', uid: pool.metadata.uid, controller: true }),
+    ]);
     await until(() => gone(filterPath('gw-b', 'apps-move-ext-proc')), { message: 'EnvoyFilter in gw-b deleted' });
-    await until(async () => (await finalizersOf('apps', 'move')).length === 0, { message: 'finalizer released once no filter is outside the pool namespace' });
+    await until(async () => (await finalizersOf('apps', 'move')).length === 0, {
+      message: 'finalizer released once no filter is outside the pool namespace',
+    });
   });
 
   it('removes the filter and the finalizer when the gateway wiring is switched off, keeping finalizers others own', async () => {
@@ -186,7 +221,9 @@ describeKube('operator gateway wiring across namespaces', () => {
 
     await mergePatch(poolPath('apps', 'off'), { spec: { gateway: { envoyFilter: false } } });
     await until(() => gone(filterPath('gw-off', 'apps-off-ext-proc')), { message: 'EnvoyFilter deleted when disabled' });
-    await until(async () => (await finalizersOf('apps', 'off')).join() === 'example.com/keep', { message: 'only the operator finalizer removed' });
+    await until(async () => (await finalizersOf('apps', 'off')).join() === 'example.com/keep', {
+      message: 'only the operator finalizer removed',
+    });
     await client.apply({ apiVersion: GV, kind: 'InferencePool', metadata: { name: 'off', namespace: 'apps' } }, { fieldManager: 'gitops' });
   });
 
@@ -195,8 +232,13 @@ describeKube('operator gateway wiring across namespaces', () => {
     const pool = await createPool('apps', 'shared', { namespace: 'gw-shared' });
     await until(async () => (await finalizersOf('apps', 'shared')).includes(FINALIZER), { message: 'finalizer' });
     // Another applier (a restore, a manifest that copied live metadata) co-owns the same entry, so releasing ours alone would keep it.
-    await client.apply({ apiVersion: GV, kind: 'InferencePool', metadata: { name: 'shared', namespace: 'apps', finalizers: [FINALIZER] } }, { fieldManager: 'restore' });
-    const owners = (await client.get<Obj>(poolPath('apps', 'shared'))).metadata.managedFields!.filter((f) => JSON.stringify(f.fieldsV1 ?? {}).includes(FINALIZER));
+    await client.apply(
+      { apiVersion: GV, kind: 'InferencePool', metadata: { name: 'shared', namespace: 'apps', finalizers: [FINALIZER] } },
+      { fieldManager: 'restore' },
+    );
+    const owners = (await client.get<Obj>(poolPath('apps', 'shared'))).metadata.managedFields!.filter((f) =>
+      JSON.stringify(f.fieldsV1 ?? {}).includes(FINALIZER),
+    );
     expect(owners.map((f) => f.manager).sort()).toEqual(['kvroute-operator', 'restore']);
     await client.delete(poolPath('apps', 'shared'), pool.metadata.uid);
     await until(() => gone(filterPath('gw-shared', 'apps-shared-ext-proc')), { message: 'EnvoyFilter deleted with the pool' });
@@ -205,18 +247,29 @@ describeKube('operator gateway wiring across namespaces', () => {
 
   it('says Degraded with GatewayNamespaceNotFound while the gateway namespace is missing, and places the filter once it exists', async () => {
     await createPool('apps', 'early', { namespace: 'gw-later' });
-    const c = await until(async () => {
-      const d = await degraded('apps', 'early');
-      return d?.status === 'True' ? d : undefined;
-    }, { message: 'Degraded=True' });
+    const c = await until(
+      async () => {
+        const d = await degraded('apps', 'early');
+        return d?.status === 'True' ? d : undefined;
+      },
+      { message: 'Degraded=True' },
+    );
     expect(c).toMatchObject({ reason: 'GatewayNamespaceNotFound' });
     expect(c.message).toContain('"gw-later"');
     expect(await finalizersOf('apps', 'early')).toEqual([]);
 
     const t0 = Date.now();
     await createNamespace(client, 'gw-later');
-    await until(() => getOrUndefined(filterPath('gw-later', 'apps-early-ext-proc')), { message: 'EnvoyFilter within a second of gw-later existing', timeoutMs: 1_000, intervalMs: 20 });
-    await until(async () => (await degraded('apps', 'early'))?.status === 'False', { message: 'Degraded=False within a second', timeoutMs: 1_000 - (Date.now() - t0), intervalMs: 20 });
+    await until(() => getOrUndefined(filterPath('gw-later', 'apps-early-ext-proc')), {
+      message: 'EnvoyFilter within a second of gw-later existing',
+      timeoutMs: 1_000,
+      intervalMs: 20,
+    });
+    await until(async () => (await degraded('apps', 'early'))?.status === 'False', {
+      message: 'Degraded=False within a second',
+      timeoutMs: 1_000 - (Date.now() - t0),
+      intervalMs: 20,
+    });
     process.stdout.write(`gateway namespace created -> EnvoyFilter placed and Degraded cleared in ${Date.now() - t0} ms\n`);
     expect(await finalizersOf('apps', 'early')).toEqual([FINALIZER]);
   });
@@ -224,27 +277,35 @@ describeKube('operator gateway wiring across namespaces', () => {
   it('recreates a hand-deleted EnvoyFilter and reverts a hand edit within a second', async () => {
     await createNamespace(client, 'gw-hand');
     await createPool('apps', 'hand', { namespace: 'gw-hand' });
-    const first = await until(() => getOrUndefined<Obj>(filterPath('gw-hand', 'apps-hand-ext-proc')), { message: 'EnvoyFilter in gw-hand' });
+    const first = await until(() => getOrUndefined<Obj>(filterPath('gw-hand', 'apps-hand-ext-proc')), {
+      message: 'EnvoyFilter in gw-hand',
+    });
 
     let t0 = Date.now();
     await client.delete(filterPath('gw-hand', 'apps-hand-ext-proc'));
-    const back = await until(async () => {
-      const f = await getOrUndefined<Obj>(filterPath('gw-hand', 'apps-hand-ext-proc'));
-      return f && f.metadata.uid !== first.metadata.uid ? f : undefined;
-    }, { message: 'EnvoyFilter recreated within a second', timeoutMs: 1_000, intervalMs: 20 });
+    const back = await until(
+      async () => {
+        const f = await getOrUndefined<Obj>(filterPath('gw-hand', 'apps-hand-ext-proc'));
+        return f && f.metadata.uid !== first.metadata.uid ? f : undefined;
+      },
+      { message: 'EnvoyFilter recreated within a second', timeoutMs: 1_000, intervalMs: 20 },
+    );
     process.stdout.write(`hand-deleted EnvoyFilter recreated in ${Date.now() - t0} ms\n`);
     expect(back.spec.workloadSelector).toEqual({ labels: { istio: 'ingressgateway' } });
 
     t0 = Date.now();
     await mergePatch(filterPath('gw-hand', 'apps-hand-ext-proc'), { spec: { workloadSelector: { labels: { istio: 'by-hand' } } } });
-    await until(async () => {
-      const f = await client.get<Obj>(filterPath('gw-hand', 'apps-hand-ext-proc'));
-      return f.spec.workloadSelector.labels.istio === 'ingressgateway';
-    }, { message: 'hand edit reverted within a second', timeoutMs: 1_000, intervalMs: 20 });
+    await until(
+      async () => {
+        const f = await client.get<Obj>(filterPath('gw-hand', 'apps-hand-ext-proc'));
+        return f.spec.workloadSelector.labels.istio === 'ingressgateway';
+      },
+      { message: 'hand edit reverted within a second', timeoutMs: 1_000, intervalMs: 20 },
+    );
     process.stdout.write(`hand-edited EnvoyFilter reverted in ${Date.now() - t0} ms\n`);
   });
 
-  it('stops applying a pool\'s objects once its namespace is terminating, instead of retrying refused creates', async () => {
+  it("stops applying a pool's objects once its namespace is terminating, instead of retrying refused creates", async () => {
     await createNamespace(client, 'ending');
     // A finalizer someone else holds keeps the pool (and so the namespace) around while it terminates.
     await client.create({
@@ -255,7 +316,8 @@ describeKube('operator gateway wiring across namespaces', () => {
     });
     const routerPath = resourcePath('apps/v1', 'Deployment', 'ending', 'stay-router');
     await until(() => getOrUndefined(routerPath), { message: 'router Deployment' });
-    const skips = () => operatorLog.split('\n').filter((l) => l.includes('pool namespace is terminating') && l.includes('ending/stay')).length;
+    const skips = () =>
+      operatorLog.split('\n').filter((l) => l.includes('pool namespace is terminating') && l.includes('ending/stay')).length;
 
     await client.delete(resourcePath('v1', 'Namespace', undefined, 'ending'));
     await until(() => skips() > 0, { message: 'operator notices the namespace is terminating', timeoutMs: 2_000, intervalMs: 20 });
@@ -271,25 +333,36 @@ describeKube('operator gateway wiring across namespaces', () => {
 
   it("never writes over an EnvoyFilter of the same name that is not the pool's: Conflict names it", async () => {
     await createNamespace(client, 'gw-taken');
-    await client.create({ apiVersion: EF, kind: 'EnvoyFilter', metadata: { name: 'apps-taken-ext-proc', namespace: 'gw-taken' }, spec: { hand: 'written' } });
+    await client.create({
+      apiVersion: EF,
+      kind: 'EnvoyFilter',
+      metadata: { name: 'apps-taken-ext-proc', namespace: 'gw-taken' },
+      spec: { hand: 'written' },
+    });
     await createPool('apps', 'taken', { namespace: 'gw-taken' });
-    const c = await until(async () => {
-      const d = await degraded('apps', 'taken');
-      return d?.status === 'True' ? d : undefined;
-    }, { message: 'Degraded=True' });
+    const c = await until(
+      async () => {
+        const d = await degraded('apps', 'taken');
+        return d?.status === 'True' ? d : undefined;
+      },
+      { message: 'Degraded=True' },
+    );
     expect(c).toMatchObject({ reason: 'Conflict' });
     expect(c.message).toContain('EnvoyFilter gw-taken/apps-taken-ext-proc already exists and is not owned by this pool');
     expect((await client.get<Obj>(filterPath('gw-taken', 'apps-taken-ext-proc'))).spec).toEqual({ hand: 'written' });
     expect(await finalizersOf('apps', 'taken')).toEqual([]);
   });
 
-  it('writes nothing into a gateway namespace outside --gateway-namespaces, such as Istio\'s root namespace: Degraded NotAllowed', async () => {
+  it("writes nothing into a gateway namespace outside --gateway-namespaces, such as Istio's root namespace: Degraded NotAllowed", async () => {
     await createNamespace(client, 'istio-system');
     await createPool('apps', 'intruder', { namespace: 'istio-system' });
-    const c = await until(async () => {
-      const d = await degraded('apps', 'intruder');
-      return d?.status === 'True' ? d : undefined;
-    }, { message: 'Degraded=True' });
+    const c = await until(
+      async () => {
+        const d = await degraded('apps', 'intruder');
+        return d?.status === 'True' ? d : undefined;
+      },
+      { message: 'Degraded=True' },
+    );
     expect(c).toMatchObject({ reason: 'NotAllowed' });
     expect(c.message).toContain('"istio-system"');
     expect((await client.list(`/apis/${EF}/namespaces/istio-system/envoyfilters`)).items).toEqual([]);
@@ -299,15 +372,24 @@ describeKube('operator gateway wiring across namespaces', () => {
   });
 
   it('gives a pool on the GIE path an owned GIE InferencePool and the router DestinationRule, and no EnvoyFilter', async () => {
-    const pool = await client.create<Obj>({ apiVersion: GV, kind: 'InferencePool', metadata: { name: 'gie', namespace: 'apps' }, spec: { model: { name: 'm' }, selector: { matchLabels: { app: 'gie' } }, router: { failureMode: 'FailOpen' } } });
+    const pool = await client.create<Obj>({
+      apiVersion: GV,
+      kind: 'InferencePool',
+      metadata: { name: 'gie', namespace: 'apps' },
+      spec: { model: { name: 'm' }, selector: { matchLabels: { app: 'gie' } }, router: { failureMode: 'FailOpen' } },
+    });
     const gie = await until(() => getOrUndefined<Obj>(resourcePath(GIE, 'InferencePool', 'apps', 'gie')), { message: 'GIE InferencePool' });
-    expect(gie.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'InferencePool', uid: pool.metadata.uid, controller: true })]);
+    expect(gie.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'InferencePool', uid: pool.metadata.uid, controller: true }),
+    ]);
     expect(gie.spec).toEqual({
       selector: { matchLabels: { app: 'gie', 'llm-d.ai/inferenceServing': 'true' } },
       targetPorts: [{ number: 8000 }],
       endpointPickerRef: { kind: 'Service', name: 'gie-router', port: { number: 9002 }, failureMode: 'FailOpen' },
     });
-    const dr = await until(() => getOrUndefined<Obj>(resourcePath(DR, 'DestinationRule', 'apps', 'gie-router')), { message: 'router DestinationRule' });
+    const dr = await until(() => getOrUndefined<Obj>(resourcePath(DR, 'DestinationRule', 'apps', 'gie-router')), {
+      message: 'router DestinationRule',
+    });
     expect(dr.spec).toEqual({
       host: 'gie-router.apps.svc.cluster.local',
       trafficPolicy: { portLevelSettings: [{ port: { number: 9002 }, tls: { mode: 'SIMPLE', insecureSkipVerify: true } }] },
@@ -316,13 +398,25 @@ describeKube('operator gateway wiring across namespaces', () => {
   });
 
   it('never takes over a GIE InferencePool of the same name that someone else made: Conflict names it', async () => {
-    const theirs = { selector: { matchLabels: { app: 'theirs' } }, targetPorts: [{ number: 9000 }], endpointPickerRef: { name: 'their-epp', port: { number: 9002 } } };
+    const theirs = {
+      selector: { matchLabels: { app: 'theirs' } },
+      targetPorts: [{ number: 9000 }],
+      endpointPickerRef: { name: 'their-epp', port: { number: 9002 } },
+    };
     await client.create({ apiVersion: GIE, kind: 'InferencePool', metadata: { name: 'claimed', namespace: 'apps' }, spec: theirs });
-    await client.create({ apiVersion: GV, kind: 'InferencePool', metadata: { name: 'claimed', namespace: 'apps' }, spec: { model: { name: 'm' }, selector: { matchLabels: { app: 'claimed' } } } });
-    const c = await until(async () => {
-      const d = await degraded('apps', 'claimed');
-      return d?.status === 'True' ? d : undefined;
-    }, { message: 'Degraded=True' });
+    await client.create({
+      apiVersion: GV,
+      kind: 'InferencePool',
+      metadata: { name: 'claimed', namespace: 'apps' },
+      spec: { model: { name: 'm' }, selector: { matchLabels: { app: 'claimed' } } },
+    });
+    const c = await until(
+      async () => {
+        const d = await degraded('apps', 'claimed');
+        return d?.status === 'True' ? d : undefined;
+      },
+      { message: 'Degraded=True' },
+    );
     expect(c).toMatchObject({ reason: 'Conflict' });
     expect(c.message).toContain('InferencePool apps/claimed already exists and is not owned by this pool');
     const live = await client.get<Obj>(resourcePath(GIE, 'InferencePool', 'apps', 'claimed'));
@@ -337,7 +431,13 @@ describeKube('operator gateway wiring across namespaces', () => {
     namespaceController = spawn(
       path.join(KUBE_BIN_DIR, 'kube-controller-manager'),
       [`--kubeconfig=${env.kubeconfigPath}`, '--controllers=namespace', '--leader-elect=false', '--secure-port=0', '--v=1'],
-      { stdio: ['ignore', fs.openSync(path.join(env.dir, 'namespace-controller.log'), 'w'), fs.openSync(path.join(env.dir, 'namespace-controller.err'), 'w')] },
+      {
+        stdio: [
+          'ignore',
+          fs.openSync(path.join(env.dir, 'namespace-controller.log'), 'w'),
+          fs.openSync(path.join(env.dir, 'namespace-controller.err'), 'w'),
+        ],
+      },
     );
     await createNamespace(client, 'team');
     await createNamespace(client, 'gw-doomed');
@@ -346,8 +446,16 @@ describeKube('operator gateway wiring across namespaces', () => {
     await until(async () => (await finalizersOf('team', 'doomed')).includes(FINALIZER), { message: 'finalizer' });
 
     await client.delete(resourcePath('v1', 'Namespace', undefined, 'gw-doomed'));
-    await until(() => gone(resourcePath('v1', 'Namespace', undefined, 'gw-doomed')), { message: 'gateway namespace deleted', timeoutMs: 45_000, intervalMs: 250 });
+    await until(() => gone(resourcePath('v1', 'Namespace', undefined, 'gw-doomed')), {
+      message: 'gateway namespace deleted',
+      timeoutMs: 45_000,
+      intervalMs: 250,
+    });
     await client.delete(resourcePath('v1', 'Namespace', undefined, 'team'));
-    await until(() => gone(resourcePath('v1', 'Namespace', undefined, 'team')), { message: 'pool namespace deleted, not stuck on the finalizer', timeoutMs: 45_000, intervalMs: 250 });
+    await until(() => gone(resourcePath('v1', 'Namespace', undefined, 'team')), {
+      message: 'pool namespace deleted, not stuck on the finalizer',
+      timeoutMs: 45_000,
+      intervalMs: 250,
+    });
   }, 120_000);
 });

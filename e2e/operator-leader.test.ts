@@ -46,7 +46,13 @@ describeKube('operator leader election', () => {
         '--bind-address=127.0.0.1',
         '--log-level=debug',
       ],
-      { name: `operator ${name}`, logFile: path.join(env.dir, `${name}.log`), readyLine: listening('health'), readyUrl: (r) => `http://127.0.0.1:${portOf(r, 'port')}/readyz`, timeoutMs: 30_000 },
+      {
+        name: `operator ${name}`,
+        logFile: path.join(env.dir, `${name}.log`),
+        readyLine: listening('health'),
+        readyUrl: (r) => `http://127.0.0.1:${portOf(r, 'port')}/readyz`,
+        timeoutMs: 30_000,
+      },
     );
     const metrics = await kvroute.waitForLog(listening('metrics'));
     const p = { name, kvroute, proc: kvroute.child, metricsPort: portOf(metrics, 'port'), healthPort: portOf(kvroute.ready, 'port') };
@@ -59,14 +65,23 @@ describeKube('operator leader election', () => {
     return Number(/^kvroute_operator_leader (\d+)/m.exec(text)?.[1]);
   };
   const holder = async () =>
-    (await client.get<{ spec: { holderIdentity?: string; leaseTransitions?: number } }>(resourcePath('coordination.k8s.io/v1', 'Lease', 'default', 'kvroute-operator'))).spec;
+    (
+      await client.get<{ spec: { holderIdentity?: string; leaseTransitions?: number } }>(
+        resourcePath('coordination.k8s.io/v1', 'Lease', 'default', 'kvroute-operator'),
+      )
+    ).spec;
   const routerOf = (pool: string) =>
     client.get(resourcePath('apps/v1', 'Deployment', NS, `${pool}-router`)).then(
       () => true,
       (e: unknown) => (e instanceof KubeApiError && e.status === 404 ? false : Promise.reject(e)),
     );
   const createPool = (name: string) =>
-    client.create({ apiVersion: 'inference.kvroute.io/v1alpha1', kind: 'InferencePool', metadata: { name, namespace: NS }, spec: { model: { name: 'm' }, selector: { matchLabels: { app: name } } } });
+    client.create({
+      apiVersion: 'inference.kvroute.io/v1alpha1',
+      kind: 'InferencePool',
+      metadata: { name, namespace: NS },
+      spec: { model: { name: 'm' }, selector: { matchLabels: { app: name } } },
+    });
   const alive = (p: OperatorProcess) => p.proc.exitCode === null && p.proc.signalCode === null;
   const exited = (p: OperatorProcess) => new Promise((r) => (alive(p) ? p.proc.once('exit', r) : r(undefined)));
 
@@ -85,11 +100,14 @@ describeKube('operator leader election', () => {
   it('elects exactly one leader, which alone reconciles, and fails over when the leader is killed', async () => {
     const a = await launch('a');
     const b = await launch('b');
-    const [leader, follower] = await until(async () => {
-      const [ga, gb] = await Promise.all([leaderGauge(a), leaderGauge(b)]);
-      if (ga + gb !== 1) return undefined;
-      return ga === 1 ? [a, b] : [b, a];
-    }, { message: 'one leader', timeoutMs: 15_000 });
+    const [leader, follower] = await until(
+      async () => {
+        const [ga, gb] = await Promise.all([leaderGauge(a), leaderGauge(b)]);
+        if (ga + gb !== 1) return undefined;
+        return ga === 1 ? [a, b] : [b, a];
+      },
+      { message: 'one leader', timeoutMs: 15_000 },
+    );
     expect(String((await holder()).holderIdentity)).toContain(`_${leader.proc.pid}`);
 
     await createPool('first');

@@ -20,7 +20,8 @@ import { kubectlBinary, kubeTestsEnabled, startKube, type KubeEnv } from './kube
 const kubeEnabled = kubeTestsEnabled();
 const KUBECTL = kubectlBinary();
 const describeKube = kubeEnabled && KUBECTL ? describe : describe.skip;
-if (kubeEnabled && !KUBECTL) process.stderr.write('operator-rbac: kubectl not found (run hack/kube/install.sh); skipping the manifest tests\n');
+if (kubeEnabled && !KUBECTL)
+  process.stderr.write('operator-rbac: kubectl not found (run hack/kube/install.sh); skipping the manifest tests\n');
 jest.setTimeout(30_000);
 
 type Obj = { spec?: any; status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
@@ -49,8 +50,18 @@ describeKube('shipped manifests and least-privilege RBAC', () => {
 
   it('applies config/default and the samples with kubectl, the samples validated by the CRD schemas', async () => {
     kubectl('apply', '--server-side', '-k', 'config/default');
-    kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd/inferencepools.inference.kvroute.io', 'crd/inferencemodels.inference.kvroute.io');
-    await until(() => kubectl('apply', '--server-side', '-k', 'config/samples').length > 0, { message: 'samples applied', timeoutMs: 15_000, intervalMs: 250 });
+    kubectl(
+      'wait',
+      '--for=condition=Established',
+      '--timeout=30s',
+      'crd/inferencepools.inference.kvroute.io',
+      'crd/inferencemodels.inference.kvroute.io',
+    );
+    await until(() => kubectl('apply', '--server-side', '-k', 'config/samples').length > 0, {
+      message: 'samples applied',
+      timeoutMs: 15_000,
+      intervalMs: 250,
+    });
     const pool = await client.get<Obj>(resourcePath('inference.kvroute.io/v1alpha1', 'InferencePool', 'default', 'llama'));
     expect(pool.spec.modelServer.blockSize).toBe(16);
   });
@@ -81,12 +92,19 @@ describeKube('shipped manifests and least-privilege RBAC', () => {
     await operator.start();
     await until(() => operator!.isLeader, { message: 'operator leads via the kvroute-system Lease', timeoutMs: 10_000 });
 
-    const degraded = await until(async () => {
-      const p = await client.get<Obj>(resourcePath('inference.kvroute.io/v1alpha1', 'InferencePool', 'default', 'llama'));
-      return p.status?.conditions?.find((c) => c.type === 'Degraded');
-    }, { message: 'llama status' });
+    const degraded = await until(
+      async () => {
+        const p = await client.get<Obj>(resourcePath('inference.kvroute.io/v1alpha1', 'InferencePool', 'default', 'llama'));
+        return p.status?.conditions?.find((c) => c.type === 'Degraded');
+      },
+      { message: 'llama status' },
+    );
     // Istio is not installed here; anything else, such as a 403, would be ApplyFailed.
-    expect({ ...degraded, message: degraded.reason === 'MissingAPI' ? '' : degraded.message }).toMatchObject({ status: 'True', reason: 'MissingAPI', message: '' });
+    expect({ ...degraded, message: degraded.reason === 'MissingAPI' ? '' : degraded.message }).toMatchObject({
+      status: 'True',
+      reason: 'MissingAPI',
+      message: '',
+    });
     for (const [apiVersion, kind, name] of [
       ['rbac.authorization.k8s.io/v1', 'Role', 'llama-router'],
       ['rbac.authorization.k8s.io/v1', 'RoleBinding', 'llama-router'],
@@ -95,10 +113,13 @@ describeKube('shipped manifests and least-privilege RBAC', () => {
     ] as const) {
       await until(() => client.get(resourcePath(apiVersion, kind, 'default', name)).then(() => true), { message: `${kind} ${name}` });
     }
-    await until(async () => {
-      const m = await client.get<Obj>(resourcePath('inference.kvroute.io/v1alpha1', 'InferenceModel', 'default', 'chat'));
-      return m.status?.conditions?.find((c) => c.type === 'Accepted')?.status === 'True';
-    }, { message: 'chat accepted' });
+    await until(
+      async () => {
+        const m = await client.get<Obj>(resourcePath('inference.kvroute.io/v1alpha1', 'InferenceModel', 'default', 'chat'));
+        return m.status?.conditions?.find((c) => c.type === 'Accepted')?.status === 'True';
+      },
+      { message: 'chat accepted' },
+    );
     expect(operatorLog).not.toMatch(/forbidden/i);
   });
 });

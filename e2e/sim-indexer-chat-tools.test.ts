@@ -52,7 +52,11 @@ describe('sim chat with tools', () => {
     pod = await startPod('p-tools', tokenizer);
     indexerTokenizers = new TokenizerSet({ sources: { [MODEL]: 'npm:qwen3' } });
     await indexerTokenizers.load();
-    indexer = new IndexerService({ index: new BlockIndex({ blockSize: 16, tierWeights: { gpu: 1, cpu: 0.25 } }), tokenizers: indexerTokenizers, log: silentLogger });
+    indexer = new IndexerService({
+      index: new BlockIndex({ blockSize: 16, tierWeights: { gpu: 1, cpu: 0.25 } }),
+      tokenizers: indexerTokenizers,
+      log: silentLogger,
+    });
   });
   afterAll(async () => {
     await pod.close();
@@ -62,8 +66,12 @@ describe('sim chat with tools', () => {
 
   it('renders tools into the Qwen3 prompt as vLLM dumps them (null description and parameters kept, in field order)', async () => {
     const withTools = await indexer.tokenize(parseScoreBody({ model: MODEL, messages, tools }));
-    expect(withTools.rendered).toContain('<tools>\n{"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city", "parameters": {"type": "object"');
-    expect(withTools.rendered).toContain('{"type": "function", "function": {"name": "list_pods", "description": null, "parameters": null}}\n</tools>');
+    expect(withTools.rendered).toContain(
+      '<tools>\n{"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city", "parameters": {"type": "object"',
+    );
+    expect(withTools.rendered).toContain(
+      '{"type": "function", "function": {"name": "list_pods", "description": null, "parameters": null}}\n</tools>',
+    );
     const without = await indexer.tokenize(parseScoreBody({ model: MODEL, messages }));
     expect(without.rendered).not.toContain('<tools>');
   });

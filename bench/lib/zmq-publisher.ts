@@ -7,7 +7,17 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { encode } from '@msgpack/msgpack';
 import { Publisher } from 'zeromq';
 import {
-  BLOCK_SIZE, FILLER_BLOCKS, MODEL, PODS, PREFILL_BLOCKS, fillerPromptsPerPod, fillerSeed, lcgTokens, podName, sharedBlocksOf, sharedPrompt,
+  BLOCK_SIZE,
+  FILLER_BLOCKS,
+  MODEL,
+  PODS,
+  PREFILL_BLOCKS,
+  fillerPromptsPerPod,
+  fillerSeed,
+  lcgTokens,
+  podName,
+  sharedBlocksOf,
+  sharedPrompt,
 } from './indexer-workload.ts';
 
 interface PublisherData {
@@ -33,7 +43,16 @@ function push(pod: number, events: object[]): void {
 
 function storedEvent(hashes: bigint[], parent: bigint | null, tokens: Uint32Array): object {
   blocks += hashes.length;
-  return { type: 'BlockStored', block_hashes: hashes, parent_block_hash: parent, token_ids: Array.from(tokens), block_size: BLOCK_SIZE, lora_id: null, medium: 'GPU', lora_name: null };
+  return {
+    type: 'BlockStored',
+    block_hashes: hashes,
+    parent_block_hash: parent,
+    token_ids: Array.from(tokens),
+    block_size: BLOCK_SIZE,
+    lora_id: null,
+    medium: 'GPU',
+    lora_name: null,
+  };
 }
 
 // Engine hashes as a vLLM with a per-pod random seed would publish them: opaque and pod-specific.
@@ -44,7 +63,13 @@ const perPod = fillerPromptsPerPod();
 for (let p = 0; p < PODS; p++) {
   let counter = 0;
   const n = sharedBlocksOf(p);
-  push(p, [storedEvent(Array.from({ length: n }, () => nextHash(p, counter++)), null, shared.subarray(0, n * BLOCK_SIZE))]);
+  push(p, [
+    storedEvent(
+      Array.from({ length: n }, () => nextHash(p, counter++)),
+      null,
+      shared.subarray(0, n * BLOCK_SIZE),
+    ),
+  ]);
   for (let i = 0; i < perPod; i++) {
     const tokens = lcgTokens(fillerSeed(p, i), FILLER_BLOCKS * BLOCK_SIZE);
     const prefill = Array.from({ length: PREFILL_BLOCKS }, () => nextHash(p, counter++));

@@ -31,7 +31,8 @@ export function kubeRequired(): boolean {
 /** Whether kube tests must run: binaries present, or KVROUTE_REQUIRE_KUBE set (then absence fails). */
 export function kubeTestsEnabled(): boolean {
   if (kubeBinariesAvailable()) return true;
-  if (kubeRequired()) throw new Error(`KVROUTE_REQUIRE_KUBE is set but ${KUBE_BIN_DIR} lacks etcd/kube-apiserver/kube-controller-manager: ${INSTALL}`);
+  if (kubeRequired())
+    throw new Error(`KVROUTE_REQUIRE_KUBE is set but ${KUBE_BIN_DIR} lacks etcd/kube-apiserver/kube-controller-manager: ${INSTALL}`);
   return false;
 }
 
@@ -39,7 +40,12 @@ export function kubeTestsEnabled(): boolean {
  * @deprecated Poll with `until` from test/support/until.ts. Kept only for the router e2e tests being
  * written now (router-endpoints-kube, router-sim-metrics); remove once they import `until`.
  */
-export function waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+export function waitFor<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  timeoutMs = 10_000,
+  intervalMs = 50,
+): Promise<T> {
   return until(probe, { message: what, timeoutMs, intervalMs }) as Promise<T>;
 }
 
@@ -67,10 +73,35 @@ function openssl(args: string[], cwd: string): void {
 }
 
 function writeCerts(dir: string): void {
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=kvroute-test-ca'], dir);
+  openssl(
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=kvroute-test-ca'],
+    dir,
+  );
   fs.writeFileSync(path.join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'apiserver.key', '-out', 'apiserver.csr', '-subj', '/CN=kube-apiserver'], dir);
-  openssl(['x509', '-req', '-in', 'apiserver.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'apiserver.crt', '-days', '2', '-extfile', 'san.cnf'], dir);
+  openssl(
+    ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'apiserver.key', '-out', 'apiserver.csr', '-subj', '/CN=kube-apiserver'],
+    dir,
+  );
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'apiserver.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'apiserver.crt',
+      '-days',
+      '2',
+      '-extfile',
+      'san.cnf',
+    ],
+    dir,
+  );
   openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
 }
@@ -170,11 +201,19 @@ export async function startKube(options: { gc?: boolean } = {}): Promise<KubeEnv
     });
     peerExited.catch(() => {});
     await Promise.race([
-      until(() => client.request<string>('GET', '/readyz').then(() => true), { message: 'kube-apiserver /readyz', timeoutMs: 90_000, intervalMs: 200 }),
+      until(() => client.request<string>('GET', '/readyz').then(() => true), {
+        message: 'kube-apiserver /readyz',
+        timeoutMs: 90_000,
+        intervalMs: 200,
+      }),
       peerExited,
     ]);
     // The default namespace is created by the apiserver's own controller shortly after it is ready.
-    await until(() => client.get('/api/v1/namespaces/default').then(() => true), { message: 'namespace default', timeoutMs: 30_000, intervalMs: 100 });
+    await until(() => client.get('/api/v1/namespaces/default').then(() => true), {
+      message: 'namespace default',
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
     let gc = false;
     const startGarbageCollector = async () => {
       if (gc) return;
@@ -188,7 +227,11 @@ export async function startKube(options: { gc?: boolean } = {}): Promise<KubeEnv
         '--v=1',
       ]);
       const log = path.join(dir, 'kube-controller-manager.log');
-      await until(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('Proceeding to collect garbage'), { message: 'garbage collector synced', timeoutMs: 60_000, intervalMs: 100 });
+      await until(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('Proceeding to collect garbage'), {
+        message: 'garbage collector synced',
+        timeoutMs: 60_000,
+        intervalMs: 100,
+      });
     };
     if (options.gc) await startGarbageCollector();
     return {

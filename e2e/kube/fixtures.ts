@@ -30,16 +30,30 @@ export async function installKvrouteCrds(client: KubeClient): Promise<void> {
 }
 
 /** A schemaless stand-in for a third-party CRD (Istio, Gateway API Inference Extension) in the test cluster. */
-export function openCrd(group: string, version: string, kind: string, plural: string): { metadata: { name: string; annotations?: Record<string, string> } } & Record<string, unknown> {
+export function openCrd(
+  group: string,
+  version: string,
+  kind: string,
+  plural: string,
+): { metadata: { name: string; annotations?: Record<string, string> } } & Record<string, unknown> {
   // Groups under k8s.io must carry the API-review annotation, as the real Gateway API CRDs do.
-  const annotations = /(^|\.)k8s\.io$/.test(group) ? { 'api-approved.kubernetes.io': 'https://github.com/kubernetes-sigs/gateway-api-inference-extension' } : undefined;
+  const annotations = /(^|\.)k8s\.io$/.test(group)
+    ? { 'api-approved.kubernetes.io': 'https://github.com/kubernetes-sigs/gateway-api-inference-extension' }
+    : undefined;
   return {
     metadata: { name: `${plural}.${group}`, ...(annotations ? { annotations } : {}) },
     spec: {
       group,
       names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
       scope: 'Namespaced',
-      versions: [{ name: version, served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+      versions: [
+        {
+          name: version,
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+        },
+      ],
     },
   };
 }

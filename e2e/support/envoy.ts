@@ -8,11 +8,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export { DESTINATION_HEADER, METADATA_NAMESPACE, envoyGatewayConfig, type EnvoyGatewayOptions } from '../../src/gateway/envoy-config.ts';
+export { envoyGatewayConfig, type EnvoyGatewayOptions } from '../../src/gateway/envoy-config.ts';
 
 const INSTALL_SCRIPT = 'hack/envoy/install.sh';
 /** Where install.sh links the binary (it prints this path); KVROUTE_ENVOY_BIN overrides. */
-export const ENVOY_BIN = process.env.KVROUTE_ENVOY_BIN ?? path.join(ROOT, '.cache/envoy/bin/envoy');
+const ENVOY_BIN = process.env.KVROUTE_ENVOY_BIN ?? path.join(ROOT, '.cache/envoy/bin/envoy');
 
 export function envoyAvailable(): boolean {
   try {

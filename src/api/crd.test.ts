@@ -29,9 +29,15 @@ describe('generated CRDs', () => {
 
   it('carry the defaults zod applies, so kubectl and the operator see the same values', () => {
     const crd = allCrds()['inference.kvroute.io_inferencepools.yaml']!;
-    const spec = (((crd.spec as JsonSchema).versions as JsonSchema[])[0]!.schema as { openAPIV3Schema: JsonSchema }).openAPIV3Schema.properties as Record<string, JsonSchema>;
-    const server = ((spec.spec!.properties as Record<string, JsonSchema>).modelServer!.properties as Record<string, JsonSchema>);
-    const parsed = InferencePool.parse({ apiVersion: 'x', kind: 'InferencePool', metadata: { name: 'p' }, spec: { model: { name: 'm' }, modelServer: { image: 'i' } } });
+    const spec = (((crd.spec as JsonSchema).versions as JsonSchema[])[0]!.schema as { openAPIV3Schema: JsonSchema }).openAPIV3Schema
+      .properties as Record<string, JsonSchema>;
+    const server = (spec.spec!.properties as Record<string, JsonSchema>).modelServer!.properties as Record<string, JsonSchema>;
+    const parsed = InferencePool.parse({
+      apiVersion: 'x',
+      kind: 'InferencePool',
+      metadata: { name: 'p' },
+      spec: { model: { name: 'm' }, modelServer: { image: 'i' } },
+    });
     expect(server.blockSize!.default).toBe(parsed.spec.modelServer!.blockSize);
     expect(server.gpuMemoryUtilization!.default).toBe(0.7);
     expect(server.kvCacheDtype!.default).toBe('auto');
@@ -57,7 +63,10 @@ describe('generated CRDs', () => {
       expect(syncTree(root, renderTree(), false)).toEqual([]);
       fs.writeFileSync(path.join(root, 'crds/kustomization.yaml'), 'resources: []\n');
       fs.appendFileSync(path.join(root, 'config/crd/bases/inference.kvroute.io_inferencemodels.yaml'), '# edited\n');
-      expect(syncTree(root, renderTree(), true).sort()).toEqual(['config/crd/bases/inference.kvroute.io_inferencemodels.yaml', 'crds/kustomization.yaml']);
+      expect(syncTree(root, renderTree(), true).sort()).toEqual([
+        'config/crd/bases/inference.kvroute.io_inferencemodels.yaml',
+        'crds/kustomization.yaml',
+      ]);
       syncTree(root, renderTree(), false);
       expect(syncTree(root, renderTree(), true)).toEqual([]);
       expect(fs.existsSync(path.join(root, 'crds/kustomization.yaml'))).toBe(false);
@@ -73,7 +82,9 @@ describe('generated CRDs', () => {
   });
 
   it('refuses schemas Kubernetes would not accept as structural, naming the field', () => {
-    expect(() => toStructural({ type: 'object', properties: { x: { anyOf: [{ type: 'string' }, { type: 'integer' }] } } })).toThrow('$.x: anyOf');
+    expect(() => toStructural({ type: 'object', properties: { x: { anyOf: [{ type: 'string' }, { type: 'integer' }] } } })).toThrow(
+      '$.x: anyOf',
+    );
     expect(() => toStructural({ type: 'object', properties: { y: {} } })).toThrow('$.y: every node needs a type');
   });
 });

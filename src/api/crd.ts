@@ -40,7 +40,8 @@ export function toStructural(node: JsonSchema, path = '$'): JsonSchema {
         break;
       case 'properties': {
         const props: JsonSchema = {};
-        for (const [name, child] of Object.entries(value as Record<string, JsonSchema>)) props[name] = toStructural(child, `${path}.${name}`);
+        for (const [name, child] of Object.entries(value as Record<string, JsonSchema>))
+          props[name] = toStructural(child, `${path}.${name}`);
         out[key] = props;
         break;
       }
@@ -97,10 +98,7 @@ function buildCrd(input: CrdInput): JsonSchema {
           served: true,
           storage: true,
           subresources: { status: {} },
-          additionalPrinterColumns: [
-            ...input.printerColumns,
-            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-          ],
+          additionalPrinterColumns: [...input.printerColumns, { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }],
           schema: {
             openAPIV3Schema: {
               type: 'object',

@@ -24,7 +24,10 @@ describe('indexer config', () => {
   });
 
   it('accepts per-pod mode and a numeric hash seed as its string', () => {
-    const c = parseIndexerConfig({ zmq: { pods: [{ name: 'p0', endpoint: 'tcp://10.0.0.1:5557', replayEndpoint: 'tcp://10.0.0.1:5558' }] }, hashSeed: 0 });
+    const c = parseIndexerConfig({
+      zmq: { pods: [{ name: 'p0', endpoint: 'tcp://10.0.0.1:5557', replayEndpoint: 'tcp://10.0.0.1:5558' }] },
+      hashSeed: 0,
+    });
     expect(c.zmq.pods[0]).toEqual({ name: 'p0', endpoint: 'tcp://10.0.0.1:5557', replayEndpoint: 'tcp://10.0.0.1:5558' });
     expect(c.hashSeed).toBe('0');
   });
@@ -32,7 +35,10 @@ describe('indexer config', () => {
   it('names every bad field and what was expected', () => {
     let message = '';
     try {
-      parseIndexerConfig({ zmq: { pods: [{ name: 'a', endpoint: 'http://x' }] }, blockSize: 0, tierWeights: { gpu: -1 }, colour: 'red', logLevel: 'loud' }, 'f.yaml');
+      parseIndexerConfig(
+        { zmq: { pods: [{ name: 'a', endpoint: 'http://x' }] }, blockSize: 0, tierWeights: { gpu: -1 }, colour: 'red', logLevel: 'loud' },
+        'f.yaml',
+      );
     } catch (err) {
       message = (err as Error).message;
     }
@@ -59,11 +65,15 @@ describe('indexer config', () => {
     expect(() => parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557', replayEndpointTemplate: 'tcp://10.0.0.1:5558' } })).toThrow(
       /zmq\.replayEndpointTemplate: expected a ZMQ endpoint with \{pod\} or \{host\} in it/,
     );
-    expect(() => parseIndexerConfig({ zmq: { bind: 'ipc:///tmp/kv', dataParallelSize: 2 } })).toThrow(/zmq\.dataParallelSize: expected zmq.bind as tcp:\/\/HOST:PORT with a fixed port/);
+    expect(() => parseIndexerConfig({ zmq: { bind: 'ipc:///tmp/kv', dataParallelSize: 2 } })).toThrow(
+      /zmq\.dataParallelSize: expected zmq.bind as tcp:\/\/HOST:PORT with a fixed port/,
+    );
   });
 
   it('requires a bind endpoint, at least one pod or discovery', () => {
-    expect(() => parseIndexerConfig({})).toThrow(/zmq: expected zmq.bind \(central mode\), at least one zmq.pods entry \(per-pod mode\) or zmq.discovery/);
+    expect(() => parseIndexerConfig({})).toThrow(
+      /zmq: expected zmq.bind \(central mode\), at least one zmq.pods entry \(per-pod mode\) or zmq.discovery/,
+    );
   });
 
   it('fills discovery defaults: vLLM ports 5557/5558, pod id from the IP, a 30 s NotReady grace, one data-parallel rank', () => {
@@ -82,10 +92,14 @@ describe('indexer config', () => {
   });
 
   it('names a missing namespace and bad discovery fields', () => {
-    expect(() => parseIndexerConfig({ zmq: { discovery: {} } })).toThrow(/zmq\.discovery\.namespace: expected the namespace to watch: .*POD_NAMESPACE/);
+    expect(() => parseIndexerConfig({ zmq: { discovery: {} } })).toThrow(
+      /zmq\.discovery\.namespace: expected the namespace to watch: .*POD_NAMESPACE/,
+    );
     let message = '';
     try {
-      parseIndexerConfig({ zmq: { discovery: { namespace: 'ML_ns', selector: { 'bad key!': 'x' }, port: 0, podIdFrom: 'name', extra: 1 } } });
+      parseIndexerConfig({
+        zmq: { discovery: { namespace: 'ML_ns', selector: { 'bad key!': 'x' }, port: 0, podIdFrom: 'name', extra: 1 } },
+      });
     } catch (err) {
       message = (err as Error).message;
     }
@@ -99,7 +113,10 @@ describe('indexer config', () => {
   it('accepts data-parallel discovery whose publisher and replay port ranges are apart', () => {
     const c = parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', port: 5557, replayPort: 5600, dataParallelSize: 4 } } });
     expect(c.zmq.discovery).toMatchObject({ port: 5557, replayPort: 5600, dataParallelSize: 4 });
-    expect(parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', replayPort: null, dataParallelSize: 8 } } }).zmq.discovery!.dataParallelSize).toBe(8);
+    expect(
+      parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', replayPort: null, dataParallelSize: 8 } } }).zmq.discovery!
+        .dataParallelSize,
+    ).toBe(8);
   });
 
   it('rejects data-parallel discovery whose rank ports overlap or run past 65535, naming the field', () => {
@@ -107,13 +124,15 @@ describe('indexer config', () => {
     expect(() => parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', dataParallelSize: 2 } } })).toThrow(
       /zmq\.discovery\.replayPort: expected publisher ports 5557-5558 and replay ports 5558-5559 not to overlap/,
     );
-    expect(() => parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', port: 65535, replayPort: null, dataParallelSize: 2 } } })).toThrow(
-      /zmq\.discovery\.dataParallelSize: expected port \+ dataParallelSize - 1 <= 65535: rank 1 would publish on 65536/,
+    expect(() =>
+      parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', port: 65535, replayPort: null, dataParallelSize: 2 } } }),
+    ).toThrow(/zmq\.discovery\.dataParallelSize: expected port \+ dataParallelSize - 1 <= 65535: rank 1 would publish on 65536/);
+    expect(() =>
+      parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', port: 5557, replayPort: 65534, dataParallelSize: 3 } } }),
+    ).toThrow(/zmq\.discovery\.dataParallelSize: expected replayPort \+ dataParallelSize - 1 <= 65535/);
+    expect(() => parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', dataParallelSize: 0 } } })).toThrow(
+      /zmq\.discovery\.dataParallelSize: /,
     );
-    expect(() => parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', port: 5557, replayPort: 65534, dataParallelSize: 3 } } })).toThrow(
-      /zmq\.discovery\.dataParallelSize: expected replayPort \+ dataParallelSize - 1 <= 65535/,
-    );
-    expect(() => parseIndexerConfig({ zmq: { discovery: { namespace: 'ml', dataParallelSize: 0 } } })).toThrow(/zmq\.discovery\.dataParallelSize: /);
   });
 
   it('reads YAML and JSON files and reports unreadable ones', async () => {

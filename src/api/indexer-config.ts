@@ -23,48 +23,66 @@ export type IndexerPod = z.infer<typeof IndexerPod>;
 
 const LABEL_KEY = z
   .string()
-  .regex(/^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'expected a Kubernetes label key such as app or example.com/role');
-const LABEL_VALUE = z.string().regex(/^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/, 'expected a Kubernetes label value (63 characters or fewer, alphanumeric at both ends)');
-
+  .regex(
+    /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
+    'expected a Kubernetes label key such as app or example.com/role',
+  );
+const LABEL_VALUE = z
+  .string()
+  .regex(
+    /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/,
+    'expected a Kubernetes label value (63 characters or fewer, alphanumeric at both ends)',
+  );
 
 /**
  * Per-pod mode with pods found through the Kubernetes API: every vLLM pod binds its publisher, and
  * every indexer replica connects to every Ready pod, so each replica sees all events.
  */
-export const PodDiscoveryConfig = z.strictObject({
-  /** Namespace watched; the CLI fills it from $POD_NAMESPACE when left out. */
-  namespace: z
-    .string({ error: 'expected the namespace to watch: set zmq.discovery.namespace, --discovery-namespace or POD_NAMESPACE' })
-    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a namespace name (lower-case alphanumerics and -)'),
-  /** Labels the pool's pods carry; the serving label is always added. */
-  selector: z.record(LABEL_KEY, LABEL_VALUE).default({}),
-  /** The label every serving pod carries besides the selector (the pool's spec.servingLabel). */
-  servingLabel: z
-    .strictObject({ key: LABEL_KEY.default(DEFAULT_SERVING_LABEL.key), value: LABEL_VALUE.default(DEFAULT_SERVING_LABEL.value) })
-    .prefault({}),
-  /** Port of each pod's KV-event publisher (vLLM `endpoint: tcp://*:PORT`). */
-  port: PORT.min(1).default(5557),
-  /** Port of each pod's replay ROUTER (vLLM `replay_endpoint`); null: the pods have none. */
-  replayPort: PORT.min(1).nullable().default(5558),
-  /** What names a pod in scores: its IP, because vLLM's topic is kv@$(POD_IP)@<model>. */
-  podIdFrom: z.literal('ip').default('ip'),
-  /**
-   * Seconds a pod may stay NotReady before it is disconnected and its entries dropped. Its cache is
-   * still valid while a readiness probe flaps, and dropped entries only come back with new events.
-   */
-  notReadyGraceSeconds: z.number().min(0).default(30),
-  /**
-   * Data-parallel ranks per pod (vLLM `--data-parallel-size`). Rank r publishes on port + r and
-   * replays on replayPort + r, so discovery connects to every rank of each pod.
-   */
-  dataParallelSize: z.int().min(1).max(256).default(1),
-})
+export const PodDiscoveryConfig = z
+  .strictObject({
+    /** Namespace watched; the CLI fills it from $POD_NAMESPACE when left out. */
+    namespace: z
+      .string({ error: 'expected the namespace to watch: set zmq.discovery.namespace, --discovery-namespace or POD_NAMESPACE' })
+      .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a namespace name (lower-case alphanumerics and -)'),
+    /** Labels the pool's pods carry; the serving label is always added. */
+    selector: z.record(LABEL_KEY, LABEL_VALUE).default({}),
+    /** The label every serving pod carries besides the selector (the pool's spec.servingLabel). */
+    servingLabel: z
+      .strictObject({ key: LABEL_KEY.default(DEFAULT_SERVING_LABEL.key), value: LABEL_VALUE.default(DEFAULT_SERVING_LABEL.value) })
+      .prefault({}),
+    /** Port of each pod's KV-event publisher (vLLM `endpoint: tcp://*:PORT`). */
+    port: PORT.min(1).default(5557),
+    /** Port of each pod's replay ROUTER (vLLM `replay_endpoint`); null: the pods have none. */
+    replayPort: PORT.min(1).nullable().default(5558),
+    /** What names a pod in scores: its IP, because vLLM's topic is kv@$(POD_IP)@<model>. */
+    podIdFrom: z.literal('ip').default('ip'),
+    /**
+     * Seconds a pod may stay NotReady before it is disconnected and its entries dropped. Its cache is
+     * still valid while a readiness probe flaps, and dropped entries only come back with new events.
+     */
+    notReadyGraceSeconds: z.number().min(0).default(30),
+    /**
+     * Data-parallel ranks per pod (vLLM `--data-parallel-size`). Rank r publishes on port + r and
+     * replays on replayPort + r, so discovery connects to every rank of each pod.
+     */
+    dataParallelSize: z.int().min(1).max(256).default(1),
+  })
   .superRefine((d, ctx) => {
     const last = d.port + d.dataParallelSize - 1;
-    if (last > 65535) ctx.addIssue({ code: 'custom', path: ['dataParallelSize'], message: `expected port + dataParallelSize - 1 <= 65535: rank ${d.dataParallelSize - 1} would publish on ${last}` });
+    if (last > 65535)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dataParallelSize'],
+        message: `expected port + dataParallelSize - 1 <= 65535: rank ${d.dataParallelSize - 1} would publish on ${last}`,
+      });
     if (d.replayPort === null) return;
     const lastReplay = d.replayPort + d.dataParallelSize - 1;
-    if (lastReplay > 65535) ctx.addIssue({ code: 'custom', path: ['dataParallelSize'], message: `expected replayPort + dataParallelSize - 1 <= 65535: rank ${d.dataParallelSize - 1} would replay on ${lastReplay}` });
+    if (lastReplay > 65535)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dataParallelSize'],
+        message: `expected replayPort + dataParallelSize - 1 <= 65535: rank ${d.dataParallelSize - 1} would replay on ${lastReplay}`,
+      });
     // vLLM binds both ranges in one pod; overlapping ranges cannot both be bound.
     if (d.port <= lastReplay && d.replayPort <= last) {
       ctx.addIssue({
@@ -146,7 +164,10 @@ export const IndexerConfig = z
     tokenization: z
       .strictObject({
         /** Bound of the tokenization cache per model. */
-        cacheMaxBytes: z.int().min(0).default(64 * 1024 * 1024),
+        cacheMaxBytes: z
+          .int()
+          .min(0)
+          .default(64 * 1024 * 1024),
         /** Worker threads that tokenize (each loads every tokenizer); 0 tokenizes on the event loop. */
         workers: z.int().min(0).max(64).default(1),
         /** Conversation start date for gpt-oss (harmony) prompts; pin it as the pool's VLLM_SYSTEM_START_DATE. */
@@ -160,7 +181,8 @@ export const IndexerConfig = z
     path: ['zmq', 'dataParallelSize'],
   })
   .refine((c) => c.zmq.bind !== undefined || c.zmq.pods.length > 0 || c.zmq.discovery !== undefined, {
-    message: 'expected zmq.bind (central mode), at least one zmq.pods entry (per-pod mode) or zmq.discovery (pods found through the Kubernetes API)',
+    message:
+      'expected zmq.bind (central mode), at least one zmq.pods entry (per-pod mode) or zmq.discovery (pods found through the Kubernetes API)',
     path: ['zmq'],
   });
 export type IndexerConfig = z.infer<typeof IndexerConfig>;

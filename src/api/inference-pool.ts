@@ -89,18 +89,13 @@ export const LoraSpec = z.object({
 export const ModelCacheSpec = z.object({
   claimName: Name.optional().meta({
     description:
-      'a PersistentVolumeClaim in the pool\'s namespace to keep weights across restarts (ReadWriteMany when replicas > 1); an emptyDir when unset, downloaded again by each new pod',
+      "a PersistentVolumeClaim in the pool's namespace to keep weights across restarts (ReadWriteMany when replicas > 1); an emptyDir when unset, downloaded again by each new pod",
   }),
   sizeLimit: Quantity.optional().meta({ description: 'sizeLimit of the emptyDir cache; ignored with claimName' }),
-  fsGroup: z
-    .int()
-    .min(1)
-    .max(2147483647)
-    .optional()
-    .meta({
-      description:
-        "pod fsGroup, so the claim's files are group-writable by the container's arbitrary UID; leave unset on OpenShift (restricted-v2 assigns one from the namespace's range and rejects others) and where the volume is writable already",
-    }),
+  fsGroup: z.int().min(1).max(2147483647).optional().meta({
+    description:
+      "pod fsGroup, so the claim's files are group-writable by the container's arbitrary UID; leave unset on OpenShift (restricted-v2 assigns one from the namespace's range and rejects others) and where the volume is writable already",
+  }),
 });
 export type ModelCacheSpec = z.infer<typeof ModelCacheSpec>;
 
@@ -123,14 +118,23 @@ export const ModelServerSpec = z
       description:
         'container resources; cpu and memory requests default to 4 and 16Gi when neither a request nor a limit names them, and nvidia.com/gpu defaults to tensorParallelSize when above 1 and no GPU is named',
     }),
-    tensorParallelSize: z.int().min(1).max(64).default(1).meta({ description: 'GPUs one replica shards the model across (--tensor-parallel-size)' }),
+    tensorParallelSize: z
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .meta({ description: 'GPUs one replica shards the model across (--tensor-parallel-size)' }),
     blockSize: z.int().min(1).max(1024).default(16).meta({ description: 'tokens per KV-cache block (--block-size)' }),
     gpuMemoryUtilization: z.number().gt(0).lte(1).default(0.7),
     maxModelLen: z.int().min(1).optional(),
-    kvCacheDtype: z.string().max(64).regex(/^[a-z0-9_]+$/).default('auto'),
+    kvCacheDtype: z
+      .string()
+      .max(64)
+      .regex(/^[a-z0-9_]+$/)
+      .default('auto'),
     hashSeed: HashSeed.default('0').meta({
       description:
-        "PYTHONHASHSEED for vLLM and the indexer: with sha256_cbor, vLLM seeds its block hashes with it (unset, vLLM picks a random seed per process and no indexer can match its hashes)",
+        'PYTHONHASHSEED for vLLM and the indexer: with sha256_cbor, vLLM seeds its block hashes with it (unset, vLLM picks a random seed per process and no indexer can match its hashes)',
     }),
     lora: LoraSpec.optional(),
     shmSize: Quantity.default('8Gi').meta({ description: 'size limit of the memory-backed /dev/shm (NCCL and PyTorch shared memory)' }),
@@ -155,7 +159,10 @@ export const ModelServerSpec = z
       const gpus = gpuCount(s.resources?.limits?.[GPU_RESOURCE]);
       return gpus === undefined || Number.isNaN(gpus) || gpus >= s.tensorParallelSize;
     },
-    { path: ['tensorParallelSize'], message: `expected resources.limits["${GPU_RESOURCE}"] to be at least tensorParallelSize: vLLM runs one tensor-parallel rank per GPU` },
+    {
+      path: ['tensorParallelSize'],
+      message: `expected resources.limits["${GPU_RESOURCE}"] to be at least tensorParallelSize: vLLM runs one tensor-parallel rank per GPU`,
+    },
   );
 export type ModelServerSpec = z.infer<typeof ModelServerSpec>;
 
@@ -175,10 +182,13 @@ export const ScorerWeights = z.object({
  */
 export const RouterSpec = z.object({
   replicas: z.int().min(0).max(64).default(1),
-  image: z.string().min(1).max(1024).optional().meta({ description: 'kvroute image for the router and indexer; defaults to the operator\'s' }),
-  schedulingProfile: z
-    .object({ scorerWeights: ScorerWeights.prefault({}) })
-    .prefault({}),
+  image: z
+    .string()
+    .min(1)
+    .max(1024)
+    .optional()
+    .meta({ description: "kvroute image for the router and indexer; defaults to the operator's" }),
+  schedulingProfile: z.object({ scorerWeights: ScorerWeights.prefault({}) }).prefault({}),
   loadBound: z.number().gte(1).lte(10).default(1.25).meta({ description: 'a pod may take at most this factor of the mean load' }),
   sessionAffinity: z
     .object({ enabled: z.boolean().default(false), header: z.string().min(1).max(256).default('x-session-id') })
@@ -191,24 +201,40 @@ export type RouterSpec = z.infer<typeof RouterSpec>;
  * spec.indexer.
  * @public a piece of the InferencePool API, exported with it
  */
-export const IndexerSpec = z.object({
-  maxBlocks: z.int().min(1024).max(1_000_000_000).default(10_000_000).meta({ description: 'block keys the index holds before evicting' }),
-  maxPodsPerBlock: z.int().min(1).max(1024).default(32),
-  tierWeights: z
-    .record(z.string().max(32).regex(/^[a-z0-9_]+$/), z.number().gte(0).lte(1))
-    .default({ gpu: 1, cpu: 0.8 })
-    .meta({ description: 'score weight of a block by the tier (vLLM medium, lower-cased) it is stored in' }),
-  eventPort: Port.default(5557).meta({
-    description: 'port each pod publishes its KV events on (vLLM --kv-events-config endpoint); the indexer connects to it, and the operator binds vLLM to it when it runs vLLM',
-  }),
-  replayPort: Port.nullable()
-    .default(5558)
-    .meta({ description: 'port of each pod\'s KV-event replay endpoint, used to recover missed events; null when the pods offer no replay' }),
-})
-  .refine((s) => s.replayPort !== s.eventPort, { path: ['replayPort'], message: 'expected replayPort to differ from eventPort: vLLM binds both on each pod' })
+export const IndexerSpec = z
+  .object({
+    maxBlocks: z.int().min(1024).max(1_000_000_000).default(10_000_000).meta({ description: 'block keys the index holds before evicting' }),
+    maxPodsPerBlock: z.int().min(1).max(1024).default(32),
+    tierWeights: z
+      .record(
+        z
+          .string()
+          .max(32)
+          .regex(/^[a-z0-9_]+$/),
+        z.number().gte(0).lte(1),
+      )
+      .default({ gpu: 1, cpu: 0.8 })
+      .meta({ description: 'score weight of a block by the tier (vLLM medium, lower-cased) it is stored in' }),
+    eventPort: Port.default(5557).meta({
+      description:
+        'port each pod publishes its KV events on (vLLM --kv-events-config endpoint); the indexer connects to it, and the operator binds vLLM to it when it runs vLLM',
+    }),
+    replayPort: Port.nullable()
+      .default(5558)
+      .meta({
+        description: "port of each pod's KV-event replay endpoint, used to recover missed events; null when the pods offer no replay",
+      }),
+  })
+  .refine((s) => s.replayPort !== s.eventPort, {
+    path: ['replayPort'],
+    message: 'expected replayPort to differ from eventPort: vLLM binds both on each pod',
+  })
   .meta({
     'x-kubernetes-validations': [
-      { rule: '!has(self.replayPort) || self.replayPort != self.eventPort', message: 'replayPort must differ from eventPort: vLLM binds both on each pod' },
+      {
+        rule: '!has(self.replayPort) || self.replayPort != self.eventPort',
+        message: 'replayPort must differ from eventPort: vLLM binds both on each pod',
+      },
     ],
   });
 export type IndexerSpec = z.infer<typeof IndexerSpec>;
@@ -232,6 +258,7 @@ const GATEWAY_RULES: CrossFieldRule<{ envoyFilter: boolean; workloadSelector?: u
   },
 ];
 
+/** @public */
 export const GatewaySpec = withRules(
   z.object({
     envoyFilter: z.boolean().default(false).meta({
@@ -246,33 +273,34 @@ export const GatewaySpec = withRules(
       .optional()
       .meta({
         description:
-          'namespace of the Istio gateway workload, where the EnvoyFilter is created (Istio applies a filter only to workloads in its own namespace, or to all from the root namespace); defaults to the pool\'s namespace; a namespace other than the pool\'s must be allowed by the operator\'s --gateway-namespaces',
+          "namespace of the Istio gateway workload, where the EnvoyFilter is created (Istio applies a filter only to workloads in its own namespace, or to all from the root namespace); defaults to the pool's namespace; a namespace other than the pool's must be allowed by the operator's --gateway-namespaces",
       }),
     workloadSelector: LabelMap.optional().meta({ description: 'labels of the Istio gateway workload the EnvoyFilter applies to' }),
-    routeNames: z
-      .array(z.string().min(1).max(253))
-      .min(1)
-      .max(16)
-      .optional()
-      .meta({
-        description:
-          'the gateway routes that serve this pool, by the name Envoy gives them: a VirtualService http[].name (with ".<match name>" appended when the match is named), or for a Gateway API HTTPRoute on Istio "<namespace>.<name>.<rule index>" (or the rule\'s name); ext_proc runs on these routes only',
-      }),
+    routeNames: z.array(z.string().min(1).max(253)).min(1).max(16).optional().meta({
+      description:
+        'the gateway routes that serve this pool, by the name Envoy gives them: a VirtualService http[].name (with ".<match name>" appended when the match is named), or for a Gateway API HTTPRoute on Istio "<namespace>.<name>.<rule index>" (or the rule\'s name); ext_proc runs on these routes only',
+    }),
     backendRef: z
       .object({
-        name: z.string().min(1).max(63).regex(/^[a-z]([-a-z0-9]*[a-z0-9])?$/, 'must be a Service name: lower-case letters, digits and "-", starting with a letter'),
+        name: z
+          .string()
+          .min(1)
+          .max(63)
+          .regex(/^[a-z]([-a-z0-9]*[a-z0-9])?$/, 'must be a Service name: lower-case letters, digits and "-", starting with a letter'),
         port: Port,
       })
       .optional()
       .meta({
         description:
-          'the Service (in the pool\'s namespace) and port the routes send to, whose gateway cluster is made to honour the router\'s pick; defaults to the operator\'s <pool>-vllm Service when it runs the model servers',
+          "the Service (in the pool's namespace) and port the routes send to, whose gateway cluster is made to honour the router's pick; defaults to the operator's <pool>-vllm Service when it runs the model servers",
       }),
     messageTimeout: z
       .string()
       .regex(/^([0-9]+(\.[0-9]+)?(ms|s|m))+$/)
       .default('1000s')
-      .meta({ description: 'how long the gateway waits for each ext_proc reply; with streamed bodies a reply may wait for a whole generation' }),
+      .meta({
+        description: 'how long the gateway waits for each ext_proc reply; with streamed bodies a reply may wait for a whole generation',
+      }),
   }),
   GATEWAY_RULES,
 );
@@ -283,10 +311,12 @@ export type GatewaySpec = z.infer<typeof GatewaySpec>;
  * @public a piece of the InferencePool API, exported with it
  */
 export const PoolSelector = z.object({
-  matchLabels: LabelMap.refine((m) => Object.keys(m).length >= 1 && Object.keys(m).length <= 64, { message: 'expected 1 to 64 labels' }).meta({
+  matchLabels: LabelMap.refine((m) => Object.keys(m).length >= 1 && Object.keys(m).length <= 64, {
+    message: 'expected 1 to 64 labels',
+  }).meta({
     minProperties: 1,
     maxProperties: 64,
-    description: 'labels the pool\'s model-server pods carry (same namespace)',
+    description: "labels the pool's model-server pods carry (same namespace)",
   }),
 });
 
@@ -342,7 +372,8 @@ const POOL_RULES: CrossFieldRule<SpecShape>[] = [
   },
   {
     rule: 'has(self.modelServer) || has(self.selector) || has(self.poolRef)',
-    message: 'selector is required when modelServer is absent: the pool adopts existing pods by label (or set poolRef to use a GIE InferencePool\'s)',
+    message:
+      "selector is required when modelServer is absent: the pool adopts existing pods by label (or set poolRef to use a GIE InferencePool's)",
     field: ['selector'],
     holds: (s) => Boolean(s.modelServer || s.selector || s.poolRef),
   },
@@ -378,7 +409,8 @@ const POOL_RULES: CrossFieldRule<SpecShape>[] = [
   },
   {
     rule: '!has(self.gateway) || !has(self.gateway.envoyFilter) || !self.gateway.envoyFilter || has(self.modelServer) || has(self.gateway.backendRef)',
-    message: "gateway.backendRef is required when gateway.envoyFilter is true and modelServer is absent: it names the Service the pool's routes send to",
+    message:
+      "gateway.backendRef is required when gateway.envoyFilter is true and modelServer is absent: it names the Service the pool's routes send to",
     field: ['gateway', 'backendRef'],
     holds: (s) => !s.gateway?.envoyFilter || Boolean(s.modelServer || s.gateway.backendRef),
   },
@@ -397,7 +429,9 @@ export const InferencePoolSpec = withRules(
       .optional()
       .meta({
         description: `ports of each selected pod that serve the model, one endpoint each; defaults to modelServer.port, else ${DEFAULT_TARGET_PORT}`,
-        'x-kubernetes-validations': [{ rule: 'self.all(p, self.exists_one(q, q.number == p.number))', message: 'port numbers must be unique' }],
+        'x-kubernetes-validations': [
+          { rule: 'self.all(p, self.exists_one(q, q.number == p.number))', message: 'port numbers must be unique' },
+        ],
       }),
     poolRef: PoolRef.optional(),
     servingLabel: ServingLabel.prefault({}),

@@ -24,7 +24,10 @@ export const LabelKey = z
   .string()
   .min(1)
   .max(317)
-  .regex(/^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'expected a label key such as app or example.com/role');
+  .regex(
+    /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
+    'expected a label key such as app or example.com/role',
+  );
 /**
  * A label value: up to 63 characters, alphanumeric at both ends.
  * @public a piece of the CRD APIs, exported with them
@@ -74,7 +77,13 @@ export function withRules<S extends z.ZodType>(schema: S, rules: readonly CrossF
  * @public a piece of the CRD APIs, exported with them
  */
 export const Quantity = z
-  .union([z.int(), z.string().max(64).regex(/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i?|[mkMGTPE]|m|u|n)?$/)])
+  .union([
+    z.int(),
+    z
+      .string()
+      .max(64)
+      .regex(/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i?|[mkMGTPE]|m|u|n)?$/),
+  ])
   // The bound on the string form also bounds what CEL rules over quantities may cost the API server.
   .meta({ 'x-kubernetes-int-or-string': true, maxLength: 64 });
 

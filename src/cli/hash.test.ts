@@ -16,9 +16,9 @@ interface GoldenVector {
   uint64: string[];
 }
 
-const golden = JSON.parse(
-  readFileSync(new URL('../vllm/testdata/vllm-block-hashes.json', import.meta.url), 'utf8'),
-) as { vectors: GoldenVector[] };
+const golden = JSON.parse(readFileSync(new URL('../vllm/testdata/vllm-block-hashes.json', import.meta.url), 'utf8')) as {
+  vectors: GoldenVector[];
+};
 
 function kvrouteHash(args: string[], stdin: string) {
   // Run to completion with stdin, so spawnSync rather than spawnKvroute (a long-running server's helper).
@@ -57,7 +57,7 @@ describe('kvroute hash', () => {
     expect(stderr).toMatch(/--lora-path/);
   });
 
-  it('pickles blocks like vLLM\'s default sha256 algorithm with --hash-algo sha256', () => {
+  it("pickles blocks like vLLM's default sha256 algorithm with --hash-algo sha256", () => {
     const v = vector('pickle token ids across every int opcode');
     const { status, stdout } = kvrouteHash(['--hash-seed', '0', '--hash-algo', 'sha256'], JSON.stringify(v.tokens));
     expect(status).toBe(0);

@@ -42,8 +42,13 @@ function parseMmFeatures(text: string): VllmMmFeature[] {
   if (!Array.isArray(value)) throw new HashInputError('--mm-features must be a JSON array');
   return value.map((item: unknown, i) => {
     const f = item as Partial<VllmMmFeature> | null;
-    if (f === null || typeof f !== 'object' || typeof f.identifier !== 'string' ||
-        typeof f.offset !== 'number' || typeof f.length !== 'number') {
+    if (
+      f === null ||
+      typeof f !== 'object' ||
+      typeof f.identifier !== 'string' ||
+      typeof f.offset !== 'number' ||
+      typeof f.length !== 'number'
+    ) {
       throw new HashInputError(`--mm-features[${i}] must be {"identifier": string, "offset": int, "length": int}`);
     }
     return { identifier: f.identifier, offset: f.offset, length: f.length };
@@ -94,12 +99,13 @@ async function run(flags: HashFlags): Promise<void> {
 }
 
 export function command(): Command {
-  return new Command('hash')
-    .summary('print vLLM sha256_cbor block hashes for token ids read from stdin')
-    .usage('[options] < tokens.json')
-    .addHelpText(
-      'after',
-      `
+  return (
+    new Command('hash')
+      .summary('print vLLM sha256_cbor block hashes for token ids read from stdin')
+      .usage('[options] < tokens.json')
+      .addHelpText(
+        'after',
+        `
 Reads a JSON array of token ids on stdin and prints one JSON object:
   {"hashes": ["<64 hex>", ...], "uint64": ["<decimal>", ...]}
 one entry per full block (a trailing partial block is not hashed, as in vLLM). "uint64" is the
@@ -109,28 +115,30 @@ told otherwise; sha256, vLLM's default, pickles the block). Exit code 2 on bad i
 
 Example:
   echo '[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]' | kvroute hash --block-size 16 --hash-seed 0`,
-    )
-    .option('--block-size <n>', 'tokens per KV block (vLLM --block-size)', '16')
-    .option('--hash-seed <seed>', `PYTHONHASHSEED of the vLLM pods; omit when unset (vLLM 0.33 then seeds with "vllm-none-hash")`)
-    .option('--lora-name <name>', 'LoRA adapter name of the request')
-    .option('--lora-path <path>', 'LoRA adapter path (vLLM 0.33 hashes it with the name)')
-    .option('--cache-salt <salt>', 'cache_salt of the request (hashed into the first block only)')
-    .option('--mm-features <json>', 'multimodal items: [{"identifier": "...", "offset": N, "length": N}, ...] sorted by offset')
-    .addOption(
-      new Option('--extra-keys-format <format>', 'shape of extra keys: tagged (vLLM 0.33) or untagged (earlier vLLM); auto picks untagged only for --lora-name without --lora-path')
-        .choices(['auto', 'tagged', 'untagged'])
-        .default('auto'),
-    )
-    .addOption(
-      new Option('--hash-algo <algo>', "vLLM's --prefix-caching-hash-algo")
-        .choices(['sha256_cbor', 'sha256'])
-        .default('sha256_cbor'),
-    )
-    // Usage errors (unknown option, bad choice) are bad input as much as bad stdin is.
-    .exitOverride((err) => {
-      if (err.exitCode !== 0) process.exit(BAD_INPUT_EXIT_CODE);
-    })
-    .action(async (flags: HashFlags) => {
-      await run(flags);
-    });
+      )
+      .option('--block-size <n>', 'tokens per KV block (vLLM --block-size)', '16')
+      .option('--hash-seed <seed>', `PYTHONHASHSEED of the vLLM pods; omit when unset (vLLM 0.33 then seeds with "vllm-none-hash")`)
+      .option('--lora-name <name>', 'LoRA adapter name of the request')
+      .option('--lora-path <path>', 'LoRA adapter path (vLLM 0.33 hashes it with the name)')
+      .option('--cache-salt <salt>', 'cache_salt of the request (hashed into the first block only)')
+      .option('--mm-features <json>', 'multimodal items: [{"identifier": "...", "offset": N, "length": N}, ...] sorted by offset')
+      .addOption(
+        new Option(
+          '--extra-keys-format <format>',
+          'shape of extra keys: tagged (vLLM 0.33) or untagged (earlier vLLM); auto picks untagged only for --lora-name without --lora-path',
+        )
+          .choices(['auto', 'tagged', 'untagged'])
+          .default('auto'),
+      )
+      .addOption(
+        new Option('--hash-algo <algo>', "vLLM's --prefix-caching-hash-algo").choices(['sha256_cbor', 'sha256']).default('sha256_cbor'),
+      )
+      // Usage errors (unknown option, bad choice) are bad input as much as bad stdin is.
+      .exitOverride((err) => {
+        if (err.exitCode !== 0) process.exit(BAD_INPUT_EXIT_CODE);
+      })
+      .action(async (flags: HashFlags) => {
+        await run(flags);
+      })
+  );
 }

@@ -22,7 +22,9 @@ describe('kvroute indexer flags', () => {
 
   it('merges the central-mode replay template, data-parallel size and default tokenizer over the file', () => {
     const file = { zmq: { bind: 'tcp://0.0.0.0:5557', replayEndpointTemplate: 'tcp://{pod}:6000' }, defaultTokenizer: 'npm:llama3_1' };
-    const config = parseIndexerConfig(mergeFlags(file, flagsOf(['--replay-endpoint-template', 'tcp://{host}:5558', '--dp-size', '2', '--default-tokenizer', 'none'])));
+    const config = parseIndexerConfig(
+      mergeFlags(file, flagsOf(['--replay-endpoint-template', 'tcp://{host}:5558', '--dp-size', '2', '--default-tokenizer', 'none'])),
+    );
     expect(config.zmq).toMatchObject({ replayEndpointTemplate: 'tcp://{host}:5558', dataParallelSize: 2 });
     expect(config.defaultTokenizer).toBe('none');
     const fromFile = parseIndexerConfig(mergeFlags(file, flagsOf([])));
@@ -32,7 +34,17 @@ describe('kvroute indexer flags', () => {
   });
 
   it('turns on discovery from flags, taking the namespace from POD_NAMESPACE unless given', () => {
-    const flags = flagsOf(['--discover-pods', '--discovery-selector', 'app=vllm,tier=gpu', '--pod-zmq-port', '6557', '--pod-replay-port', 'none', '--not-ready-grace', '5']);
+    const flags = flagsOf([
+      '--discover-pods',
+      '--discovery-selector',
+      'app=vllm,tier=gpu',
+      '--pod-zmq-port',
+      '6557',
+      '--pod-replay-port',
+      'none',
+      '--not-ready-grace',
+      '5',
+    ]);
     const config = parseIndexerConfig(mergeFlags({}, flags, { POD_NAMESPACE: 'ml' }));
     expect(config.zmq.discovery).toEqual({
       namespace: 'ml',
@@ -44,16 +56,22 @@ describe('kvroute indexer flags', () => {
       notReadyGraceSeconds: 5,
       dataParallelSize: 1,
     });
-    const named = parseIndexerConfig(mergeFlags({}, flagsOf(['--discover-pods', '--discovery-namespace', 'other']), { POD_NAMESPACE: 'ml' }));
+    const named = parseIndexerConfig(
+      mergeFlags({}, flagsOf(['--discover-pods', '--discovery-namespace', 'other']), { POD_NAMESPACE: 'ml' }),
+    );
     expect(named.zmq.discovery!.namespace).toBe('other');
-    expect(() => parseIndexerConfig(mergeFlags({}, flagsOf(['--discover-pods']), {}))).toThrow(/zmq\.discovery\.namespace: expected the namespace to watch/);
+    expect(() => parseIndexerConfig(mergeFlags({}, flagsOf(['--discover-pods']), {}))).toThrow(
+      /zmq\.discovery\.namespace: expected the namespace to watch/,
+    );
   });
 
   it('lays discovery flags over the file and rejects them when discovery is off', () => {
     const file = { zmq: { discovery: { namespace: 'ml', selector: { app: 'vllm' }, port: 5557 } } };
     const config = parseIndexerConfig(mergeFlags(file, flagsOf(['--pod-zmq-port', '7000']), {}));
     expect(config.zmq.discovery).toMatchObject({ namespace: 'ml', selector: { app: 'vllm' }, port: 7000, replayPort: 5558 });
-    expect(() => mergeFlags({ zmq: { bind: 'tcp://*:5557' } }, flagsOf(['--discovery-namespace', 'ml']), {})).toThrow(/--discovery-namespace needs --discover-pods/);
+    expect(() => mergeFlags({ zmq: { bind: 'tcp://*:5557' } }, flagsOf(['--discovery-namespace', 'ml']), {})).toThrow(
+      /--discovery-namespace needs --discover-pods/,
+    );
     expect(() => flagsOf(['--discovery-selector', 'app'])).toThrow(/--discovery-selector expects KEY=VALUE/);
     expect(() => flagsOf(['--pod-replay-port', 'never'])).toThrow(/--pod-replay-port expects an integer >= 1, got "never"/);
   });
@@ -62,7 +80,9 @@ describe('kvroute indexer flags', () => {
     const file = { zmq: { discovery: { namespace: 'ml', port: 5557, replayPort: 5600, dataParallelSize: 2 } } };
     expect(parseIndexerConfig(mergeFlags(file, flagsOf([]), {})).zmq.discovery!.dataParallelSize).toBe(2);
     expect(parseIndexerConfig(mergeFlags(file, flagsOf(['--discovery-dp-size', '4']), {})).zmq.discovery!.dataParallelSize).toBe(4);
-    expect(() => mergeFlags({ zmq: { bind: 'tcp://*:5557' } }, flagsOf(['--discovery-dp-size', '2']), {})).toThrow(/--discovery-dp-size needs --discover-pods/);
+    expect(() => mergeFlags({ zmq: { bind: 'tcp://*:5557' } }, flagsOf(['--discovery-dp-size', '2']), {})).toThrow(
+      /--discovery-dp-size needs --discover-pods/,
+    );
     expect(() => flagsOf(['--discovery-dp-size', '0'])).toThrow(/--discovery-dp-size expects an integer >= 1, got "0"/);
   });
 

@@ -117,7 +117,11 @@ function mergeDiscovery(zmq: Record<string, unknown>, flags: IndexerFlags, env: 
 }
 
 /** The config file's contents with every given flag written over it. */
-export function mergeFlags(file: Record<string, unknown>, flags: IndexerFlags, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+export function mergeFlags(
+  file: Record<string, unknown>,
+  flags: IndexerFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, unknown> {
   const merged: Record<string, unknown> = { ...file };
   const zmq = section(file, 'zmq');
   if (flags.zmqBind !== undefined) zmq.bind = flags.zmqBind;
@@ -169,31 +173,75 @@ export function command(): Command {
   return new Command('indexer')
     .option('--config <file>', 'indexer config file (YAML or JSON); flags override it')
     .option('--zmq-bind <endpoint>', 'central mode: bind a SUB socket pods publish to, e.g. tcp://0.0.0.0:5557')
-    .option('--pod <name=endpoint[,replay]>', 'per-pod mode: connect to a pod\'s publisher (repeatable)', podFlag, [])
+    .option('--pod <name=endpoint[,replay]>', "per-pod mode: connect to a pod's publisher (repeatable)", podFlag, [])
     .option('--discover-pods', 'discovery mode: connect to every Ready pod of the pool listed by the Kubernetes API')
-    .option('--discovery-namespace <ns>', 'namespace of the pool\'s pods (default $POD_NAMESPACE)')
-    .option('--discovery-selector <k=v,...>', 'labels of the pool\'s pods; the serving label (zmq.discovery.servingLabel, default llm-d.ai/inferenceServing=true) is always added', selectorFlag)
-    .option('--pod-zmq-port <port>', 'port each pod\'s KV-event publisher binds (default 5557)', intFlag('--pod-zmq-port', 1))
-    .option('--pod-replay-port <port|none>', 'port each pod\'s replay endpoint binds, or none (default 5558)', replayPortFlag)
-    .option('--not-ready-grace <seconds>', 'how long a NotReady pod keeps its subscription and entries (default 30)', intFlag('--not-ready-grace', 0))
-    .option('--discovery-dp-size <n>', 'discovery mode: data-parallel ranks per pod; rank r publishes on --pod-zmq-port + r and replays on --pod-replay-port + r (default 1)', intFlag('--discovery-dp-size', 1))
+    .option('--discovery-namespace <ns>', "namespace of the pool's pods (default $POD_NAMESPACE)")
+    .option(
+      '--discovery-selector <k=v,...>',
+      "labels of the pool's pods; the serving label (zmq.discovery.servingLabel, default llm-d.ai/inferenceServing=true) is always added",
+      selectorFlag,
+    )
+    .option('--pod-zmq-port <port>', "port each pod's KV-event publisher binds (default 5557)", intFlag('--pod-zmq-port', 1))
+    .option('--pod-replay-port <port|none>', "port each pod's replay endpoint binds, or none (default 5558)", replayPortFlag)
+    .option(
+      '--not-ready-grace <seconds>',
+      'how long a NotReady pod keeps its subscription and entries (default 30)',
+      intFlag('--not-ready-grace', 0),
+    )
+    .option(
+      '--discovery-dp-size <n>',
+      'discovery mode: data-parallel ranks per pod; rank r publishes on --pod-zmq-port + r and replays on --pod-replay-port + r (default 1)',
+      intFlag('--discovery-dp-size', 1),
+    )
     .option('--kubeconfig <path>', 'kubeconfig for discovery (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
-    .option('--source-idle-timeout <seconds>', 'forget a source (and its index entries) that sent nothing this long; 0 never (default 0: a pod serving only cache hits is silent but its blocks stay valid)', intFlag('--source-idle-timeout', 0))
-    .option('--replay-endpoint-template <endpoint>', 'central mode: each pod\'s replay endpoint from its topic\'s pod id, e.g. tcp://{pod}:5558 ({host}: the pod id without :port; DP rank r adds r to the port)')
-    .option('--dp-size <n>', 'central mode: data-parallel ranks per pod; rank r publishes to the --zmq-bind port + r, so ports port..port+n-1 are bound (default 1)', intFlag('--dp-size', 1))
+    .option(
+      '--source-idle-timeout <seconds>',
+      'forget a source (and its index entries) that sent nothing this long; 0 never (default 0: a pod serving only cache hits is silent but its blocks stay valid)',
+      intFlag('--source-idle-timeout', 0),
+    )
+    .option(
+      '--replay-endpoint-template <endpoint>',
+      "central mode: each pod's replay endpoint from its topic's pod id, e.g. tcp://{pod}:5558 ({host}: the pod id without :port; DP rank r adds r to the port)",
+    )
+    .option(
+      '--dp-size <n>',
+      'central mode: data-parallel ranks per pod; rank r publishes to the --zmq-bind port + r, so ports port..port+n-1 are bound (default 1)',
+      intFlag('--dp-size', 1),
+    )
     .option('--listen-host <host>', 'address the HTTP and gRPC servers listen on (default 0.0.0.0)')
     .option('--http-port <port>', 'HTTP port: /v1/score, /v1/tokenize, /v1/pods, /metrics (default 8081)', intFlag('--http-port', 0))
     .option('--grpc-port <port>', 'gRPC port for the router (default 9004)', intFlag('--grpc-port', 0))
     .option('--block-size <n>', 'tokens per block, as the vLLM pool runs (default 16)', intFlag('--block-size', 1))
-    .option('--hash-seed <seed>', 'the pool\'s PYTHONHASHSEED (default: unset)')
+    .option('--hash-seed <seed>', "the pool's PYTHONHASHSEED (default: unset)")
     .option('--engine-key-parity', 'the pool runs sha256_cbor with --hash-seed: compute engine keys instead of learning them')
-    .option('--lora-module <name=path>', 'a LoRA adapter as the pool\'s vLLM --lora-modules name=path (repeatable; parity mode hashes the path)', pairFlag('--lora-module', 'NAME=PATH'), [])
-    .option('--max-keys <n>', 'bound on indexed block keys (default 4000000; CLOCK eviction, second chance on store and on lookup)', intFlag('--max-keys', 1))
+    .option(
+      '--lora-module <name=path>',
+      "a LoRA adapter as the pool's vLLM --lora-modules name=path (repeatable; parity mode hashes the path)",
+      pairFlag('--lora-module', 'NAME=PATH'),
+      [],
+    )
+    .option(
+      '--max-keys <n>',
+      'bound on indexed block keys (default 4000000; CLOCK eviction, second chance on store and on lookup)',
+      intFlag('--max-keys', 1),
+    )
     .option('--max-pods-per-key <n>', 'bound on pods remembered per block key', intFlag('--max-pods-per-key', 1))
-    .option('--tokenizer <model=source>', 'tokenizer for a model: npm:qwen3|llama3_1|gptoss, tiktoken:o200k_harmony, dir:/path (repeatable; model "*" for any)', pairFlag('--tokenizer', 'MODEL=SOURCE'), [])
-    .option('--default-tokenizer <source|none>', 'tokenizer for models without --tokenizer: Qwen3, Llama 3.1 and gpt-oss models get their own, others this one (default npm:qwen3, as kvroute sim; none: reject them)')
-    .option('--harmony-start-date <yyyy-mm-dd>', 'conversation start date for gpt-oss prompts (match the pool\'s VLLM_SYSTEM_START_DATE)')
-    .option('--tokenizer-workers <n>', 'worker threads that tokenize (default 1; 0 tokenizes on the event loop)', intFlag('--tokenizer-workers', 0))
+    .option(
+      '--tokenizer <model=source>',
+      'tokenizer for a model: npm:qwen3|llama3_1|gptoss, tiktoken:o200k_harmony, dir:/path (repeatable; model "*" for any)',
+      pairFlag('--tokenizer', 'MODEL=SOURCE'),
+      [],
+    )
+    .option(
+      '--default-tokenizer <source|none>',
+      'tokenizer for models without --tokenizer: Qwen3, Llama 3.1 and gpt-oss models get their own, others this one (default npm:qwen3, as kvroute sim; none: reject them)',
+    )
+    .option('--harmony-start-date <yyyy-mm-dd>', "conversation start date for gpt-oss prompts (match the pool's VLLM_SYSTEM_START_DATE)")
+    .option(
+      '--tokenizer-workers <n>',
+      'worker threads that tokenize (default 1; 0 tokenizes on the event loop)',
+      intFlag('--tokenizer-workers', 0),
+    )
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS))
     .action(async (flags: IndexerFlags) => {
       const file = flags.config ? await readIndexerConfigFile(flags.config) : {};

@@ -11,7 +11,9 @@ describe('kvroute operator --gateway-namespaces', () => {
   });
 
   it('rejects a name that is not a namespace, naming the flag and the name', () => {
-    expect(() => parse('istio-system,Istio_System')).toThrow('--gateway-namespaces expects namespace names separated by commas (lower-case letters, digits and "-"), got "Istio_System"');
+    expect(() => parse('istio-system,Istio_System')).toThrow(
+      '--gateway-namespaces expects namespace names separated by commas (lower-case letters, digits and "-"), got "Istio_System"',
+    );
     expect(() => parse('a'.repeat(64))).toThrow(/got "a{64}"/);
   });
 

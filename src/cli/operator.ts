@@ -18,9 +18,13 @@ function intFlag(flag: string, min: number) {
 /** A comma-separated list of namespace names (DNS labels); empty entries are ignored. */
 export function namespaceListFlag(flag: string) {
   return (text: string): string[] => {
-    const names = text.split(',').map((n) => n.trim()).filter((n) => n !== '');
+    const names = text
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '');
     const bad = names.find((n) => !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n) || n.length > 63);
-    if (bad !== undefined) throw new Error(`${flag} expects namespace names separated by commas (lower-case letters, digits and "-"), got "${bad}"`);
+    if (bad !== undefined)
+      throw new Error(`${flag} expects namespace names separated by commas (lower-case letters, digits and "-"), got "${bad}"`);
     return [...new Set(names)];
   };
 }

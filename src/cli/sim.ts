@@ -83,7 +83,10 @@ export function command(): Command {
     .option('--decode-ms-per-seq <ms>', 'cost per decoding sequence per step', num, DEFAULT_LATENCY.decodeMsPerSeq)
     .option('--kv-events-endpoint <ep>', 'ZMQ PUB endpoint: binds if it contains *, connects otherwise')
     .option('--kv-events-replay-endpoint <ep>', 'ZMQ ROUTER endpoint for replay requests (binds)')
-    .option('--kv-events-topic <topic>', 'event topic; {pod} and {model} are substituted, and {pod} is required with --replicas > 1 (default kv@<pod-id>@<model>)')
+    .option(
+      '--kv-events-topic <topic>',
+      'event topic; {pod} and {model} are substituted, and {pod} is required with --replicas > 1 (default kv@<pod-id>@<model>)',
+    )
     .addOption(new Option('--kv-events-encoding <form>', 'event encoding').choices(['map', 'array']).default('map'))
     .addOption(new Option('--kv-events-hash <form>', 'block hash form in events').choices(['uint64', 'bytes']).default('uint64'))
     .option('--kv-events-buffer-steps <n>', 'batches kept for replay', num, 10_000)
@@ -100,13 +103,15 @@ export function command(): Command {
     .action(async (flags: SimFlags) => {
       const log = createLogger({ level: parseLogLevel(flags.logLevel), component: 'sim' });
       const replicas = flags.replicas;
-      if (!Number.isInteger(replicas) || replicas < 1) throw new InvalidArgumentError(`--replicas must be a positive integer, got ${replicas}`);
+      if (!Number.isInteger(replicas) || replicas < 1)
+        throw new InvalidArgumentError(`--replicas must be a positive integer, got ${replicas}`);
       const basePort = flags.basePort ?? flags.port;
       if (basePort === undefined) throw new InvalidArgumentError('--port (or --base-port with --replicas) is required');
       const topicProblem = replicaTopicProblem(flags.kvEventsTopic ?? null, replicas);
       if (topicProblem) throw new InvalidArgumentError(topicProblem);
       const workers = flags.tokenizerWorkers;
-      if (!Number.isInteger(workers) || workers < 0) throw new InvalidArgumentError(`--tokenizer-workers must be an integer >= 0, got ${workers}`);
+      if (!Number.isInteger(workers) || workers < 0)
+        throw new InvalidArgumentError(`--tokenizer-workers must be an integer >= 0, got ${workers}`);
       const tokenizer = await loadSimTokenizer(flags.model, flags.tokenizer, { workers, log });
       const pods: SimPod[] = [];
       const shutdown = onShutdown(log, [

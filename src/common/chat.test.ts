@@ -9,7 +9,13 @@ describe('templateTools', () => {
 
   it("copies a tool's defer_loading into its function and keeps strict only when set", () => {
     const tools = [ChatToolSchema.parse({ type: 'function', function: { name: 'f', strict: false }, defer_loading: true })];
-    expect(templateTools(tools)).toEqual([{ type: 'function', function: { name: 'f', description: null, parameters: null, strict: false, defer_loading: true }, defer_loading: true }]);
+    expect(templateTools(tools)).toEqual([
+      {
+        type: 'function',
+        function: { name: 'f', description: null, parameters: null, strict: false, defer_loading: true },
+        defer_loading: true,
+      },
+    ]);
   });
 
   it('rejects a tool type other than function, naming the field', () => {
@@ -23,16 +29,39 @@ describe('templateMessage', () => {
   const call = (args: unknown) => ({ id: 'c', type: 'function', function: { name: 'f', arguments: args } });
 
   it('parses tool-call arguments into objects, and turns empty, broken or non-object ones into {}', () => {
-    const message = { role: 'assistant', content: null, tool_calls: [call('{"a":1}'), call(''), call('{oops'), call('[1]'), call({ b: 2 })] };
+    const message = {
+      role: 'assistant',
+      content: null,
+      tool_calls: [call('{"a":1}'), call(''), call('{oops'), call('[1]'), call({ b: 2 })],
+    };
     const out = templateMessage(message, '', 0);
-    expect((out.tool_calls as Array<{ function: { arguments: unknown } }>).map((c) => c.function.arguments)).toEqual([{ a: 1 }, {}, {}, {}, { b: 2 }]);
+    expect((out.tool_calls as Array<{ function: { arguments: unknown } }>).map((c) => c.function.arguments)).toEqual([
+      { a: 1 },
+      {},
+      {},
+      {},
+      { b: 2 },
+    ]);
     expect(message.tool_calls[0]!.function.arguments).toBe('{"a":1}');
   });
 
   it('keeps only the fields vLLM passes to the template', () => {
-    expect(templateMessage({ role: 'assistant', content: 'x', reasoning_content: 'r', tool_calls: [], extra: 1 }, 'x', 0)).toEqual({ role: 'assistant', content: 'x' });
-    expect(templateMessage({ role: 'assistant', content: 'x', reasoning: 'r' }, 'x', 0)).toEqual({ role: 'assistant', content: 'x', reasoning: 'r', reasoning_content: 'r' });
-    expect(templateMessage({ role: 'tool', content: 'x', tool_call_id: 'c', name: 'f' }, 'x', 0)).toEqual({ role: 'tool', content: 'x', tool_call_id: 'c', name: 'f' });
+    expect(templateMessage({ role: 'assistant', content: 'x', reasoning_content: 'r', tool_calls: [], extra: 1 }, 'x', 0)).toEqual({
+      role: 'assistant',
+      content: 'x',
+    });
+    expect(templateMessage({ role: 'assistant', content: 'x', reasoning: 'r' }, 'x', 0)).toEqual({
+      role: 'assistant',
+      content: 'x',
+      reasoning: 'r',
+      reasoning_content: 'r',
+    });
+    expect(templateMessage({ role: 'tool', content: 'x', tool_call_id: 'c', name: 'f' }, 'x', 0)).toEqual({
+      role: 'tool',
+      content: 'x',
+      tool_call_id: 'c',
+      name: 'f',
+    });
     expect(templateMessage({ role: 'user', content: 'x', tool_call_id: 'c' }, 'x', 0)).toEqual({ role: 'user', content: 'x' });
   });
 

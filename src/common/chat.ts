@@ -8,7 +8,9 @@ const ChatContentPartSchema = z.looseObject({ type: z.string(), text: z.string()
 
 export const ChatMessageSchema = z.looseObject({
   role: z.string().min(1, 'expected a non-empty role'),
-  content: z.union([z.string(), z.array(ChatContentPartSchema), z.null()], { message: 'expected a string, an array of content parts or null' }).optional(),
+  content: z
+    .union([z.string(), z.array(ChatContentPartSchema), z.null()], { message: 'expected a string, an array of content parts or null' })
+    .optional(),
 });
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
 
@@ -89,7 +91,8 @@ export function templateMessage(message: ChatMessage, content: string, index: nu
   const out: Record<string, unknown> = { role: message.role, content };
   if (message.role === 'assistant') {
     const calls = message.tool_calls;
-    if (calls !== undefined && calls !== null && !Array.isArray(calls)) throw new ChatMessageError(`messages.${index}.tool_calls: expected an array of tool calls`);
+    if (calls !== undefined && calls !== null && !Array.isArray(calls))
+      throw new ChatMessageError(`messages.${index}.tool_calls: expected an array of tool calls`);
     if (Array.isArray(calls) && calls.length > 0) out.tool_calls = templateToolCalls(calls, index);
     if (message.reasoning !== undefined && message.reasoning !== null) {
       out.reasoning = message.reasoning;

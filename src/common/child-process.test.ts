@@ -5,7 +5,9 @@ import { stopChild } from './child-process.ts';
 
 /** A node child that prints "ready" once its SIGTERM handler (if any) is installed. */
 async function startNode(script: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', `${script}; console.log('ready'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', `${script}; console.log('ready'); setInterval(() => {}, 1000);`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await once(child.stdout!, 'data');
   return child;
 }

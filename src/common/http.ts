@@ -95,7 +95,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     if (!handler) {
       const allowed = Object.keys(routes).some((k) => k.endsWith(` ${url.pathname}`));
       const status = allowed ? 405 : 404;
-      sendJson(res, status, errorBody(status, allowed ? `method ${req.method} not allowed on ${url.pathname}` : `no route for ${url.pathname}`));
+      sendJson(
+        res,
+        status,
+        errorBody(status, allowed ? `method ${req.method} not allowed on ${url.pathname}` : `no route for ${url.pathname}`),
+      );
       return;
     }
     Promise.resolve()

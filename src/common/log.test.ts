@@ -4,7 +4,14 @@ import { createLogger, parseLogLevel } from './log.ts';
 function capture(intervalMs = 1000, perInterval = 2) {
   const lines: Array<Record<string, unknown>> = [];
   let t = 0;
-  const log = createLogger({ level: 'info', component: 'test', write: (l) => lines.push(JSON.parse(l)), now: () => t, intervalMs, perInterval });
+  const log = createLogger({
+    level: 'info',
+    component: 'test',
+    write: (l) => lines.push(JSON.parse(l)),
+    now: () => t,
+    intervalMs,
+    perInterval,
+  });
   return { log, lines, advance: (ms: number) => (t += ms) };
 }
 
@@ -12,7 +19,17 @@ describe('createLogger', () => {
   it('writes one JSON object per record with level, message, component and fields', () => {
     const { log, lines } = capture();
     log.info('hello', { pod: 'a', err: new Error('boom'), big: 2n ** 64n });
-    expect(lines).toEqual([{ ts: '1970-01-01T00:00:00.000Z', level: 'info', msg: 'hello', component: 'test', pod: 'a', err: 'boom', big: '18446744073709551616' }]);
+    expect(lines).toEqual([
+      {
+        ts: '1970-01-01T00:00:00.000Z',
+        level: 'info',
+        msg: 'hello',
+        component: 'test',
+        pod: 'a',
+        err: 'boom',
+        big: '18446744073709551616',
+      },
+    ]);
   });
 
   it('drops records below the level threshold', () => {

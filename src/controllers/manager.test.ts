@@ -22,7 +22,8 @@ type Obj = KubernetesObject & {
 const poolPath = (name: string) => resourcePath(GROUP_VERSION, 'InferencePool', 'ml', name);
 const deploymentPath = (name: string) => resourcePath('apps/v1', 'Deployment', 'ml', name);
 const leasePath = resourcePath('coordination.k8s.io/v1', 'Lease', 'kvroute-system', 'kvroute-operator');
-const conditionIs = (type: string, status: string) => (o: Obj | undefined) => o?.status?.conditions?.some((c) => c.type === type && c.status === status) ?? false;
+const conditionIs = (type: string, status: string) => (o: Obj | undefined) =>
+  o?.status?.conditions?.some((c) => c.type === type && c.status === status) ?? false;
 
 let running: Operator[] = [];
 afterEach(async () => {
@@ -51,7 +52,12 @@ async function startOperator(kube: FakeKube, identity: string, leaderElect = fal
 }
 
 const createPool = (kube: FakeKube, name: string) =>
-  kube.create({ apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name, namespace: 'ml' }, spec: { model: { name: 'm' }, selector: { matchLabels: { app: name } } } });
+  kube.create({
+    apiVersion: GROUP_VERSION,
+    kind: 'InferencePool',
+    metadata: { name, namespace: 'ml' },
+    spec: { model: { name: 'm' }, selector: { matchLabels: { app: name } } },
+  });
 
 describe('Operator on the in-memory API server', () => {
   it('reconciles a new pool through its informers, then follows its pods and Deployment to Ready', async () => {
@@ -62,14 +68,29 @@ describe('Operator on the in-memory API server', () => {
     await watchUntil<Obj>(kube, deploymentPath(names.router('llama')), 'router Deployment', (d) => d !== undefined);
     await watchUntil<Obj>(kube, poolPath('llama'), 'Ready=False', conditionIs('Ready', 'False'));
 
-    await kube.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'llama-0', namespace: 'ml', labels: { app: 'llama', [INFERENCE_SERVING_LABEL]: 'true' } }, spec: {} });
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'llama-0', namespace: 'ml', labels: { app: 'llama', [INFERENCE_SERVING_LABEL]: 'true' } },
+      spec: {},
+    });
     await kube.apply(
-      { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'llama-0', namespace: 'ml' }, status: { podIP: '10.0.0.9', conditions: [{ type: 'Ready', status: 'True' }] } },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'llama-0', namespace: 'ml' },
+        status: { podIP: '10.0.0.9', conditions: [{ type: 'Ready', status: 'True' }] },
+      },
       { fieldManager: 'kubelet', subresource: 'status' },
     );
     const router = kube.peek<Obj>(deploymentPath(names.router('llama')))!;
     await kube.apply(
-      { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: names.router('llama'), namespace: 'ml' }, status: { observedGeneration: router.metadata.generation, replicas: 1, updatedReplicas: 1, availableReplicas: 1 } },
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: names.router('llama'), namespace: 'ml' },
+        status: { observedGeneration: router.metadata.generation, replicas: 1, updatedReplicas: 1, availableReplicas: 1 },
+      },
       { fieldManager: 'kube-controller-manager', subresource: 'status' },
     );
     const pool = await watchUntil<Obj>(kube, poolPath('llama'), 'Ready=True', conditionIs('Ready', 'True'));
@@ -82,7 +103,11 @@ describe('Operator on the in-memory API server', () => {
     await createPool(kube, 'llama');
     const path = deploymentPath(names.router('llama'));
     await watchUntil<Obj>(kube, path, 'router Deployment', (d) => d !== undefined);
-    await kube.request('PATCH', path, { body: { spec: { replicas: 7 } }, contentType: 'application/merge-patch+json', query: { fieldManager: 'kubectl-edit' } });
+    await kube.request('PATCH', path, {
+      body: { spec: { replicas: 7 } },
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager: 'kubectl-edit' },
+    });
     await watchUntil<Obj>(kube, path, 'replicas restored to 1', (d) => d?.spec?.replicas === 1);
   });
 
@@ -90,7 +115,12 @@ describe('Operator on the in-memory API server', () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
     await startOperator(kube, 'op');
     const modelPath = resourcePath(GROUP_VERSION, 'InferenceModel', 'ml', 'chat');
-    await kube.create({ apiVersion: GROUP_VERSION, kind: 'InferenceModel', metadata: { name: 'chat', namespace: 'ml' }, spec: { modelName: 'chat', poolRef: { name: 'llama' } } });
+    await kube.create({
+      apiVersion: GROUP_VERSION,
+      kind: 'InferenceModel',
+      metadata: { name: 'chat', namespace: 'ml' },
+      spec: { modelName: 'chat', poolRef: { name: 'llama' } },
+    });
     await watchUntil<Obj>(kube, modelPath, 'ResolvedRefs=False', conditionIs('ResolvedRefs', 'False'));
     await createPool(kube, 'llama');
     await watchUntil<Obj>(kube, modelPath, 'Accepted=True', conditionIs('Accepted', 'True'));
@@ -100,10 +130,25 @@ describe('Operator on the in-memory API server', () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
     await startOperator(kube, 'op');
     const servingLabel = { key: 'llm-d.ai/inference-serving', value: 'true' };
-    await kube.create({ apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name: 'chart', namespace: 'ml' }, spec: { model: { name: 'm' }, selector: { matchLabels: { app: 'chart' } }, servingLabel } });
+    await kube.create({
+      apiVersion: GROUP_VERSION,
+      kind: 'InferencePool',
+      metadata: { name: 'chart', namespace: 'ml' },
+      spec: { model: { name: 'm' }, selector: { matchLabels: { app: 'chart' } }, servingLabel },
+    });
     await watchUntil<Obj>(kube, poolPath('chart'), 'status written', (p) => p?.status?.observedGeneration === 1);
-    await kube.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'chart-0', namespace: 'ml', labels: { app: 'chart', [servingLabel.key]: 'true' } }, spec: {} });
-    const pool = await watchUntil<Obj>(kube, poolPath('chart'), 'the pod listed', (p) => (p?.status?.endpoints as unknown[] | undefined)?.length === 1);
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'chart-0', namespace: 'ml', labels: { app: 'chart', [servingLabel.key]: 'true' } },
+      spec: {},
+    });
+    const pool = await watchUntil<Obj>(
+      kube,
+      poolPath('chart'),
+      'the pod listed',
+      (p) => (p?.status?.endpoints as unknown[] | undefined)?.length === 1,
+    );
     expect(pool!.status!.endpoints).toEqual([{ pod: 'chart-0', address: '', ready: false }]);
   });
 
@@ -114,14 +159,29 @@ describe('Operator on the in-memory API server', () => {
     await watchUntil<Obj>(kube, deploymentPath(names.router('late')), 'router Deployment', (d) => d !== undefined);
     expect(op.optionalApis.isServed('inference.networking.k8s.io', 'v1', 'InferencePool')).toBe(false);
     await kube.create(GATEWAY_INFERENCE_POOL_CRD);
-    await watchUntil<Obj>(kube, '/apis/inference.networking.k8s.io/v1/namespaces/ml/inferencepools/late', 'GIE InferencePool', (p) => p !== undefined);
+    await watchUntil<Obj>(
+      kube,
+      '/apis/inference.networking.k8s.io/v1/namespaces/ml/inferencepools/late',
+      'GIE InferencePool',
+      (p) => p !== undefined,
+    );
   });
 
   it("takes a poolRef pool's pods from the GIE InferencePool it names, waiting while it is missing", async () => {
     const kube = await fakeCluster({ namespaces: ['ml'], crds: [GATEWAY_INFERENCE_POOL_CRD] });
     await startOperator(kube, 'op');
-    await kube.create({ apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name: 'rides', namespace: 'ml' }, spec: { poolRef: { name: 'gie' } } });
-    const waiting = await watchUntil<Obj>(kube, poolPath('rides'), 'PoolRefNotFound', (p) => p?.status?.conditions?.some((c) => c.reason === 'PoolRefNotFound') ?? false);
+    await kube.create({
+      apiVersion: GROUP_VERSION,
+      kind: 'InferencePool',
+      metadata: { name: 'rides', namespace: 'ml' },
+      spec: { poolRef: { name: 'gie' } },
+    });
+    const waiting = await watchUntil<Obj>(
+      kube,
+      poolPath('rides'),
+      'PoolRefNotFound',
+      (p) => p?.status?.conditions?.some((c) => c.reason === 'PoolRefNotFound') ?? false,
+    );
     expect(waiting!.status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'PoolRefNotFound' });
     expect(kube.peek(deploymentPath(names.router('rides')))).toBeUndefined();
 
@@ -129,27 +189,50 @@ describe('Operator on the in-memory API server', () => {
       apiVersion: 'inference.networking.k8s.io/v1',
       kind: 'InferencePool',
       metadata: { name: 'gie', namespace: 'ml' },
-      spec: { selector: { matchLabels: { app: 'gie-vllm' } }, targetPorts: [{ number: 8000 }], endpointPickerRef: { name: 'rides-router', port: { number: 9002 } } },
+      spec: {
+        selector: { matchLabels: { app: 'gie-vllm' } },
+        targetPorts: [{ number: 8000 }],
+        endpointPickerRef: { name: 'rides-router', port: { number: 9002 } },
+      },
     });
     const router = await watchUntil<Obj>(kube, deploymentPath(names.router('rides')), 'router Deployment', (d) => d !== undefined);
-    expect(router!.spec!.template.spec.containers[0].args).toEqual(expect.arrayContaining(['--pool-group=inference.networking.k8s.io', '--pool-name=gie']));
+    expect(router!.spec!.template.spec.containers[0].args).toEqual(
+      expect.arrayContaining(['--pool-group=inference.networking.k8s.io', '--pool-name=gie']),
+    );
     const cm = kube.peek<Obj & { data: Record<string, string> }>(resourcePath('v1', 'ConfigMap', 'ml', names.router('rides')))!;
     expect(cm.data['indexer.yaml']).toContain('app: gie-vllm');
     // Its own GIE pool is not made: it rides on the one it names.
     expect(kube.peek('/apis/inference.networking.k8s.io/v1/namespaces/ml/inferencepools/rides')).toBeUndefined();
   });
 
-  it("re-renders the vLLM Deployment with --lora-modules when an InferenceModel routes to an adapter", async () => {
+  it('re-renders the vLLM Deployment with --lora-modules when an InferenceModel routes to an adapter', async () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
     await startOperator(kube, 'op');
-    await kube.create({ apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name: 'lora', namespace: 'ml' }, spec: { model: { name: 'base' }, modelServer: { image: 'vllm' } } });
+    await kube.create({
+      apiVersion: GROUP_VERSION,
+      kind: 'InferencePool',
+      metadata: { name: 'lora', namespace: 'ml' },
+      spec: { model: { name: 'base' }, modelServer: { image: 'vllm' } },
+    });
     const args = (d: Obj | undefined): string[] => d?.spec?.template.spec.containers[0].args ?? [];
-    await watchUntil<Obj>(kube, deploymentPath(names.vllm('lora')), 'vLLM Deployment', (d) => d !== undefined && !args(d).includes('--enable-lora'));
+    await watchUntil<Obj>(
+      kube,
+      deploymentPath(names.vllm('lora')),
+      'vLLM Deployment',
+      (d) => d !== undefined && !args(d).includes('--enable-lora'),
+    );
     await kube.create({
       apiVersion: GROUP_VERSION,
       kind: 'InferenceModel',
       metadata: { name: 'sql', namespace: 'ml' },
-      spec: { modelName: 'sql', poolRef: { name: 'lora' }, targetModels: [{ name: 'base', weight: 1 }, { name: 'sql-lora', weight: 1, source: 'org/sql-lora' }] },
+      spec: {
+        modelName: 'sql',
+        poolRef: { name: 'lora' },
+        targetModels: [
+          { name: 'base', weight: 1 },
+          { name: 'sql-lora', weight: 1, source: 'org/sql-lora' },
+        ],
+      },
     });
     const d = await watchUntil<Obj>(kube, deploymentPath(names.vllm('lora')), '--lora-modules', (x) => args(x).includes('--enable-lora'));
     expect(args(d).slice(args(d).indexOf('--lora-modules'))).toEqual(['--lora-modules', 'sql-lora=org/sql-lora']);
@@ -158,7 +241,12 @@ describe('Operator on the in-memory API server', () => {
   it('lets only the lease holder reconcile, and hands over at once when the leader stops', async () => {
     const kube = await fakeCluster({ namespaces: ['ml', 'kvroute-system'] });
     const first = await startOperator(kube, 'first', true);
-    await watchUntil<{ spec?: { holderIdentity?: string } }>(kube, leasePath, 'first holds the lease', (l) => l?.spec?.holderIdentity === 'first');
+    await watchUntil<{ spec?: { holderIdentity?: string } }>(
+      kube,
+      leasePath,
+      'first holds the lease',
+      (l) => l?.spec?.holderIdentity === 'first',
+    );
     const second = await startOperator(kube, 'second', true);
     await createPool(kube, 'one');
     await watchUntil<Obj>(kube, deploymentPath(names.router('one')), 'pool one reconciled', (d) => d !== undefined);
@@ -166,7 +254,12 @@ describe('Operator on the in-memory API server', () => {
 
     await first.stop();
     running = running.filter((o) => o !== first);
-    await watchUntil<{ spec?: { holderIdentity?: string } }>(kube, leasePath, 'second holds the lease', (l) => l?.spec?.holderIdentity === 'second');
+    await watchUntil<{ spec?: { holderIdentity?: string } }>(
+      kube,
+      leasePath,
+      'second holds the lease',
+      (l) => l?.spec?.holderIdentity === 'second',
+    );
     await createPool(kube, 'two');
     await watchUntil<Obj>(kube, deploymentPath(names.router('two')), 'pool two reconciled by the new leader', (d) => d !== undefined);
     expect(second.isLeader).toBe(true);

@@ -126,7 +126,8 @@ export class Operator {
     this.models = make('inferencemodels', crPath('inferencemodels'));
     this.pods = new ServingPods({
       defaultSelector: `${DEFAULT_SERVING_LABEL.key}=${DEFAULT_SERVING_LABEL.value}`,
-      create: (labelSelector) => this.kube.informer<V1Pod>({ name: `pods(${labelSelector})`, path: `/api/v1${ns}/pods`, labelSelector, log }),
+      create: (labelSelector) =>
+        this.kube.informer<V1Pod>({ name: `pods(${labelSelector})`, path: `/api/v1${ns}/pods`, labelSelector, log }),
       log,
     });
     this.informers.push(this.pods as unknown as SharedInformer<KubernetesObject>);
@@ -161,7 +162,10 @@ export class Operator {
         }),
     });
     if (namespace) {
-      log.info('namespaced mode: not watching EnvoyFilters cluster-wide; a filter changed by hand is repaired at the next resync', { namespace, resyncMs: options.resyncMs });
+      log.info('namespaced mode: not watching EnvoyFilters cluster-wide; a filter changed by hand is repaired at the next resync', {
+        namespace,
+        resyncMs: options.resyncMs,
+      });
     } else {
       this.envoyFilters = new OptionalInformer<KubernetesObject>({
         name: 'envoyfilters',
@@ -211,7 +215,13 @@ export class Operator {
       log,
       metrics,
     });
-    this.modelController = new Controller({ name: 'inferencemodel', reconcile: (k) => modelReconciler.reconcile(k), workers: 2, log, metrics });
+    this.modelController = new Controller({
+      name: 'inferencemodel',
+      reconcile: (k) => modelReconciler.reconcile(k),
+      workers: 2,
+      log,
+      metrics,
+    });
     this.wireEvents(owned);
 
     if (options.leaderElect) {
@@ -274,7 +284,8 @@ export class Operator {
     for (const inf of Object.values(owned)) {
       inf.on((_e, obj) => {
         for (const ref of obj.metadata?.ownerReferences ?? []) {
-          if (ref.kind === 'InferencePool' && ref.apiVersion.startsWith(`${API_GROUP}/`)) this.poolController.enqueue(`${obj.metadata?.namespace}/${ref.name}`);
+          if (ref.kind === 'InferencePool' && ref.apiVersion.startsWith(`${API_GROUP}/`))
+            this.poolController.enqueue(`${obj.metadata?.namespace}/${ref.name}`);
         }
       });
     }
@@ -372,10 +383,20 @@ export class Operator {
     const { log, registry } = this.o;
     const host = this.o.host ?? '0.0.0.0';
     if (this.o.healthPort !== undefined) {
-      this.servers.push(await startHttpServer({ host, port: this.o.healthPort, log: log.child({ server: 'health' }), ready: () => this.ready(), routes: {} }));
+      this.servers.push(
+        await startHttpServer({
+          host,
+          port: this.o.healthPort,
+          log: log.child({ server: 'health' }),
+          ready: () => this.ready(),
+          routes: {},
+        }),
+      );
     }
     if (this.o.metricsPort !== undefined) {
-      this.servers.push(await startHttpServer({ host, port: this.o.metricsPort, log: log.child({ server: 'metrics' }), registry, routes: {} }));
+      this.servers.push(
+        await startHttpServer({ host, port: this.o.metricsPort, log: log.child({ server: 'metrics' }), registry, routes: {} }),
+      );
     }
     // Discovery first, so the first reconciles already know which optional APIs the cluster serves.
     await this.optionalApis.start();

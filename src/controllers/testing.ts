@@ -5,7 +5,10 @@ import { InferenceModel } from '../api/inference-model.ts';
 import { InferencePool } from '../api/inference-pool.ts';
 import { GROUP_VERSION } from '../api/meta.ts';
 
-export function testPool(spec: Record<string, unknown>, meta: Partial<{ name: string; namespace: string; uid: string; generation: number }> = {}): InferencePool {
+export function testPool(
+  spec: Record<string, unknown>,
+  meta: Partial<{ name: string; namespace: string; uid: string; generation: number }> = {},
+): InferencePool {
   return InferencePool.parse({
     apiVersion: GROUP_VERSION,
     kind: 'InferencePool',

@@ -47,7 +47,9 @@ describe('ext_proc v3 protos', () => {
           clear_route_cache: true,
         },
       },
-      dynamic_metadata: toStruct({ 'envoy.lb': { 'x-gateway-destination-endpoint': '10.0.0.7:8000', score: 0.5, sticky: false, tags: ['a', null] } }),
+      dynamic_metadata: toStruct({
+        'envoy.lb': { 'x-gateway-destination-endpoint': '10.0.0.7:8000', score: 0.5, sticky: false, tags: ['a', null] },
+      }),
     };
     const got = method.responseDeserialize(method.responseSerialize(sent));
 

@@ -8,9 +8,8 @@ import net from 'node:net';
 import YAML from 'yaml';
 import { DESTINATION_HEADER, LB_NAMESPACE } from './destination.ts';
 
-export { DESTINATION_HEADER } from './destination.ts';
 /** The dynamic-metadata namespace ext_proc forwards to and accepts from the router. */
-export const METADATA_NAMESPACE = LB_NAMESPACE;
+const METADATA_NAMESPACE = LB_NAMESPACE;
 
 export interface EnvoyFallbackOptions {
   /** The pool's endpoints, used round robin for requests without a pick. */
@@ -52,9 +51,19 @@ const socketAddress = (port: number, host = '127.0.0.1'): Record<string, unknown
   socket_address: { address: host, port_value: port },
 });
 
-const http2Only = {
+/**
+ * ext_proc streams per connection to the router. Envoy resets each stream as its request ends, and a
+ * Node HTTP/2 server sends GOAWAY (failing every stream then open) once a connection has sent it 1000
+ * resets, refilled at 33/s. The router raises that limit when it serves TLS but cannot for plaintext
+ * h2c (src/router/extproc/server.ts), so the gateway moves to a fresh connection well before it.
+ */
+const EPP_MAX_REQUESTS_PER_CONNECTION = 500;
+
+/** The router's cluster: HTTP/2 only, at most EPP_MAX_REQUESTS_PER_CONNECTION streams per connection. */
+const eppProtocolOptions = {
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
     '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+    common_http_protocol_options: { max_requests_per_connection: EPP_MAX_REQUESTS_PER_CONNECTION },
     explicit_http_config: { http2_protocol_options: {} },
   },
 };
@@ -121,7 +130,7 @@ export function envoyGatewayConfig(opts: EnvoyGatewayOptions): string {
       cluster_name: 'epp',
       endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(opts.eppPort, eppHost) } }] }],
     },
-    typed_extension_protocol_options: http2Only,
+    typed_extension_protocol_options: eppProtocolOptions,
   };
   if (opts.eppTls) {
     epp['transport_socket'] = {

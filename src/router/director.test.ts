@@ -1,11 +1,25 @@
 import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
+import { DEFAULT_ENDPOINT_PICKER_CONFIG } from '../api/endpoint-picker-config.ts';
 import { silentLogger } from '../common/log.ts';
+import { mulberry32 } from '../common/random.ts';
 import { DEFAULT_SATURATION, Director, RouteError, hostOf, type RouteInput, type RoutingState } from './director.ts';
+import { endpointLoad } from './endpoints/load.ts';
 import { createRouterMetrics } from './metrics.ts';
 import { ModelTable } from './request/models.ts';
 import type { ParsedBody } from './request/parse.ts';
-import type { Endpoint, EndpointMetrics, EndpointSource, EndpointState, InferenceRequest, Scheduler, SchedulingResult } from './types.ts';
+import { buildScheduler } from './scheduling/build.ts';
+import {
+  SchedulingError,
+  type Endpoint,
+  type EndpointMetrics,
+  type EndpointSource,
+  type EndpointState,
+  type InferenceRequest,
+  type PickTime,
+  type Scheduler,
+  type SchedulingResult,
+} from './types.ts';
 
 const NOW = 1_000_000;
 
@@ -22,6 +36,7 @@ function metrics(overrides: Partial<EndpointMetrics> = {}): EndpointMetrics {
     waitingLoras: [],
     maxLoras: 0,
     scrapedAtMs: NOW,
+    inFlightAtScrape: 0,
     ...overrides,
   };
 }
@@ -97,7 +112,7 @@ describe('Director admission', () => {
   const stale = metrics({ scrapedAtMs: NOW - 201 });
 
   it('sheds a sheddable request with 429 when every candidate is saturated (queue, KV cache or stale metrics)', async () => {
-    const states = [saturated, full, stale].map((m, i) => ({ endpoint: endpoint(`10.0.0.${i}`), metrics: m, inFlight: 0 }));
+    const states = [saturated, full, stale].map((m, i) => ({ endpoint: endpoint(`10.0.0.${i}`), metrics: m, inFlight: 0, load: 0 }));
     const { d, scheduler } = director(states, { models: sheddable });
     const err = await refusal(d.route(input(completions('batch'))));
     expect([err.status, err.reason]).toEqual([429, 'rejected-saturated']);
@@ -105,33 +120,35 @@ describe('Director admission', () => {
   });
 
   it('admits a sheddable request while one candidate has room', async () => {
-    const states = [saturated, metrics()].map((m, i) => ({ endpoint: endpoint(`10.0.0.${i}`), metrics: m, inFlight: 0 }));
+    const states = [saturated, metrics()].map((m, i) => ({ endpoint: endpoint(`10.0.0.${i}`), metrics: m, inFlight: 0, load: 0 }));
     const { d } = director(states, { models: sheddable });
     await expect(d.route(input(completions('batch')))).resolves.toBeDefined();
   });
 
   it('never sheds a standard or critical request', async () => {
-    const states = [{ endpoint: endpoint('10.0.0.1'), metrics: saturated, inFlight: 0 }];
+    const states = [{ endpoint: endpoint('10.0.0.1'), metrics: saturated, inFlight: 0, load: 0 }];
     const { d } = director(states, { models: sheddable });
     await expect(d.route(input(completions('chat')))).resolves.toBeDefined();
   });
 
   it('admits a sheddable request when no candidate has metrics at all (saturation unknown)', async () => {
-    const states = [{ endpoint: endpoint('10.0.0.1'), metrics: null, inFlight: 0 }];
+    const states = [{ endpoint: endpoint('10.0.0.1'), metrics: null, inFlight: 0, load: 0 }];
     const { d } = director(states, { models: sheddable });
     await expect(d.route(input(completions('batch')))).resolves.toBeDefined();
   });
 
   it('uses the thresholds of the current config', async () => {
-    const states = [{ endpoint: endpoint('10.0.0.1'), metrics: saturated, inFlight: 0 }];
+    const states = [{ endpoint: endpoint('10.0.0.1'), metrics: saturated, inFlight: 0, load: 0 }];
     const { d, routing } = director(states, { models: sheddable });
     routing.saturation = { ...DEFAULT_SATURATION, queueDepthThreshold: 10 };
     await expect(d.route(input(completions('batch')))).resolves.toBeDefined();
   });
 });
 
+const states2 = () => [endpoint('10.0.0.1'), endpoint('10.0.0.2')].map((e) => ({ endpoint: e, metrics: metrics(), inFlight: 0, load: 0 }));
+
 describe('Director routing', () => {
-  const states = [endpoint('10.0.0.1'), endpoint('10.0.0.2')].map((e) => ({ endpoint: e, metrics: metrics(), inFlight: 0 }));
+  const states = [endpoint('10.0.0.1'), endpoint('10.0.0.2')].map((e) => ({ endpoint: e, metrics: metrics(), inFlight: 0, load: 0 }));
 
   it('builds the InferenceRequest from the parsed body, the model table and the headers', async () => {
     const { d, scheduler } = director(states, {
@@ -199,7 +216,85 @@ describe('Director routing', () => {
   });
 });
 
+/** Endpoints whose in-flight counts (and so load) really move with requestStarted/requestFinished. */
+function countingSource(endpoints: Endpoint[]): EndpointSource & { inFlight: Map<string, number> } {
+  const inFlight = new Map(endpoints.map((e) => [e.address, 0]));
+  return {
+    inFlight,
+    snapshot: () =>
+      endpoints.map((e) => {
+        const n = inFlight.get(e.address)!;
+        return { endpoint: e, metrics: null, inFlight: n, load: endpointLoad(n, null) };
+      }),
+    synced: () => true,
+    requestStarted: (a) => void inFlight.set(a, inFlight.get(a)! + 1),
+    requestFinished: (a) => void inFlight.set(a, Math.max(0, inFlight.get(a)! - 1)),
+    close: async () => {},
+  };
+}
+
 describe('Director in-flight accounting', () => {
+  it('counts the pick in flight through PickTime before the scheduler answers, and hands the decision that count', async () => {
+    const { d, endpoints, routing } = director(states2());
+    let countedBeforeAnswer: string[] = [];
+    routing.scheduler = {
+      async schedule(_r, candidates, pickTime?: PickTime) {
+        await Promise.resolve();
+        expect(pickTime!.refresh().map((c) => c.endpoint.address)).toEqual(candidates.map((c) => c.endpoint.address));
+        pickTime!.reserve('10.0.0.2:8000');
+        countedBeforeAnswer = [...endpoints.log];
+        return { targets: [endpoint('10.0.0.2')], profile: 'p', scores: {} };
+      },
+    };
+    const decision = await d.route(input(completions('m')));
+    expect(countedBeforeAnswer).toEqual(['+10.0.0.2:8000']);
+    expect(decision.inFlight.address).toBe('10.0.0.2:8000');
+    decision.inFlight.release();
+    expect(endpoints.log).toEqual(['+10.0.0.2:8000', '-10.0.0.2:8000']);
+  });
+
+  it('counts the first target of a scheduler that does not reserve, and releases a reservation when scheduling fails', async () => {
+    const { d, endpoints, routing } = director(states2());
+    const decision = await d.route(input(completions('m')));
+    expect([decision.inFlight.address, endpoints.log]).toEqual(['10.0.0.1:8000', ['+10.0.0.1:8000']]);
+
+    routing.scheduler = {
+      async schedule(_r, _c, pickTime?: PickTime) {
+        pickTime!.reserve('10.0.0.2:8000');
+        throw new SchedulingError(503, 'rejected-no-endpoints', 'gone');
+      },
+    };
+    await refusal(d.route(input(completions('m'))));
+    expect(endpoints.log).toEqual(['+10.0.0.1:8000', '+10.0.0.2:8000', '-10.0.0.2:8000']);
+  });
+
+  it('bounds a simultaneous burst of hot-prefix requests: the warm pod takes at most the bound, the rest spill', async () => {
+    const pods = [endpoint('10.0.0.1'), endpoint('10.0.0.2'), endpoint('10.0.0.3')];
+    const endpoints = countingSource(pods);
+    // The indexer answers after a macrotask, as a real one does: every request of the burst is
+    // waiting for it at once, before any has been picked.
+    const scheduler = buildScheduler(DEFAULT_ENDPOINT_PICKER_CONFIG, {
+      log: silentLogger,
+      registry: new Registry(),
+      random: mulberry32(3),
+      indexer: () => ({
+        score: () => new Promise((resolve) => setImmediate(() => resolve({ scores: { '10.0.0.1': 8 }, totalBlocks: 8 }))),
+      }),
+    });
+    const routing: RoutingState = { scheduler, models: new ModelTable([]), saturation: DEFAULT_SATURATION };
+    const d = new Director({ endpoints, state: () => routing, log: silentLogger, now: () => NOW });
+
+    const burst = await Promise.all(Array.from({ length: 6 }, () => d.route(input(completions('m')))));
+    const picks = burst.map((b) => b.result.targets[0]!.address);
+    // Bounded loads with c = 1.25 over 3 pods: nobody above ceil(1.25 * 6 / 3) = 3.
+    const onWarm = picks.filter((a) => a === '10.0.0.1:8000').length;
+    expect({ onWarm, picks }).toEqual({ onWarm: 3, picks: expect.any(Array) });
+    expect([...endpoints.inFlight.values()].reduce((a, b) => a + b, 0)).toBe(6);
+    for (const b of burst) b.inFlight.release();
+    expect([...endpoints.inFlight.values()]).toEqual([0, 0, 0]);
+    scheduler.close();
+  });
+
   it('starts once, moves to the serving endpoint, and finishes exactly once', () => {
     const { d, endpoints } = director([]);
     const f = d.begin('a:1');

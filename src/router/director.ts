@@ -1,6 +1,8 @@
 // The director turns a parsed request into a pick: model resolution through the model table, the
 // candidate endpoints (narrowed by the gateway's subset hint), admission (shed sheddable requests
-// when every candidate is saturated), the current scheduler, and in-flight accounting for the pick.
+// when every candidate is saturated), the current scheduler, and in-flight accounting for the pick:
+// the scheduler re-reads the candidates and reserves its pick through the director's PickTime in the
+// tick it decides, and the decision carries that reservation for the stream to release.
 // Every refusal is a RouteError carrying the HTTP status and the x-llm-d-request-dropped-reason.
 
 import type { Logger } from '../common/log.ts';
@@ -13,6 +15,7 @@ import {
   type EndpointSource,
   type EndpointState,
   type InferenceRequest,
+  type PickTime,
   type Scheduler,
   type SchedulingResult,
 } from './types.ts';
@@ -77,6 +80,8 @@ export interface RouteInput {
 export interface RouteDecision {
   request: InferenceRequest;
   result: SchedulingResult;
+  /** The request counted in flight on its first target since the pick: the caller releases it. */
+  inFlight: InFlight;
 }
 
 /** A request counted in flight on an endpoint until released (once, whatever happens to the stream). */
@@ -173,26 +178,42 @@ export class Director {
     const candidates = this.candidates(input);
     this.admit(request, candidates, saturation);
 
+    let reservation: InFlight | undefined;
+    const pickTime: PickTime = {
+      refresh: () => this.current(candidates),
+      reserve: (address) => {
+        reservation?.release();
+        reservation = this.begin(address);
+      },
+    };
     let result: SchedulingResult;
     try {
-      result = await scheduler.schedule(request, candidates);
+      result = await scheduler.schedule(request, candidates, pickTime);
     } catch (err) {
+      reservation?.release();
       if (err instanceof SchedulingError) throw new RouteError(err.status, err.reason, err.message);
       this.options.log.error('scheduler failed', { requestId: request.requestId, err });
       throw new RouteError(500, 'internal-error', 'the router failed to schedule the request');
     }
-    if (result.targets.length === 0) throw new RouteError(503, 'rejected-no-endpoints', 'the scheduler picked no endpoint');
+    const first = result.targets[0];
+    if (!first) {
+      reservation?.release();
+      throw new RouteError(503, 'rejected-no-endpoints', 'the scheduler picked no endpoint');
+    }
+    // A scheduler that does not use pickTime has its first target counted as it answers.
+    if (!reservation) reservation = this.begin(first.address);
+    else if (reservation.address !== first.address) reservation.moveTo(first.address);
 
     const m = this.options.metrics;
     if (m) {
       m.schedulingSeconds.observe((performance.now() - started) / 1000);
       m.requests.inc({ model: request.requestedModel, target_model: request.targetModel });
-      m.picks.inc({ endpoint: result.targets[0]!.address });
+      m.picks.inc({ endpoint: first.address });
       m.requestBytes.observe({ model: request.requestedModel }, input.bodyBytes);
       const p = result.predictedPrefix;
       if (p && p.totalBlocks > 0) m.predictedPrefixHitRatio.observe(Math.min(1, p.matchedBlocks / p.totalBlocks));
     }
-    return { request, result };
+    return { request, result, inFlight: reservation };
   }
 
   /** Counts a request in flight on `address` until the returned handle is released. */
@@ -227,6 +248,12 @@ export class Director {
     const resolved = models.resolve(parsed.model);
     if (!resolved) throw new RouteError(404, 'model-not-found', `model "${parsed.model}" is not served by this pool`);
     return resolved;
+  }
+
+  /** `candidates` as they are now: the same endpoints (those that left are absent), fresh counts and load. */
+  private current(candidates: readonly EndpointState[]): EndpointState[] {
+    const addresses = new Set(candidates.map((c) => c.endpoint.address));
+    return this.options.endpoints.snapshot().filter((s) => addresses.has(s.endpoint.address));
   }
 
   private candidates(input: RouteInput): EndpointState[] {

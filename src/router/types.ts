@@ -28,6 +28,11 @@ export interface EndpointMetrics {
   maxLoras: number;
   /** Wall-clock time of the scrape, ms since the epoch. */
   scrapedAtMs: number;
+  /**
+   * Requests this router had in flight to the endpoint when the scrape started: its own share of
+   * running + waiting, which EndpointState.load replaces with the live count (0 when not tracked).
+   */
+  inFlightAtScrape: number;
 }
 
 /** An endpoint as the scheduler sees it for one request. */
@@ -37,6 +42,13 @@ export interface EndpointState {
   metrics: EndpointMetrics | null;
   /** Requests this router sent to the endpoint that have not finished (fresher than any scrape). */
   inFlight: number;
+  /**
+   * Requests the endpoint is running or queueing as best known now: the other routers' share of the
+   * last fresh scrape, max(0, running + waiting - metrics.inFlightAtScrape), plus this router's live
+   * inFlight; inFlight alone without fresh metrics (endpoints/load.ts). A request of ours that just
+   * finished leaves it at once, not one scrape later. What the load bound compares.
+   */
+  load: number;
 }
 
 /** The live set of endpoints: static (--endpoints) or watched from the pool's pods. */
@@ -106,8 +118,25 @@ export class SchedulingError extends Error {
   }
 }
 
+/**
+ * The moment of the pick, which the director lends the scheduler: the candidates' state re-read when
+ * the pick is made, and the claim on the endpoint picked. The scheduler reads, decides and reserves
+ * in one synchronous step (no await in between), so requests scheduled at the same time each see the
+ * requests picked before them, however long their prefix lookups took.
+ */
+export interface PickTime {
+  /** The candidates' state now: the same endpoints (any that left since are absent), live in-flight counts and load. */
+  refresh(): EndpointState[];
+  /** Counts the request in flight on `address` (its first target) until the director's handle is released. */
+  reserve(address: string): void;
+}
+
 /** Picks endpoints for a request among candidates (already narrowed by the subset hint). */
 export interface Scheduler {
-  /** Rejects with SchedulingError when no candidate can take the request. */
-  schedule(request: InferenceRequest, candidates: EndpointState[]): Promise<SchedulingResult>;
+  /**
+   * Rejects with SchedulingError when no candidate can take the request. `candidates` is what slow
+   * lookups (the indexer) run over; with `pickTime`, load-dependent decisions use its refresh and the
+   * first target is reserved through it before the promise settles.
+   */
+  schedule(request: InferenceRequest, candidates: EndpointState[], pickTime?: PickTime): Promise<SchedulingResult>;
 }

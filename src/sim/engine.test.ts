@@ -15,7 +15,13 @@ function setup(options: { maxNumSeqs?: number; kvBlocks?: number; flushOnReset?:
   const clock = new ManualClock(1_000_000);
   const batches: Array<{ ts: number; events: SimKvEvent[] }> = [];
   const engine = new Engine({
-    scheduler: { maxNumSeqs: options.maxNumSeqs ?? 8, maxNumBatchedTokens: 8192, maxModelLen: 16384, blockSize: BS, numBlocks: options.kvBlocks ?? 2048 },
+    scheduler: {
+      maxNumSeqs: options.maxNumSeqs ?? 8,
+      maxNumBatchedTokens: 8192,
+      maxModelLen: 16384,
+      blockSize: BS,
+      numBlocks: options.kvBlocks ?? 2048,
+    },
     latency: DEFAULT_LATENCY,
     clock,
     sampler: (r) => 1000 + r.numOutputTokens,
@@ -23,19 +29,35 @@ function setup(options: { maxNumSeqs?: number; kvBlocks?: number; flushOnReset?:
     flushOnReset: options.flushOnReset ?? false,
   });
   const registry = new Registry();
-  engine.setObserver(registerVllmMetrics(registry, { modelName: 'm', engine: '0', blockSize: BS, numGpuBlocks: 2048, maxLoras: 1 }, engine.scheduler, () => clock.now() / 1000));
+  engine.setObserver(
+    registerVllmMetrics(
+      registry,
+      { modelName: 'm', engine: '0', blockSize: BS, numGpuBlocks: 2048, maxLoras: 1 },
+      engine.scheduler,
+      () => clock.now() / 1000,
+    ),
+  );
   engine.start();
   return { clock, engine, registry, batches };
 }
 
 function request(clock: ManualClock, prompt: number[], maxTokens: number): SimRequest {
-  return new SimRequest({ id: `q${ids++}`, promptTokens: prompt, maxTokens, blockSize: BS, hasher: requestHasher({ blockSize: BS, hashSeed: null }, null, null), arrivalMs: clock.now() });
+  return new SimRequest({
+    id: `q${ids++}`,
+    promptTokens: prompt,
+    maxTokens,
+    blockSize: BS,
+    hasher: requestHasher({ blockSize: BS, hashSeed: null }, null, null),
+    arrivalMs: clock.now(),
+  });
 }
 
 function run(engine: Engine, r: SimRequest): Promise<{ tokens: number[]; times: number[] }> {
   const tokens: number[] = [];
   const times: number[] = [];
-  return new Promise((resolve) => engine.submit(r, { onToken: (t, ms) => (tokens.push(t), times.push(ms)), onFinish: () => resolve({ tokens, times }) }));
+  return new Promise((resolve) =>
+    engine.submit(r, { onToken: (t, ms) => (tokens.push(t), times.push(ms)), onFinish: () => resolve({ tokens, times }) }),
+  );
 }
 
 async function metric(registry: Registry, name: string): Promise<number> {
@@ -110,7 +132,15 @@ describe('vLLM metrics', () => {
   it('reports LoRA adapters of running and waiting requests in vllm:lora_requests_info', async () => {
     const { clock, engine, registry } = setup({ maxNumSeqs: 1 });
     const lora = { name: 'ad-1', id: 1, path: '/ad' };
-    const r = new SimRequest({ id: 'l', promptTokens: prompt(1, 40), maxTokens: 30, blockSize: BS, hasher: requestHasher({ blockSize: BS, hashSeed: null }, lora, null), lora, arrivalMs: clock.now() });
+    const r = new SimRequest({
+      id: 'l',
+      promptTokens: prompt(1, 40),
+      maxTokens: 30,
+      blockSize: BS,
+      hasher: requestHasher({ blockSize: BS, hashSeed: null }, lora, null),
+      lora,
+      arrivalMs: clock.now(),
+    });
     const done = run(engine, r);
     const deadline = Date.now() + 5000;
     while (engine.scheduler.running.length === 0 && Date.now() < deadline) await new Promise((res) => setImmediate(res));

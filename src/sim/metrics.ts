@@ -10,8 +10,12 @@ import type { Scheduler } from './scheduler.ts';
 const TIME_TO_FIRST_TOKEN_BUCKETS = [
   0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
 ];
-const INTER_TOKEN_LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
-const REQUEST_LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0];
+const INTER_TOKEN_LATENCY_BUCKETS = [
+  0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+];
+const REQUEST_LATENCY_BUCKETS = [
+  0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
+];
 
 export interface SimMetricsConfig {
   modelName: string;
@@ -23,7 +27,12 @@ export interface SimMetricsConfig {
 }
 
 /** Registers the pod's vLLM metrics and returns the engine observer that feeds them. */
-export function registerVllmMetrics(registry: Registry, config: SimMetricsConfig, scheduler: Scheduler, nowSeconds: () => number): EngineObserver {
+export function registerVllmMetrics(
+  registry: Registry,
+  config: SimMetricsConfig,
+  scheduler: Scheduler,
+  nowSeconds: () => number,
+): EngineObserver {
   const labelNames = ['model_name', 'engine'] as const;
   const labels = { model_name: config.modelName, engine: config.engine };
   const registers = [registry];
@@ -94,8 +103,18 @@ export function registerVllmMetrics(registry: Registry, config: SimMetricsConfig
       reportedPreemptions = now;
     },
   });
-  const promptTokens = new Counter({ name: 'vllm:prompt_tokens_total', help: 'Number of prefill tokens processed.', labelNames, registers });
-  const generationTokens = new Counter({ name: 'vllm:generation_tokens_total', help: 'Number of generation tokens processed.', labelNames, registers });
+  const promptTokens = new Counter({
+    name: 'vllm:prompt_tokens_total',
+    help: 'Number of prefill tokens processed.',
+    labelNames,
+    registers,
+  });
+  const generationTokens = new Counter({
+    name: 'vllm:generation_tokens_total',
+    help: 'Number of generation tokens processed.',
+    labelNames,
+    registers,
+  });
   const success = new Counter({
     name: 'vllm:request_success_total',
     help: 'Count of successfully processed requests.',
@@ -137,7 +156,16 @@ export function registerVllmMetrics(registry: Registry, config: SimMetricsConfig
   new Gauge({
     name: 'vllm:cache_config_info',
     help: 'Information of the LLMEngine CacheConfig',
-    labelNames: ['block_size', 'cache_dtype', 'enable_prefix_caching', 'gpu_memory_utilization', 'num_gpu_blocks', 'num_cpu_blocks', 'prefix_caching_hash_algo', 'engine'],
+    labelNames: [
+      'block_size',
+      'cache_dtype',
+      'enable_prefix_caching',
+      'gpu_memory_utilization',
+      'num_gpu_blocks',
+      'num_cpu_blocks',
+      'prefix_caching_hash_algo',
+      'engine',
+    ],
     registers,
   }).set(
     {
@@ -162,14 +190,18 @@ export function registerVllmMetrics(registry: Registry, config: SimMetricsConfig
       registers,
       collect() {
         const names = (rs: SimRequest[]) => [...new Set(rs.filter((r) => r.lora).map((r) => r.lora!.name))].join(',');
-        this.set({ max_lora: maxLora, waiting_lora_adapters: names(scheduler.waiting), running_lora_adapters: names(scheduler.running) }, nowSeconds());
+        this.set(
+          { max_lora: maxLora, waiting_lora_adapters: names(scheduler.waiting), running_lora_adapters: names(scheduler.running) },
+          nowSeconds(),
+        );
       },
     });
   }
 
   return {
     onAdmitted(request) {
-      if (request.firstScheduledMs !== null && request.numPreemptions === 0) queueTime.observe(labels, Math.max(0, request.firstScheduledMs - request.arrivalMs) / 1000);
+      if (request.firstScheduledMs !== null && request.numPreemptions === 0)
+        queueTime.observe(labels, Math.max(0, request.firstScheduledMs - request.arrivalMs) / 1000);
     },
     onFirstToken(_request, ttftMs) {
       ttft.observe(labels, ttftMs / 1000);

@@ -13,12 +13,19 @@ afterAll(async () => {
 });
 
 async function post(port: number, route: string, body: unknown) {
-  const res = await fetch(`http://127.0.0.1:${port}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`http://127.0.0.1:${port}${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, headers: res.headers, json: (await res.json()) as any };
 }
 
 async function pod(port: number, extra: Record<string, unknown>): Promise<SimPod> {
-  return startSimPod(parseSimPodConfig({ podId: `p${port}`, model: 'm', port, timeScale: 1000, ...extra }), { tokenizer, log: silentLogger });
+  return startSimPod(parseSimPodConfig({ podId: `p${port}`, model: 'm', port, timeScale: 1000, ...extra }), {
+    tokenizer,
+    log: silentLogger,
+  });
 }
 
 describe('simulated pod', () => {

@@ -15,7 +15,15 @@ import { MsgpackWriter } from '../vllm/events/msgpack-writer.ts';
 import { KvEventPublisher } from './events/publisher.ts';
 import { requestHasher } from './hashing.ts';
 import { registerVllmMetrics } from './metrics.ts';
-import { chatCompletionsRoute, completionsRoute, healthRoute, modelsRoute, resetPrefixCacheRoute, withOpenAiErrors, type RouteContext } from './openai/routes.ts';
+import {
+  chatCompletionsRoute,
+  completionsRoute,
+  healthRoute,
+  modelsRoute,
+  resetPrefixCacheRoute,
+  withOpenAiErrors,
+  type RouteContext,
+} from './openai/routes.ts';
 import { openAiErrorBody } from './openai/schemas.ts';
 import type { LoraAdapter, SimRequest } from './request.ts';
 import type { SimTokenizer } from './tokenizer.ts';
@@ -96,7 +104,13 @@ export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promi
   });
   const observer = registerVllmMetrics(
     registry,
-    { modelName: config.model, engine: '0', blockSize: config.blockSize, numGpuBlocks: config.kvBlocks, maxLoras: loras.size > 0 ? config.maxLoras : null },
+    {
+      modelName: config.model,
+      engine: '0',
+      blockSize: config.blockSize,
+      numGpuBlocks: config.kvBlocks,
+      maxLoras: loras.size > 0 ? config.maxLoras : null,
+    },
     engine.scheduler,
     () => clock.now() / 1000,
   );
@@ -126,7 +140,12 @@ export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promi
       labelNames: ['outcome'],
       registers: [registry],
       collect() {
-        for (const [outcome, key] of [['published', 'published'], ['dropped', 'dropped'], ['queue_full', 'queueOverflow'], ['no_subscriber', 'unsubscribed']] as const) {
+        for (const [outcome, key] of [
+          ['published', 'published'],
+          ['dropped', 'dropped'],
+          ['queue_full', 'queueOverflow'],
+          ['no_subscriber', 'unsubscribed'],
+        ] as const) {
           this.inc({ outcome }, stats[key] - reported[key]);
           reported[key] = stats[key];
         }

@@ -22,9 +22,23 @@ interface GoldenStep {
   freeQueue?: number[];
 }
 interface Golden {
-  config: { blockSize: number; numBlocks: number; maxNumSeqs: number; maxNumBatchedTokens: number; maxModelLen: number; hashSeed: string; resetAtStep: number; numSteps: number };
+  config: {
+    blockSize: number;
+    numBlocks: number;
+    maxNumSeqs: number;
+    maxNumBatchedTokens: number;
+    maxModelLen: number;
+    hashSeed: string;
+    resetAtStep: number;
+    numSteps: number;
+  };
   requests: GoldenRequest[];
-  uint64: { steps: GoldenStep[]; cachedTokens: Record<string, number>; preemptions: Record<string, number>; prefixCache: { queries: number; hits: number } };
+  uint64: {
+    steps: GoldenStep[];
+    cachedTokens: Record<string, number>;
+    preemptions: Record<string, number>;
+    prefixCache: { queries: number; hits: number };
+  };
   bytes: { steps: GoldenStep[] };
 }
 
@@ -39,7 +53,13 @@ interface Replayed {
 /** Runs the golden request sequence through the simulator's scheduler, step by step like the generator. */
 function replay(): Replayed {
   const c = golden.config;
-  const scheduler = new Scheduler({ maxNumSeqs: c.maxNumSeqs, maxNumBatchedTokens: c.maxNumBatchedTokens, maxModelLen: c.maxModelLen, blockSize: c.blockSize, numBlocks: c.numBlocks });
+  const scheduler = new Scheduler({
+    maxNumSeqs: c.maxNumSeqs,
+    maxNumBatchedTokens: c.maxNumBatchedTokens,
+    maxModelLen: c.maxModelLen,
+    blockSize: c.blockSize,
+    numBlocks: c.numBlocks,
+  });
   const requests = new Map<string, SimRequest>();
   const outputs = new Map<SimRequest, number[]>();
   for (const g of golden.requests) {
@@ -64,7 +84,8 @@ function replay(): Replayed {
     if (step === c.resetAtStep) expect(scheduler.resetPrefixCache()).toBe(true);
     if (!scheduler.hasWork()) continue;
     const events = scheduler.update(scheduler.schedule(), sampler).events;
-    if (events.length > 0) steps.push({ step, events, usage: scheduler.kv.usage(), freeQueue: scheduler.kv.pool.freeBlocksInEvictionOrder() });
+    if (events.length > 0)
+      steps.push({ step, events, usage: scheduler.kv.usage(), freeQueue: scheduler.kv.pool.freeBlocksInEvictionOrder() });
   }
   return { steps, requests, scheduler };
 }
@@ -81,11 +102,13 @@ describe('simulator prefix cache against vLLM 0.33 KVCacheManager (golden)', () 
   });
 
   it('encodes each step byte-for-byte like vLLM in map form with uint64 hashes', () => {
-    for (const [i, s] of run.steps.entries()) expect({ step: s.step, hex: hex(s.step, s.events, 'map', 'uint64') }).toEqual({ step: s.step, hex: golden.uint64.steps[i]!.map });
+    for (const [i, s] of run.steps.entries())
+      expect({ step: s.step, hex: hex(s.step, s.events, 'map', 'uint64') }).toEqual({ step: s.step, hex: golden.uint64.steps[i]!.map });
   });
 
   it('encodes each step byte-for-byte like the older array form', () => {
-    for (const [i, s] of run.steps.entries()) expect({ step: s.step, hex: hex(s.step, s.events, 'array', 'uint64') }).toEqual({ step: s.step, hex: golden.uint64.steps[i]!.array });
+    for (const [i, s] of run.steps.entries())
+      expect({ step: s.step, hex: hex(s.step, s.events, 'array', 'uint64') }).toEqual({ step: s.step, hex: golden.uint64.steps[i]!.array });
   });
 
   it('encodes raw 32-byte hashes like vLLM with VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=0', () => {

@@ -6,7 +6,14 @@ import { Scheduler } from './scheduler.ts';
 const BS = 4;
 let n = 0;
 const req = (len: number, maxTokens: number, start = 1) =>
-  new SimRequest({ id: `s${n++}`, promptTokens: Array.from({ length: len }, (_, i) => start + i), maxTokens, blockSize: BS, hasher: requestHasher({ blockSize: BS, hashSeed: null }, null, null), arrivalMs: 0 });
+  new SimRequest({
+    id: `s${n++}`,
+    promptTokens: Array.from({ length: len }, (_, i) => start + i),
+    maxTokens,
+    blockSize: BS,
+    hasher: requestHasher({ blockSize: BS, hashSeed: null }, null, null),
+    arrivalMs: 0,
+  });
 
 describe('Scheduler', () => {
   it('splits a prompt into chunks under the per-step token budget and stores each chunk as it is scheduled', () => {

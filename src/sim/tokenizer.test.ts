@@ -13,7 +13,9 @@ interface ToolChatCase {
 }
 
 // Rendered by transformers' apply_chat_template from what vLLM hands it (hack/golden/tokenize/generate_tools.py).
-const golden = JSON.parse(readFileSync(new URL('./testdata/chat-tools-golden.json', import.meta.url), 'utf8')) as { models: Record<string, ToolChatCase[]> };
+const golden = JSON.parse(readFileSync(new URL('./testdata/chat-tools-golden.json', import.meta.url), 'utf8')) as {
+  models: Record<string, ToolChatCase[]>;
+};
 
 describe('tool-using chats', () => {
   const tokenizers = new TokenizerSet({ sources: { qwen3: 'npm:qwen3', llama3_1: 'npm:llama3_1' } });
@@ -36,7 +38,10 @@ describe('loadSimTokenizer', () => {
   let inWorker: SimTokenizer;
   let inThread: SimTokenizer;
   beforeAll(async () => {
-    [inWorker, inThread] = await Promise.all([loadSimTokenizer('m', 'npm:qwen3', { workers: 1 }), loadSimTokenizer('m', 'npm:qwen3', { workers: 0 })]);
+    [inWorker, inThread] = await Promise.all([
+      loadSimTokenizer('m', 'npm:qwen3', { workers: 1 }),
+      loadSimTokenizer('m', 'npm:qwen3', { workers: 0 }),
+    ]);
   });
   afterAll(async () => {
     await inWorker.close();
@@ -45,7 +50,10 @@ describe('loadSimTokenizer', () => {
 
   it('tokenizes the same in a worker thread as on the event loop', async () => {
     const c = golden.models.qwen3![1]!;
-    const input = { messages: c.messages.map((m) => ChatMessageSchema.parse(m)), chat: { tools: c.tools.map((t) => ChatToolSchema.parse(t)) } };
+    const input = {
+      messages: c.messages.map((m) => ChatMessageSchema.parse(m)),
+      chat: { tools: c.tools.map((t) => ChatToolSchema.parse(t)) },
+    };
     expect(await inWorker.tokenize(input)).toEqual(c.ids);
     expect(await inThread.tokenize(input)).toEqual(c.ids);
     expect(await inWorker.tokenize({ prompt: 'Hello world' })).toEqual(await inThread.tokenize({ prompt: 'Hello world' }));

@@ -117,13 +117,23 @@ export async function loadSimTokenizer(model: string, spec: string, options: Sim
   if (source.kind === 'tiktoken') {
     throw new Error(`tokenizer "${spec}": the simulator needs a tokenizer.json source (npm:<name> or dir:<path>) to generate text`);
   }
-  const json = JSON.parse(await readFile(path.join(source.dir, 'tokenizer.json'), 'utf8')) as { model?: { type?: string; vocab?: Record<string, number> } };
+  const json = JSON.parse(await readFile(path.join(source.dir, 'tokenizer.json'), 'utf8')) as {
+    model?: { type?: string; vocab?: Record<string, number> };
+  };
   if (json.model?.type !== 'BPE' || !json.model.vocab) {
-    throw new Error(`tokenizer "${spec}": expected a byte-level BPE tokenizer.json with model.vocab, got model.type ${String(json.model?.type)}`);
+    throw new Error(
+      `tokenizer "${spec}": expected a byte-level BPE tokenizer.json with model.vocab, got model.type ${String(json.model?.type)}`,
+    );
   }
   const vocab = new ByteLevelVocabulary(json.model.vocab);
   const sources = { [model]: spec };
-  const tokenization: Tokenization = workers > 0 ? new TokenizerPool({ workers, sources, log: options.log }) : new TokenizerSet({ sources, log: options.log });
+  const tokenization: Tokenization =
+    workers > 0 ? new TokenizerPool({ workers, sources, log: options.log }) : new TokenizerSet({ sources, log: options.log });
   await tokenization.load();
-  return new IndexerBackedTokenizer(model, `${spec}${workers > 0 ? ` (${workers} worker${workers > 1 ? 's' : ''})` : ' (event loop)'}`, tokenization, vocab);
+  return new IndexerBackedTokenizer(
+    model,
+    `${spec}${workers > 0 ? ` (${workers} worker${workers > 1 ? 's' : ''})` : ' (event loop)'}`,
+    tokenization,
+    vocab,
+  );
 }

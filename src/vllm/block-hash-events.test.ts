@@ -20,9 +20,10 @@ interface GoldenBatch {
   expected: { events: Array<ExpectedStored | { type: 'BlockRemoved' | 'AllBlocksCleared' }> };
 }
 
-const golden = JSON.parse(
-  readFileSync(new URL('./events/testdata/kv-events.json', import.meta.url), 'utf8'),
-) as { hashSeed: string; batches: GoldenBatch[] };
+const golden = JSON.parse(readFileSync(new URL('./events/testdata/kv-events.json', import.meta.url), 'utf8')) as {
+  hashSeed: string;
+  batches: GoldenBatch[];
+};
 
 /** The request behind the LoRA batch: the adapter path is hashed by vLLM 0.33 but not published. */
 const LORA_REQUEST = {

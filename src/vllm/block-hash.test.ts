@@ -34,9 +34,7 @@ interface GoldenFile {
   vectors: GoldenVector[];
 }
 
-const golden = JSON.parse(
-  readFileSync(new URL('./testdata/vllm-block-hashes.json', import.meta.url), 'utf8'),
-) as GoldenFile;
+const golden = JSON.parse(readFileSync(new URL('./testdata/vllm-block-hashes.json', import.meta.url), 'utf8')) as GoldenFile;
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 

@@ -174,10 +174,7 @@ class CborBlockSerializer implements BlockSerializer {
   constructor(opts: VllmHashOptions, mmItems: readonly MmItem[]) {
     this.blockSize = opts.blockSize;
     this.tagged = (opts.extraKeysFormat ?? 'tagged') === 'tagged';
-    this.loraKey =
-      opts.loraName == null
-        ? null
-        : encodeCbor(this.tagged ? ['lora', opts.loraName, opts.loraPath ?? ''] : opts.loraName);
+    this.loraKey = opts.loraName == null ? null : encodeCbor(this.tagged ? ['lora', opts.loraName, opts.loraPath ?? ''] : opts.loraName);
     this.saltKey = opts.cacheSalt ? encodeCbor(this.tagged ? ['cache_salt', opts.cacheSalt] : opts.cacheSalt) : null;
     this.mmItems = mmItems;
     this.mmIdentifiers = mmItems.map((m) => encodeCbor(m.identifier));

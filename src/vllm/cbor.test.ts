@@ -34,9 +34,7 @@ describe('canonical CBOR writer', () => {
     expect(hex(encodeCbor(Uint8Array.of(1, 2, 3, 4)))).toBe('4401020304');
     expect(hex(encodeCbor([1, [2, 3], [4, 5]]))).toBe('8301820203820405');
     expect(hex(encodeCbor(null))).toBe('f6');
-    expect(hex(encodeCbor(Array.from({ length: 25 }, (_, i) => i + 1)))).toBe(
-      '98190102030405060708090a0b0c0d0e0f101112131415161718181819',
-    );
+    expect(hex(encodeCbor(Array.from({ length: 25 }, (_, i) => i + 1)))).toBe('98190102030405060708090a0b0c0d0e0f101112131415161718181819');
   });
 
   it('writes a run of unsigned integers identically to one-by-one writes', () => {

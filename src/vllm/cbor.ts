@@ -98,7 +98,7 @@ export class CborWriter {
    * calls this once per token, so the common case is a single comparison.
    */
   uint(value: number): void {
-    if ((value >>> 0) === value) this.head(MAJOR_UNSIGNED, value);
+    if (value >>> 0 === value) this.head(MAJOR_UNSIGNED, value);
     else if (Number.isSafeInteger(value) && value > 0) this.head(MAJOR_UNSIGNED, value);
     else throw new RangeError(`CBOR unsigned integer must be a non-negative safe integer, got ${value}`);
   }
@@ -114,7 +114,7 @@ export class CborWriter {
     let at = this.filled;
     for (let i = 0; i < count; i++) {
       const value = values[start + i]!;
-      if ((value >>> 0) !== value) {
+      if (value >>> 0 !== value) {
         if (!(Number.isSafeInteger(value) && value > 0)) return i;
         this.filled = at;
         this.head(MAJOR_UNSIGNED, value);

@@ -19,7 +19,9 @@ interface GoldenVector {
   uint64: string[];
 }
 
-const golden = JSON.parse(readFileSync(new URL('./testdata/vllm-block-hashes.json', import.meta.url), 'utf8')) as { vectors: GoldenVector[] };
+const golden = JSON.parse(readFileSync(new URL('./testdata/vllm-block-hashes.json', import.meta.url), 'utf8')) as {
+  vectors: GoldenVector[];
+};
 
 describe('parseTokenIds', () => {
   it('accepts a JSON array of non-negative integers, including an empty one', () => {
@@ -53,17 +55,20 @@ describe('vllmHashReport', () => {
     }
   });
 
-  it.each(golden.vectors.map((v) => [v.name, v] as const))('lists the hex digests and decimal engine keys vLLM computed: %s', (_name, v) => {
-    const report = vllmHashReport(v.tokens, {
-      blockSize: v.blockSize,
-      hashSeed: v.hashSeed,
-      loraName: v.loraName,
-      loraPath: v.loraPath,
-      cacheSalt: v.cacheSalt,
-      mmFeatures: v.mmFeatures,
-      extraKeysFormat: v.extraKeysFormat,
-      hashAlgo: v.hashAlgo,
-    });
-    expect(report).toEqual({ hashes: v.hashes, uint64: v.uint64 });
-  });
+  it.each(golden.vectors.map((v) => [v.name, v] as const))(
+    'lists the hex digests and decimal engine keys vLLM computed: %s',
+    (_name, v) => {
+      const report = vllmHashReport(v.tokens, {
+        blockSize: v.blockSize,
+        hashSeed: v.hashSeed,
+        loraName: v.loraName,
+        loraPath: v.loraPath,
+        cacheSalt: v.cacheSalt,
+        mmFeatures: v.mmFeatures,
+        extraKeysFormat: v.extraKeysFormat,
+        hashAlgo: v.hashAlgo,
+      });
+      expect(report).toEqual({ hashes: v.hashes, uint64: v.uint64 });
+    },
+  );
 });

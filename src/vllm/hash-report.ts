@@ -31,9 +31,7 @@ export function parseTokenIds(text: string): number[] {
     const id: unknown = value[i];
     // JSON numbers above 2^53 lose precision when parsed, which would hash a different token.
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
-      throw new HashInputError(
-        `token id at index ${i} must be a non-negative integer no larger than 2^53-1, got ${JSON.stringify(id)}`,
-      );
+      throw new HashInputError(`token id at index ${i} must be a non-negative integer no larger than 2^53-1, got ${JSON.stringify(id)}`);
     }
   }
   return value as number[];

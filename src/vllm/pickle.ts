@@ -197,7 +197,7 @@ export class PickleWriter {
     let at = this.filled;
     for (let i = 0; i < count; i++) {
       const value = values[start + i]!;
-      if ((value >>> 0) !== value || value > 0x7fff_ffff) {
+      if (value >>> 0 !== value || value > 0x7fff_ffff) {
         if (!(Number.isSafeInteger(value) && value > 0)) return i;
         this.filled = at;
         this.long1(value);

@@ -93,9 +93,18 @@ export function gatewayBootstrap(options: GatewayBootstrapOptions): Json {
                     stat_prefix: 'gateway',
                     route_config: { name: 'http.80', virtual_hosts: [{ name: 'all', domains: ['*'], routes }] },
                     http_filters: [
-                      { name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } },
-                      { name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } },
-                      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+                      {
+                        name: 'envoy.filters.http.cors',
+                        typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' },
+                      },
+                      {
+                        name: 'envoy.filters.http.fault',
+                        typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' },
+                      },
+                      {
+                        name: 'envoy.filters.http.router',
+                        typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+                      },
                     ],
                   },
                 },
@@ -110,7 +119,11 @@ export function gatewayBootstrap(options: GatewayBootstrapOptions): Json {
 }
 
 interface DestinationRuleLike {
-  spec: { trafficPolicy?: { portLevelSettings?: { port: { number: number }; tls?: { mode: string; insecureSkipVerify?: boolean; sni?: string } }[] } };
+  spec: {
+    trafficPolicy?: {
+      portLevelSettings?: { port: { number: number }; tls?: { mode: string; insecureSkipVerify?: boolean; sni?: string } }[];
+    };
+  };
 }
 
 /**
@@ -123,7 +136,9 @@ export function destinationRuleTransportSocket(dr: DestinationRuleLike, port: nu
   if (!setting?.tls) return undefined;
   const { mode, insecureSkipVerify, ...rest } = setting.tls;
   if (mode !== 'SIMPLE' || insecureSkipVerify !== true || Object.keys(rest).length > 0) {
-    throw new Error(`destinationRuleTransportSocket: only tls {mode: SIMPLE, insecureSkipVerify: true} is emulated, got ${JSON.stringify(setting.tls)}`);
+    throw new Error(
+      `destinationRuleTransportSocket: only tls {mode: SIMPLE, insecureSkipVerify: true} is emulated, got ${JSON.stringify(setting.tls)}`,
+    );
   }
   return {
     name: 'envoy.transport_sockets.tls',
@@ -157,7 +172,8 @@ function onlyKeys(where: string, obj: unknown, allowed: string[]): Json {
 export function protoMerge(target: Json, patch: Json): Json {
   for (const [key, value] of Object.entries(patch)) {
     const current = target[key];
-    if (key === '@type' && current !== undefined && current !== value) throw new Error(`protoMerge: cannot merge ${String(value)} into ${String(current)}`);
+    if (key === '@type' && current !== undefined && current !== value)
+      throw new Error(`protoMerge: cannot merge ${String(value)} into ${String(current)}`);
     if (isObject(current) && isObject(value)) protoMerge(current, value);
     else if (Array.isArray(current) && Array.isArray(value)) current.push(...structuredClone(value));
     else target[key] = structuredClone(value);
@@ -167,7 +183,9 @@ export function protoMerge(target: Json, patch: Json): Json {
 
 function connectionManagers(bootstrap: Json, filterName: string): Json[] {
   const resources = bootstrap.static_resources as { listeners: { filter_chains: { filters: Json[] }[] }[] };
-  return resources.listeners.flatMap((l) => l.filter_chains.flatMap((fc) => fc.filters.filter((f) => f.name === filterName))).map((f) => f.typed_config as Json);
+  return resources.listeners
+    .flatMap((l) => l.filter_chains.flatMap((fc) => fc.filters.filter((f) => f.name === filterName)))
+    .map((f) => f.typed_config as Json);
 }
 
 /**

@@ -100,7 +100,9 @@ export class KubeClient implements KubeApi {
     this.kc = kc;
     this.server = new URL(cluster.server);
     this.agent =
-      this.server.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 32 }) : new http.Agent({ keepAlive: true, maxSockets: 32 });
+      this.server.protocol === 'https:'
+        ? new https.Agent({ keepAlive: true, maxSockets: 32 })
+        : new http.Agent({ keepAlive: true, maxSockets: 32 });
   }
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -131,7 +133,9 @@ export class KubeClient implements KubeApi {
           }
           if (status >= 200 && status < 300) return resolve(parsed as T);
           const s = (parsed ?? {}) as { reason?: string; message?: string };
-          reject(new KubeApiError(status, s.reason ?? 'Unknown', `${method} ${url.pathname}: ${status} ${s.message ?? text.slice(0, 500)}`));
+          reject(
+            new KubeApiError(status, s.reason ?? 'Unknown', `${method} ${url.pathname}: ${status} ${s.message ?? text.slice(0, 500)}`),
+          );
         });
       });
       req.on('error', reject);
@@ -169,10 +173,19 @@ export class KubeClient implements KubeApi {
     return this.request<T>('PUT', resourcePath(obj.apiVersion!, obj.kind!, obj.metadata?.namespace, obj.metadata?.name), { body: obj });
   }
 
-  async delete(path: string, preconditionUid?: string, propagationPolicy: 'Background' | 'Foreground' | 'Orphan' = 'Background'): Promise<boolean> {
+  async delete(
+    path: string,
+    preconditionUid?: string,
+    propagationPolicy: 'Background' | 'Foreground' | 'Orphan' = 'Background',
+  ): Promise<boolean> {
     try {
       await this.request('DELETE', path, {
-        body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy, ...(preconditionUid ? { preconditions: { uid: preconditionUid } } : {}) },
+        body: {
+          kind: 'DeleteOptions',
+          apiVersion: 'v1',
+          propagationPolicy,
+          ...(preconditionUid ? { preconditions: { uid: preconditionUid } } : {}),
+        },
       });
       return true;
     } catch (err) {

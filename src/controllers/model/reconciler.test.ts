@@ -9,10 +9,14 @@ import type { FakeKube } from '../testing/fake-kube.ts';
 import { ModelReconciler } from './reconciler.ts';
 
 type Condition = { type: string; status: string; reason: string; message: string; observedGeneration?: number };
-type Model = KubernetesObject & { metadata: NonNullable<KubernetesObject['metadata']>; status?: { observedGeneration?: number; conditions?: Condition[] } };
+type Model = KubernetesObject & {
+  metadata: NonNullable<KubernetesObject['metadata']>;
+  status?: { observedGeneration?: number; conditions?: Condition[] };
+};
 
 const modelPath = (name: string) => resourcePath(GROUP_VERSION, 'InferenceModel', 'ml', name);
-const condition = (kube: FakeKube, model: string, type: string) => kube.peek<Model>(modelPath(model))?.status?.conditions?.find((c) => c.type === type);
+const condition = (kube: FakeKube, model: string, type: string) =>
+  kube.peek<Model>(modelPath(model))?.status?.conditions?.find((c) => c.type === type);
 
 let clock = Date.parse('2026-01-01T00:00:00Z');
 let informers: FakeInformer<KubernetesObject>[] = [];
@@ -35,7 +39,12 @@ async function setup() {
 const createPool = (kube: FakeKube, name = 'llama') =>
   kube.create({ apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name, namespace: 'ml' }, spec: { model: { name: 'm' } } });
 const createModel = (kube: FakeKube, name: string, modelName: string, pool = 'llama') =>
-  kube.create<Model>({ apiVersion: GROUP_VERSION, kind: 'InferenceModel', metadata: { name, namespace: 'ml' }, spec: { modelName, poolRef: { name: pool } } });
+  kube.create<Model>({
+    apiVersion: GROUP_VERSION,
+    kind: 'InferenceModel',
+    metadata: { name, namespace: 'ml' },
+    spec: { modelName, poolRef: { name: pool } },
+  });
 
 describe('ModelReconciler', () => {
   it('accepts a model whose pool exists, with observedGeneration, through the status subresource', async () => {

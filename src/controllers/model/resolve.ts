@@ -40,12 +40,20 @@ export function resolveModels(models: readonly InferenceModel[], poolExists: (na
       continue;
     }
     const winner = winners.get(`${pool}\u0000${m.spec.modelName}`)!;
-    const resolved: ConditionInput = { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: `InferencePool "${pool}" found` };
+    const resolved: ConditionInput = {
+      type: 'ResolvedRefs',
+      status: 'True',
+      reason: 'ResolvedRefs',
+      message: `InferencePool "${pool}" found`,
+    };
     if (winner.metadata.name === m.metadata.name) {
       out.set(m.metadata.name, {
         model: m,
         accepted: true,
-        conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: `modelName "${m.spec.modelName}" is served by pool "${pool}"` }, resolved],
+        conditions: [
+          { type: 'Accepted', status: 'True', reason: 'Accepted', message: `modelName "${m.spec.modelName}" is served by pool "${pool}"` },
+          resolved,
+        ],
       });
     } else {
       out.set(m.metadata.name, {

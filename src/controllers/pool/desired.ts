@@ -4,7 +4,14 @@
 import type { InferenceModel } from '../../api/inference-model.ts';
 import type { InferencePool } from '../../api/inference-pool.ts';
 import { names } from '../objects.ts';
-import { DESTINATION_RULE_API, ENVOY_FILTER_API, GIE_INFERENCE_POOL_API, apiName, type ApiKind, type ServedApis } from '../runtime/optional-apis.ts';
+import {
+  DESTINATION_RULE_API,
+  ENVOY_FILTER_API,
+  GIE_INFERENCE_POOL_API,
+  apiName,
+  type ApiKind,
+  type ServedApis,
+} from '../runtime/optional-apis.ts';
 import { buildEnvoyFilter } from './envoy-filter.ts';
 import { buildRouterDestinationRule, gatewayNamespace, gatewayNamespaceAllowed } from './gateway.ts';
 import { GIE_POOL_API_VERSION, buildGieInferencePool, wantsGieInferencePool } from './gie-pool.ts';
@@ -64,7 +71,8 @@ export function desiredPoolObjects(pool: InferencePool, acceptedModels: Inferenc
   const name = pool.metadata.name;
 
   const selection = options.selection ?? ownSelection(pool);
-  if (!selection) throw new Error(`InferencePool ${ns}/${name}: spec.poolRef must be resolved to the referenced InferencePool's selection first`);
+  if (!selection)
+    throw new Error(`InferencePool ${ns}/${name}: spec.poolRef must be resolved to the referenced InferencePool's selection first`);
   // LoRA adapters come from the accepted models: vLLM loads them and the indexer hashes with their paths.
   const adapters = poolAdapters(pool, acceptedModels);
   add(buildRouterConfigMap(pool, acceptedModels, selection, adapters));
@@ -103,7 +111,12 @@ export function desiredPoolObjects(pool: InferencePool, acceptedModels: Inferenc
   if (routed && served(options.apis, DESTINATION_RULE_API)) add(buildRouterDestinationRule(pool, { clusterDomain: options.clusterDomain }));
   else {
     if (routed && pool.spec.gateway.envoyFilter) missingApis.push(apiName(DESTINATION_RULE_API));
-    prune.push({ apiVersion: `${DESTINATION_RULE_API.group}/${DESTINATION_RULE_API.version}`, kind: 'DestinationRule', namespace: ns, name: names.router(name) });
+    prune.push({
+      apiVersion: `${DESTINATION_RULE_API.group}/${DESTINATION_RULE_API.version}`,
+      kind: 'DestinationRule',
+      namespace: ns,
+      name: names.router(name),
+    });
   }
   return { apply, prune, missingApis, ...(gatewayNotAllowed ? { gatewayNotAllowed } : {}) };
 }

@@ -33,15 +33,27 @@ afterEach(async () => {
 });
 
 async function setup(options: { istio?: boolean; namespaces?: string[]; cache?: boolean } = {}) {
-  const kube = await fakeCluster({ namespaces: options.namespaces ?? ['ml', 'gw', 'gw2'], crds: options.istio === false ? [] : [ENVOY_FILTER_CRD] });
+  const kube = await fakeCluster({
+    namespaces: options.namespaces ?? ['ml', 'gw', 'gw2'],
+    crds: options.istio === false ? [] : [ENVOY_FILTER_CRD],
+  });
   let cache: FakeInformer<KubernetesObject> | undefined;
   if (options.cache) {
-    cache = kube.informer<KubernetesObject>({ name: 'envoyfilters', path: `/apis/${ENVOY_FILTER_API_VERSION}/envoyfilters`, labelSelector: `${POOL_NAMESPACE_LABEL},${POOL_NAME_LABEL}` });
+    cache = kube.informer<KubernetesObject>({
+      name: 'envoyfilters',
+      path: `/apis/${ENVOY_FILTER_API_VERSION}/envoyfilters`,
+      labelSelector: `${POOL_NAMESPACE_LABEL},${POOL_NAME_LABEL}`,
+    });
     informers.push(cache);
     await cache.start();
   }
   const sync = new EnvoyFilterSync({ client: kube, log: silentLogger, ...(cache ? { cache } : {}) });
-  await kube.create({ apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name: 'llama', namespace: 'ml' }, spec: { ...SPEC, gateway: gateway() } });
+  await kube.create({
+    apiVersion: GROUP_VERSION,
+    kind: 'InferencePool',
+    metadata: { name: 'llama', namespace: 'ml' },
+    spec: { ...SPEC, gateway: gateway() },
+  });
   return { kube, sync };
 }
 
@@ -70,7 +82,10 @@ describe('EnvoyFilterSync', () => {
     const { kube, sync } = await setup();
     const result = await syncTo(kube, sync, 'gw');
     expect(result).toEqual({ errors: [] });
-    expect(writeLog(kube, 0).filter((w) => w.startsWith('PATCH'))).toEqual(['PATCH ml/inferencepools/llama', 'PATCH gw/envoyfilters/ml-llama-ext-proc']);
+    expect(writeLog(kube, 0).filter((w) => w.startsWith('PATCH'))).toEqual([
+      'PATCH ml/inferencepools/llama',
+      'PATCH gw/envoyfilters/ml-llama-ext-proc',
+    ]);
     expect(finalizers(kube)).toEqual([GATEWAY_CLEANUP_FINALIZER]);
     const filter = kube.peek<Obj>(filterPath('gw', 'ml-llama-ext-proc'))!;
     expect(filter.metadata.labels).toMatchObject({ [POOL_NAMESPACE_LABEL]: 'ml', [POOL_NAME_LABEL]: 'llama' });
@@ -108,7 +123,10 @@ describe('EnvoyFilterSync', () => {
   it('keeps finalizers other managers own when it drops its own', async () => {
     const { kube, sync } = await setup();
     await syncTo(kube, sync, 'gw');
-    await kube.apply({ apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name: 'llama', namespace: 'ml', finalizers: ['example.com/keep'] } }, { fieldManager: 'gitops' });
+    await kube.apply(
+      { apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name: 'llama', namespace: 'ml', finalizers: ['example.com/keep'] } },
+      { fieldManager: 'gitops' },
+    );
     expect(finalizers(kube)).toEqual([GATEWAY_CLEANUP_FINALIZER, 'example.com/keep']);
     await syncTo(kube, sync, undefined);
     expect(finalizers(kube)).toEqual(['example.com/keep']);
@@ -116,7 +134,12 @@ describe('EnvoyFilterSync', () => {
 
   it("never writes over a filter of the same name that is not the pool's: names it, adds no finalizer", async () => {
     const { kube, sync } = await setup();
-    await kube.create({ apiVersion: ENVOY_FILTER_API_VERSION, kind: 'EnvoyFilter', metadata: { name: 'ml-llama-ext-proc', namespace: 'gw' }, spec: { mine: true } });
+    await kube.create({
+      apiVersion: ENVOY_FILTER_API_VERSION,
+      kind: 'EnvoyFilter',
+      metadata: { name: 'ml-llama-ext-proc', namespace: 'gw' },
+      spec: { mine: true },
+    });
     const mark = kube.requests.length;
     const result = await syncTo(kube, sync, 'gw');
     expect(result).toEqual({ errors: [], conflict: 'EnvoyFilter gw/ml-llama-ext-proc' });
@@ -128,7 +151,12 @@ describe('EnvoyFilterSync', () => {
   it("keeps the pool's filter where it is when someone else's filter holds the name at the new gateway namespace", async () => {
     const { kube, sync } = await setup();
     await syncTo(kube, sync, 'gw');
-    await kube.create({ apiVersion: ENVOY_FILTER_API_VERSION, kind: 'EnvoyFilter', metadata: { name: 'ml-llama-ext-proc', namespace: 'gw2' }, spec: { mine: true } });
+    await kube.create({
+      apiVersion: ENVOY_FILTER_API_VERSION,
+      kind: 'EnvoyFilter',
+      metadata: { name: 'ml-llama-ext-proc', namespace: 'gw2' },
+      spec: { mine: true },
+    });
     const result = await syncTo(kube, sync, 'gw2');
     expect(result.conflict).toBe('EnvoyFilter gw2/ml-llama-ext-proc');
     expect(kube.peek(filterPath('gw', 'ml-llama-ext-proc'))).toBeDefined();
@@ -148,14 +176,21 @@ describe('EnvoyFilterSync', () => {
     expect(writeLog(kube, mark)).toEqual(['PATCH gw/envoyfilters/ml-llama-ext-proc']);
   });
 
-  it('on finalize deletes the pool\'s filters in every namespace and releases the pool, also when another manager wrote the same finalizer', async () => {
+  it("on finalize deletes the pool's filters in every namespace and releases the pool, also when another manager wrote the same finalizer", async () => {
     const { kube, sync } = await setup();
     await syncTo(kube, sync, 'gw');
     // A restore that copied live metadata co-owns the entry, so releasing the operator's share alone keeps it.
-    await kube.apply({ apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name: 'llama', namespace: 'ml', finalizers: [GATEWAY_CLEANUP_FINALIZER] } }, { fieldManager: 'restore' });
-    const owners = kube.peek<Obj & { metadata: { managedFields: { manager: string; fieldsV1: unknown }[] } }>(poolPath)!.metadata.managedFields.filter((f) =>
-      JSON.stringify(f.fieldsV1).includes(GATEWAY_CLEANUP_FINALIZER),
+    await kube.apply(
+      {
+        apiVersion: GROUP_VERSION,
+        kind: 'InferencePool',
+        metadata: { name: 'llama', namespace: 'ml', finalizers: [GATEWAY_CLEANUP_FINALIZER] },
+      },
+      { fieldManager: 'restore' },
     );
+    const owners = kube
+      .peek<Obj & { metadata: { managedFields: { manager: string; fieldsV1: unknown }[] } }>(poolPath)!
+      .metadata.managedFields.filter((f) => JSON.stringify(f.fieldsV1).includes(GATEWAY_CLEANUP_FINALIZER));
     expect(owners.map((f) => f.manager).sort()).toEqual([FIELD_MANAGER, 'restore']);
     const uid = kube.peek<Obj>(poolPath)!.metadata.uid!;
     await kube.delete(poolPath, uid);
@@ -174,7 +209,11 @@ describe('EnvoyFilterSync', () => {
     await kube.create({
       apiVersion: ENVOY_FILTER_API_VERSION,
       kind: 'EnvoyFilter',
-      metadata: { name: 'llama-ext-proc', namespace: 'ml', ownerReferences: [{ apiVersion: GROUP_VERSION, kind: 'InferencePool', name: 'llama', uid }] },
+      metadata: {
+        name: 'llama-ext-proc',
+        namespace: 'ml',
+        ownerReferences: [{ apiVersion: GROUP_VERSION, kind: 'InferencePool', name: 'llama', uid }],
+      },
       spec: {},
     });
     await syncTo(kube, sync, 'gw');

@@ -12,7 +12,14 @@ import { FIELD_MANAGER, names } from '../objects.ts';
 import { isConflict, isNotFound, resourcePath, type KubeApi } from '../../common/kube/kube-client.ts';
 import { fingerprint } from '../stable-json.ts';
 import type { EnvoyFilter } from './envoy-filter.ts';
-import { ENVOY_FILTER_API_VERSION, GATEWAY_CLEANUP_FINALIZER, envoyFilterSelector, needsCleanupFinalizer, poolIdentity, staleEnvoyFilters } from './gateway.ts';
+import {
+  ENVOY_FILTER_API_VERSION,
+  GATEWAY_CLEANUP_FINALIZER,
+  envoyFilterSelector,
+  needsCleanupFinalizer,
+  poolIdentity,
+  staleEnvoyFilters,
+} from './gateway.ts';
 import { describeObject, ownedByPool, type LiveObject, type PoolIdentity } from './ownership.ts';
 
 export interface EnvoyFilterSyncResult {
@@ -204,7 +211,9 @@ export class EnvoyFilterSync {
         contentType: 'application/json-patch+json',
       });
     }
-    this.log.info(present ? 'added the gateway cleanup finalizer' : 'removed the gateway cleanup finalizer', { pool: `${id.namespace}/${id.name}` });
+    this.log.info(present ? 'added the gateway cleanup finalizer' : 'removed the gateway cleanup finalizer', {
+      pool: `${id.namespace}/${id.name}`,
+    });
   }
 
   private async deleteStale(id: PoolIdentity, keep: { namespace: string; name: string } | undefined): Promise<void> {
@@ -229,7 +238,10 @@ export class EnvoyFilterSync {
       try {
         // Deleting a filter that is already gone (its namespace deleted, say) is success.
         if (await this.client.delete(filterPath(ref.namespace, ref.name), ref.uid)) {
-          this.log.info('deleted an EnvoyFilter the pool no longer wants', { pool: `${id.namespace}/${id.name}`, envoyFilter: `${ref.namespace}/${ref.name}` });
+          this.log.info('deleted an EnvoyFilter the pool no longer wants', {
+            pool: `${id.namespace}/${id.name}`,
+            envoyFilter: `${ref.namespace}/${ref.name}`,
+          });
         }
       } catch (err) {
         // A UID precondition conflict means the object was replaced since the list; the next sweep judges the new one.

@@ -7,14 +7,26 @@ import { gatewayNamespace } from './gateway.ts';
 
 const OPTIONS = { clusterDomain: 'cluster.local' };
 const served = { model: { name: 'm' }, modelServer: { image: 'vllm/vllm-openai:v0.33.0' } };
-const gateway = (extra: Record<string, unknown> = {}) => ({ envoyFilter: true, workloadSelector: { istio: 'ingressgateway' }, routeNames: ['llama-chat'], ...extra });
-const gatewayPool = (extra: Record<string, unknown> = {}, meta: { namespace?: string; name?: string } = {}, spec: Record<string, unknown> = {}) =>
-  testPool({ ...served, ...spec, gateway: gateway(extra) }, meta);
+const gateway = (extra: Record<string, unknown> = {}) => ({
+  envoyFilter: true,
+  workloadSelector: { istio: 'ingressgateway' },
+  routeNames: ['llama-chat'],
+  ...extra,
+});
+const gatewayPool = (
+  extra: Record<string, unknown> = {},
+  meta: { namespace?: string; name?: string } = {},
+  spec: Record<string, unknown> = {},
+) => testPool({ ...served, ...spec, gateway: gateway(extra) }, meta);
 const build = (pool: InferencePool) => buildEnvoyFilter(pool, OPTIONS)!;
 const patches = (f: EnvoyFilter, applyTo: ConfigPatch['applyTo']) => f.spec.configPatches.filter((p) => p.applyTo === applyTo);
-const extProcValue = (f: EnvoyFilter) => patches(f, 'HTTP_FILTER')[0]!.patch.value as { name: string; disabled: boolean; typed_config: Record<string, any> };
+const extProcValue = (f: EnvoyFilter) =>
+  patches(f, 'HTTP_FILTER')[0]!.patch.value as { name: string; disabled: boolean; typed_config: Record<string, any> };
 const clusterName = (f: EnvoyFilter) => extProcValue(f).typed_config.grpc_service.envoy_grpc.cluster_name as string;
-const labelsOf = (namespace: string, name: string) => ({ 'inference.kvroute.io/pool-namespace': namespace, 'inference.kvroute.io/pool-name': name });
+const labelsOf = (namespace: string, name: string) => ({
+  'inference.kvroute.io/pool-namespace': namespace,
+  'inference.kvroute.io/pool-name': name,
+});
 
 describe('EnvoyFilter placement', () => {
   it('keeps the filter beside the pool, owned by it, when no gateway namespace is given', () => {
@@ -60,7 +72,11 @@ describe('EnvoyFilter scope: ext_proc on the pool routes only', () => {
     const [filter] = patches(build(gatewayPool()), 'HTTP_FILTER');
     expect(filter!.match).toEqual({
       context: 'GATEWAY',
-      listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } } },
+      listener: {
+        filterChain: {
+          filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } },
+        },
+      },
     });
     expect(filter!.patch.operation).toBe('INSERT_BEFORE');
     expect(filter!.patch.value).toMatchObject({ name: 'kvroute.ext_proc.ml.llama', disabled: true });
@@ -102,7 +118,10 @@ describe('EnvoyFilter ext_proc settings', () => {
     expect(config.allow_mode_override).toBe(true);
     // Envoy would send the cluster name as :authority; its "|" is not a valid authority character.
     expect(config.grpc_service.envoy_grpc.authority).toBe('llama-router.ml.svc.cluster.local');
-    expect(config.metadata_options).toEqual({ forwarding_namespaces: { untyped: ['envoy.lb'] }, receiving_namespaces: { untyped: ['envoy.lb'] } });
+    expect(config.metadata_options).toEqual({
+      forwarding_namespaces: { untyped: ['envoy.lb'] },
+      receiving_namespaces: { untyped: ['envoy.lb'] },
+    });
   });
 
   it('waits 1000 s for a reply by default (a reply may wait for a generation) and the pool messageTimeout when set', () => {
@@ -113,12 +132,15 @@ describe('EnvoyFilter ext_proc settings', () => {
   it('returns objects of its own: editing one rendered filter never changes the next', () => {
     const first = build(gatewayPool());
     extProcValue(first).typed_config.processing_mode.request_trailer_mode = 'SKIP';
-    (patches(first, 'HTTP_ROUTE')[0]!.patch.value as any).typed_per_filter_config['kvroute.ext_proc.ml.llama'].overrides.processing_mode.response_body_mode = 'NONE';
+    (patches(first, 'HTTP_ROUTE')[0]!.patch.value as any).typed_per_filter_config[
+      'kvroute.ext_proc.ml.llama'
+    ].overrides.processing_mode.response_body_mode = 'NONE';
     const next = build(gatewayPool());
     expect(extProcValue(next).typed_config.processing_mode.request_trailer_mode).toBe('SEND');
-    expect((patches(next, 'HTTP_ROUTE')[0]!.patch.value as any).typed_per_filter_config['kvroute.ext_proc.ml.llama'].overrides.processing_mode.response_body_mode).toBe(
-      'FULL_DUPLEX_STREAMED',
-    );
+    expect(
+      (patches(next, 'HTTP_ROUTE')[0]!.patch.value as any).typed_per_filter_config['kvroute.ext_proc.ml.llama'].overrides.processing_mode
+        .response_body_mode,
+    ).toBe('FULL_DUPLEX_STREAMED');
   });
 
   it('fails open only for a FailOpen pool', () => {
@@ -130,7 +152,11 @@ describe('EnvoyFilter ext_proc settings', () => {
 describe('EnvoyFilter cluster patch: the gateway honours the pick', () => {
   const overrideHost = (f: EnvoyFilter) => {
     const [cluster] = patches(f, 'CLUSTER');
-    return { match: cluster!.match, operation: cluster!.patch.operation, policy: (cluster!.patch.value as any).load_balancing_policy.policies[0].typed_extension_config };
+    return {
+      match: cluster!.match,
+      operation: cluster!.patch.operation,
+      policy: (cluster!.patch.value as any).load_balancing_policy.policies[0].typed_extension_config,
+    };
   };
 
   it("sets override_host on the operator's vLLM Service cluster, reading the router's envoy.lb pick and falling back to round robin", () => {
@@ -139,34 +165,65 @@ describe('EnvoyFilter cluster patch: the gateway honours the pick', () => {
     expect(operation).toBe('MERGE');
     expect(policy.name).toBe('envoy.load_balancing_policies.override_host');
     // Metadata only: a client cannot pick a pod by sending the header itself.
-    expect(policy.typed_config.override_host_sources).toEqual([{ metadata: { key: 'envoy.lb', path: [{ key: 'x-gateway-destination-endpoint' }] } }]);
+    expect(policy.typed_config.override_host_sources).toEqual([
+      { metadata: { key: 'envoy.lb', path: [{ key: 'x-gateway-destination-endpoint' }] } },
+    ]);
     expect(policy.typed_config.fallback_policy.policies[0].typed_extension_config.name).toBe('envoy.load_balancing_policies.round_robin');
   });
 
   it("patches the backendRef Service's cluster for adopted pods", () => {
-    const pool = testPool({ model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } }, gateway: gateway({ backendRef: { name: 'vllm', port: 80 } }) });
-    expect(overrideHost(build(pool)).match).toEqual({ context: 'GATEWAY', cluster: { service: 'vllm.ml.svc.cluster.local', portNumber: 80 } });
+    const pool = testPool({
+      model: { name: 'm' },
+      selector: { matchLabels: { app: 'vllm' } },
+      gateway: gateway({ backendRef: { name: 'vllm', port: 80 } }),
+    });
+    expect(overrideHost(build(pool)).match).toEqual({
+      context: 'GATEWAY',
+      cluster: { service: 'vllm.ml.svc.cluster.local', portNumber: 80 },
+    });
   });
 });
 
 describe('EnvoyFilter path validation', () => {
   const parse = (gw: Record<string, unknown>) =>
-    InferencePool.safeParse({ apiVersion: 'inference.kvroute.io/v1alpha1', kind: 'InferencePool', metadata: { name: 'p', namespace: 'ml' }, spec: { ...served, gateway: gw } });
+    InferencePool.safeParse({
+      apiVersion: 'inference.kvroute.io/v1alpha1',
+      kind: 'InferencePool',
+      metadata: { name: 'p', namespace: 'ml' },
+      spec: { ...served, gateway: gw },
+    });
 
   it('rejects the EnvoyFilter path without route names or a workload selector, naming the field', () => {
     const noRoutes = parse({ envoyFilter: true, workloadSelector: { istio: 'ingressgateway' } });
     expect(noRoutes.success).toBe(false);
-    expect(describeIssues(noRoutes.error!)).toBe("spec.gateway.routeNames: routeNames is required when envoyFilter is true: ext_proc runs only on the pool's routes");
+    expect(describeIssues(noRoutes.error!)).toBe(
+      "spec.gateway.routeNames: routeNames is required when envoyFilter is true: ext_proc runs only on the pool's routes",
+    );
     const noSelector = parse({ envoyFilter: true, routeNames: ['r'] });
     expect(describeIssues(noSelector.error!)).toBe('spec.gateway.workloadSelector: workloadSelector is required when envoyFilter is true');
   });
 
   it('rejects the EnvoyFilter path for adopted pods without a backendRef, naming the field', () => {
     const spec = { model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } }, gateway: gateway() };
-    const parsed = InferencePool.safeParse({ apiVersion: 'inference.kvroute.io/v1alpha1', kind: 'InferencePool', metadata: { name: 'p', namespace: 'ml' }, spec });
+    const parsed = InferencePool.safeParse({
+      apiVersion: 'inference.kvroute.io/v1alpha1',
+      kind: 'InferencePool',
+      metadata: { name: 'p', namespace: 'ml' },
+      spec,
+    });
     expect(parsed.success).toBe(false);
-    expect(describeIssues(parsed.error!)).toMatch(/^spec\.gateway\.backendRef: gateway\.backendRef is required when gateway\.envoyFilter is true and modelServer is absent/);
-    expect(InferencePool.safeParse({ ...parsed, apiVersion: 'inference.kvroute.io/v1alpha1', kind: 'InferencePool', metadata: { name: 'p' }, spec: { ...spec, gateway: gateway({ backendRef: { name: 'vllm', port: 80 } }) } }).success).toBe(true);
+    expect(describeIssues(parsed.error!)).toMatch(
+      /^spec\.gateway\.backendRef: gateway\.backendRef is required when gateway\.envoyFilter is true and modelServer is absent/,
+    );
+    expect(
+      InferencePool.safeParse({
+        ...parsed,
+        apiVersion: 'inference.kvroute.io/v1alpha1',
+        kind: 'InferencePool',
+        metadata: { name: 'p' },
+        spec: { ...spec, gateway: gateway({ backendRef: { name: 'vllm', port: 80 } }) },
+      }).success,
+    ).toBe(true);
   });
 
   it('rejects a gateway namespace that is not a DNS label, naming the field', () => {
@@ -176,6 +233,8 @@ describe('EnvoyFilter path validation', () => {
   });
 
   it('names the pool in the ext_proc filter so that two pools never share one', () => {
-    expect(extProcFilterName(testPool(served, { namespace: 'a', name: 'x' }))).not.toBe(extProcFilterName(testPool(served, { namespace: 'b', name: 'x' })));
+    expect(extProcFilterName(testPool(served, { namespace: 'a', name: 'x' }))).not.toBe(
+      extProcFilterName(testPool(served, { namespace: 'b', name: 'x' })),
+    );
   });
 });

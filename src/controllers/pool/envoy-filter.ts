@@ -81,7 +81,8 @@ export function buildEnvoyFilter(pool: InferencePool, options: GatewayOptions): 
   const backend = backendService(pool);
   if (!gw.workloadSelector) throw new Error('spec.gateway.workloadSelector: required when envoyFilter is true');
   if (!gw.routeNames?.length) throw new Error('spec.gateway.routeNames: required when envoyFilter is true');
-  if (!backend) throw new Error('spec.gateway.backendRef: required when envoyFilter is true and the operator does not run the model servers');
+  if (!backend)
+    throw new Error('spec.gateway.backendRef: required when envoyFilter is true and the operator does not run the model servers');
   const ns = pool.metadata.namespace ?? 'default';
   const filterNamespace = gatewayNamespace(pool);
   const filterName = extProcFilterName(pool);
@@ -103,7 +104,10 @@ export function buildEnvoyFilter(pool: InferencePool, options: GatewayOptions): 
           // explicit authority Envoy sends the cluster name, whose "|" an HTTP/2 server rejects as a
           // malformed :authority (nghttp2, and so Node's gRPC server, reset the stream).
           grpc_service: {
-            envoy_grpc: { cluster_name: `outbound|${ROUTER_PORTS.grpc}||${routerHost(pool, options)}`, authority: routerHost(pool, options) },
+            envoy_grpc: {
+              cluster_name: `outbound|${ROUTER_PORTS.grpc}||${routerHost(pool, options)}`,
+              authority: routerHost(pool, options),
+            },
             timeout: '10s',
           },
           failure_mode_allow: pool.spec.router.failureMode === 'FailOpen',
@@ -124,7 +128,9 @@ export function buildEnvoyFilter(pool: InferencePool, options: GatewayOptions): 
     match: { context: 'GATEWAY', routeConfiguration: { vhost: { route: { name: route } } } },
     patch: {
       operation: 'MERGE',
-      value: { typed_per_filter_config: { [filterName]: { '@type': EXT_PROC_PER_ROUTE_TYPE, overrides: { processing_mode: processingMode() } } } },
+      value: {
+        typed_per_filter_config: { [filterName]: { '@type': EXT_PROC_PER_ROUTE_TYPE, overrides: { processing_mode: processingMode() } } },
+      },
     },
   }));
 
@@ -146,7 +152,14 @@ export function buildEnvoyFilter(pool: InferencePool, options: GatewayOptions): 
                   '@type': OVERRIDE_HOST_TYPE,
                   override_host_sources: [{ metadata: { key: LB_METADATA_NAMESPACE, path: [{ key: DESTINATION_ENDPOINT_KEY }] } }],
                   fallback_policy: {
-                    policies: [{ typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: { '@type': ROUND_ROBIN_TYPE } } }],
+                    policies: [
+                      {
+                        typed_extension_config: {
+                          name: 'envoy.load_balancing_policies.round_robin',
+                          typed_config: { '@type': ROUND_ROBIN_TYPE },
+                        },
+                      },
+                    ],
                   },
                 },
               },

@@ -1,5 +1,11 @@
 import { describe, it, expect } from '@jest/globals';
-import { DESTINATION_RULE_API, ENVOY_FILTER_API, GIE_INFERENCE_POOL_API, staticServedApis, type ApiKind } from '../runtime/optional-apis.ts';
+import {
+  DESTINATION_RULE_API,
+  ENVOY_FILTER_API,
+  GIE_INFERENCE_POOL_API,
+  staticServedApis,
+  type ApiKind,
+} from '../runtime/optional-apis.ts';
 import { testPool } from '../testing.ts';
 import { desiredPoolObjects } from './desired.ts';
 import {
@@ -14,20 +20,35 @@ import {
 } from './gateway.ts';
 
 const served = { model: { name: 'm' }, modelServer: { image: 'vllm/vllm-openai:v0.33.0' } };
-const envoyFilterGateway = (extra: Record<string, unknown> = {}) => ({ envoyFilter: true, workloadSelector: { istio: 'ingressgateway' }, routeNames: ['llama'], ...extra });
+const envoyFilterGateway = (extra: Record<string, unknown> = {}) => ({
+  envoyFilter: true,
+  workloadSelector: { istio: 'ingressgateway' },
+  routeNames: ['llama'],
+  ...extra,
+});
 const gatewayPool = (gateway: Record<string, unknown>, meta: { namespace?: string; name?: string } = {}) =>
   testPool({ ...served, gateway: envoyFilterGateway(gateway) }, meta);
 const live = (namespace: string, name: string, labels: Record<string, string> = {}, ownerUid?: string) => ({
-  metadata: { namespace, name, uid: `uid-${namespace}-${name}`, labels, ...(ownerUid ? { ownerReferences: [{ kind: 'InferencePool', uid: ownerUid }] } : {}) },
+  metadata: {
+    namespace,
+    name,
+    uid: `uid-${namespace}-${name}`,
+    labels,
+    ...(ownerUid ? { ownerReferences: [{ kind: 'InferencePool', uid: ownerUid }] } : {}),
+  },
 });
-const labelsOf = (namespace: string, name: string) => ({ 'inference.kvroute.io/pool-namespace': namespace, 'inference.kvroute.io/pool-name': name });
+const labelsOf = (namespace: string, name: string) => ({
+  'inference.kvroute.io/pool-namespace': namespace,
+  'inference.kvroute.io/pool-name': name,
+});
 const options = (apis: ApiKind[], gatewayNamespaces: string[] = []) => ({
   defaultImage: 'kvroute:test',
   clusterDomain: 'cluster.local',
   apis: staticServedApis(apis),
   gatewayNamespaces: new Set(gatewayNamespaces),
 });
-const kinds = (state: ReturnType<typeof desiredPoolObjects>) => state.apply.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`);
+const kinds = (state: ReturnType<typeof desiredPoolObjects>) =>
+  state.apply.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`);
 const ISTIO = [ENVOY_FILTER_API, DESTINATION_RULE_API];
 
 describe('gateway namespace allowlist', () => {
@@ -72,7 +93,12 @@ describe('gateway paths in the desired state', () => {
     const state = desiredPoolObjects(gatewayPool({}), [], options([GIE_INFERENCE_POOL_API, ...ISTIO]));
     expect(kinds(state)).toEqual(expect.arrayContaining(['EnvoyFilter/ml/llama-ext-proc', 'DestinationRule/ml/llama-router']));
     expect(kinds(state).some((k) => k.startsWith('InferencePool/'))).toBe(false);
-    expect(state.prune).toContainEqual({ apiVersion: 'inference.networking.k8s.io/v1', kind: 'InferencePool', namespace: 'ml', name: 'llama' });
+    expect(state.prune).toContainEqual({
+      apiVersion: 'inference.networking.k8s.io/v1',
+      kind: 'InferencePool',
+      namespace: 'ml',
+      name: 'llama',
+    });
   });
 
   it('wires nothing, and needs no API, when neither GIE is served nor the EnvoyFilter path asked for', () => {

@@ -25,11 +25,18 @@ export interface EnvoyFilterRef {
 }
 
 export type DestinationRule = Owned & {
-  spec: { host: string; trafficPolicy: { portLevelSettings: { port: { number: number }; tls: { mode: 'SIMPLE'; insecureSkipVerify: boolean } }[] } };
+  spec: {
+    host: string;
+    trafficPolicy: { portLevelSettings: { port: { number: number }; tls: { mode: 'SIMPLE'; insecureSkipVerify: boolean } }[] };
+  };
 };
 
 export function poolIdentity(pool: InferencePool): PoolIdentity {
-  return { namespace: pool.metadata.namespace ?? 'default', name: pool.metadata.name, ...(pool.metadata.uid ? { uid: pool.metadata.uid } : {}) };
+  return {
+    namespace: pool.metadata.namespace ?? 'default',
+    name: pool.metadata.name,
+    ...(pool.metadata.uid ? { uid: pool.metadata.uid } : {}),
+  };
 }
 
 /** The namespace the pool's EnvoyFilter belongs in: where the gateway workload runs. */
@@ -79,7 +86,11 @@ export function envoyFilterSelector(pool: PoolIdentity): string {
  * The pool's filters to delete: every one it owns except the one it wants (`keep`). Make-before-break: the
  * caller applies the wanted filter first, so a gateway switching namespaces never runs without ext_proc.
  */
-export function staleEnvoyFilters(pool: PoolIdentity, keep: { namespace: string; name: string } | undefined, live: readonly LiveObject[]): EnvoyFilterRef[] {
+export function staleEnvoyFilters(
+  pool: PoolIdentity,
+  keep: { namespace: string; name: string } | undefined,
+  live: readonly LiveObject[],
+): EnvoyFilterRef[] {
   const out: EnvoyFilterRef[] = [];
   const seen = new Set<string>();
   for (const f of live) {

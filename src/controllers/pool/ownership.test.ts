@@ -6,7 +6,13 @@ import type { FakeKube } from '../testing/fake-kube.ts';
 import { applyIfOwned, describeObject, ownedByPool } from './ownership.ts';
 
 const POOL = { namespace: 'ml', name: 'llama', uid: 'uid-1' };
-const owner = (uid: string) => ({ apiVersion: 'inference.kvroute.io/v1alpha1', kind: 'InferencePool', name: 'llama', uid, controller: true });
+const owner = (uid: string) => ({
+  apiVersion: 'inference.kvroute.io/v1alpha1',
+  kind: 'InferencePool',
+  name: 'llama',
+  uid,
+  controller: true,
+});
 const service = (extra: Record<string, unknown> = {}) => ({
   apiVersion: 'v1',
   kind: 'Service',
@@ -14,7 +20,10 @@ const service = (extra: Record<string, unknown> = {}) => ({
   spec: { ports: [{ port: 9002 }] },
 });
 const servicePath = resourcePath('v1', 'Service', 'ml', 'llama-router');
-type Svc = { metadata: { name: string; labels?: Record<string, string>; ownerReferences?: { kind: string; uid: string }[] }; spec: { ports: { port: number }[] } };
+type Svc = {
+  metadata: { name: string; labels?: Record<string, string>; ownerReferences?: { kind: string; uid: string }[] };
+  spec: { ports: { port: number }[] };
+};
 const writes = (kube: FakeKube) => kube.requests.filter((r) => r.method !== 'GET');
 
 describe('ownedByPool', () => {
@@ -24,11 +33,18 @@ describe('ownedByPool', () => {
 
   it('owns an object by an owner reference to this pool, or by both pool labels, and nothing else', () => {
     expect(ownedByPool(POOL, live({}, 'uid-1'))).toBe(true);
-    expect(ownedByPool(POOL, live({ 'inference.kvroute.io/pool-namespace': 'ml', 'inference.kvroute.io/pool-name': 'llama' }, undefined, 'istio-system'))).toBe(true);
+    expect(
+      ownedByPool(
+        POOL,
+        live({ 'inference.kvroute.io/pool-namespace': 'ml', 'inference.kvroute.io/pool-name': 'llama' }, undefined, 'istio-system'),
+      ),
+    ).toBe(true);
     // A pool of the same name that was deleted and created again is another pool.
     expect(ownedByPool(POOL, live({}, 'uid-of-an-older-pool'))).toBe(false);
     expect(ownedByPool(POOL, live({ 'inference.kvroute.io/pool-name': 'llama' }, undefined, 'istio-system'))).toBe(false);
-    expect(ownedByPool(POOL, live({ 'inference.kvroute.io/pool-namespace': 'other', 'inference.kvroute.io/pool-name': 'llama' }))).toBe(false);
+    expect(ownedByPool(POOL, live({ 'inference.kvroute.io/pool-namespace': 'other', 'inference.kvroute.io/pool-name': 'llama' }))).toBe(
+      false,
+    );
     expect(ownedByPool(POOL, live({ 'inference.kvroute.io/pool': 'llama' }))).toBe(false);
     expect(ownedByPool({ namespace: 'ml', name: 'llama' }, live({}, 'uid-1'))).toBe(false);
   });
@@ -62,7 +78,12 @@ describe('applyIfOwned', () => {
 
   it('leaves a same-named object the pool does not own alone and names it', async () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
-    await kube.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'llama-router', namespace: 'ml', labels: { team: 'theirs' } }, spec: { ports: [{ port: 80 }] } });
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'llama-router', namespace: 'ml', labels: { team: 'theirs' } },
+      spec: { ports: [{ port: 80 }] },
+    });
     const before = writes(kube).length;
     expect(await applyIfOwned(kube, POOL, service())).toEqual({ conflict: 'Service ml/llama-router' });
     expect(writes(kube).length).toBe(before);
@@ -72,7 +93,7 @@ describe('applyIfOwned', () => {
     expect(live.metadata.ownerReferences).toBeUndefined();
   });
 
-  it("leaves alone an object owned by an earlier pool of the same name (another UID)", async () => {
+  it('leaves alone an object owned by an earlier pool of the same name (another UID)', async () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
     await kube.create(service({ ownerReferences: [owner('uid-0')] }));
     expect(await applyIfOwned(kube, POOL, service())).toEqual({ conflict: 'Service ml/llama-router' });
@@ -82,7 +103,7 @@ describe('applyIfOwned', () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
     // A client whose read answers "not found" and lets someone else create the object right after.
     const racing: KubeApi = Object.create(kube) as KubeApi;
-    racing.get = async <T,>(path: string): Promise<T> => {
+    racing.get = async <T>(path: string): Promise<T> => {
       try {
         return await kube.get<T>(path);
       } catch (err) {

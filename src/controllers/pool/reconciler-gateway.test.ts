@@ -7,7 +7,15 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { GROUP_VERSION } from '../../api/meta.ts';
 import { resourcePath, type KubeObjectLike } from '../../common/kube/kube-client.ts';
 import { silentLogger } from '../../common/log.ts';
-import { DESTINATION_RULE_CRD, ENVOY_FILTER_CRD, GATEWAY_INFERENCE_POOL_CRD, fakeCluster, servedApis, startPoolCaches, type FakeCrd } from '../testing/cluster.ts';
+import {
+  DESTINATION_RULE_CRD,
+  ENVOY_FILTER_CRD,
+  GATEWAY_INFERENCE_POOL_CRD,
+  fakeCluster,
+  servedApis,
+  startPoolCaches,
+  type FakeCrd,
+} from '../testing/cluster.ts';
 import type { FakeKube } from '../testing/fake-kube.ts';
 import { GATEWAY_CLEANUP_FINALIZER } from './gateway.ts';
 import { PoolReconciler } from './reconciler.ts';
@@ -28,7 +36,8 @@ const SERVED = { model: { name: 'meta-llama/Llama-3.1-8B' }, modelServer: { imag
 const ENVOY_FILTER_GATEWAY = { envoyFilter: true, workloadSelector: { istio: 'ingressgateway' }, routeNames: ['llama'] };
 const ISTIO = [ENVOY_FILTER_CRD, DESTINATION_RULE_CRD];
 const degraded = (kube: FakeKube) => kube.peek<Obj>(poolPath)?.status?.conditions?.find((c) => c.type === 'Degraded');
-const writesTo = (kube: FakeKube, from: number, fragment: string) => kube.requests.slice(from).filter((r) => r.method !== 'GET' && r.path.includes(fragment));
+const writesTo = (kube: FakeKube, from: number, fragment: string) =>
+  kube.requests.slice(from).filter((r) => r.method !== 'GET' && r.path.includes(fragment));
 
 let stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -64,9 +73,17 @@ describe('PoolReconciler gateway paths', () => {
     await reconcilerFor(env).reconcile('ml/llama');
 
     const gie = env.kube.peek<Obj>(giePoolPath)!;
-    expect(gie.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'InferencePool', uid: pool.metadata.uid, controller: true })]);
+    expect(gie.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'InferencePool', uid: pool.metadata.uid, controller: true }),
+    ]);
     expect(gie.spec).toEqual({
-      selector: { matchLabels: { 'inference.kvroute.io/pool': 'llama', 'app.kubernetes.io/component': 'model-server', 'llm-d.ai/inferenceServing': 'true' } },
+      selector: {
+        matchLabels: {
+          'inference.kvroute.io/pool': 'llama',
+          'app.kubernetes.io/component': 'model-server',
+          'llm-d.ai/inferenceServing': 'true',
+        },
+      },
       targetPorts: [{ number: 8000 }],
       endpointPickerRef: { kind: 'Service', name: 'llama-router', port: { number: 9002 }, failureMode: 'FailClose' },
     });
@@ -112,7 +129,10 @@ describe('PoolReconciler gateway namespace allowlist', () => {
     await reconcilerFor(env, ['istio-system']).reconcile('ml/llama');
     const filter = env.kube.peek<Obj>(filterPath('istio-system', 'ml-llama-ext-proc'))!;
     expect(filter.metadata.ownerReferences).toBeUndefined();
-    expect(filter.metadata.labels).toMatchObject({ 'inference.kvroute.io/pool-namespace': 'ml', 'inference.kvroute.io/pool-name': 'llama' });
+    expect(filter.metadata.labels).toMatchObject({
+      'inference.kvroute.io/pool-namespace': 'ml',
+      'inference.kvroute.io/pool-name': 'llama',
+    });
     expect(env.kube.peek<Obj>(poolPath)!.metadata.finalizers).toEqual([GATEWAY_CLEANUP_FINALIZER]);
     expect(degraded(env.kube)).toMatchObject({ status: 'False' });
 
@@ -127,7 +147,12 @@ describe('PoolReconciler gateway namespace allowlist', () => {
 describe('PoolReconciler ownership', () => {
   it('never writes over a same-named Service it does not own: Degraded Conflict naming it, the rest applied, looked at again later', async () => {
     const env = await cluster([]);
-    await env.kube.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'llama-router', namespace: 'ml', labels: { team: 'web' } }, spec: { ports: [{ port: 80 }] } });
+    await env.kube.create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'llama-router', namespace: 'ml', labels: { team: 'web' } },
+      spec: { ports: [{ port: 80 }] },
+    });
     await createPool(env.kube, SERVED);
     const reconciler = reconcilerFor(env);
     const mark = env.kube.requests.length;
@@ -144,7 +169,9 @@ describe('PoolReconciler ownership', () => {
     // Its owner removes it: the next look applies the pool's own and clears the condition.
     await env.kube.delete(routerServicePath);
     expect(await reconciler.reconcile('ml/llama')).toBeUndefined();
-    expect(env.kube.peek<Obj>(routerServicePath)!.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'InferencePool', name: 'llama' })]);
+    expect(env.kube.peek<Obj>(routerServicePath)!.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'InferencePool', name: 'llama' }),
+    ]);
     expect(degraded(env.kube)).toMatchObject({ status: 'False', reason: 'AsExpected' });
   });
 
@@ -155,7 +182,12 @@ describe('PoolReconciler ownership', () => {
       targetPorts: [{ number: 9000 }],
       endpointPickerRef: { name: 'their-epp', port: { number: 9002 } },
     };
-    await env.kube.create({ apiVersion: 'inference.networking.k8s.io/v1', kind: 'InferencePool', metadata: { name: 'llama', namespace: 'ml' }, spec: theirs });
+    await env.kube.create({
+      apiVersion: 'inference.networking.k8s.io/v1',
+      kind: 'InferencePool',
+      metadata: { name: 'llama', namespace: 'ml' },
+      spec: theirs,
+    });
     await createPool(env.kube, SERVED);
     const mark = env.kube.requests.length;
     await reconcilerFor(env).reconcile('ml/llama');
@@ -168,7 +200,12 @@ describe('PoolReconciler ownership', () => {
 
   it('leaves a DestinationRule of the router name that someone else wrote alone', async () => {
     const env = await cluster([GATEWAY_INFERENCE_POOL_CRD, ...ISTIO]);
-    await env.kube.create({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'llama-router', namespace: 'ml' }, spec: { host: 'elsewhere' } });
+    await env.kube.create({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'DestinationRule',
+      metadata: { name: 'llama-router', namespace: 'ml' },
+      spec: { host: 'elsewhere' },
+    });
     await createPool(env.kube, SERVED);
     await reconcilerFor(env).reconcile('ml/llama');
     expect(env.kube.peek<Obj>(drPath)!.spec).toEqual({ host: 'elsewhere' });
@@ -179,7 +216,12 @@ describe('PoolReconciler ownership', () => {
 
   it('does not prune an object of a name it no longer wants when another owner holds it', async () => {
     const env = await cluster([GATEWAY_INFERENCE_POOL_CRD]);
-    await env.kube.create({ apiVersion: 'inference.networking.k8s.io/v1', kind: 'InferencePool', metadata: { name: 'llama', namespace: 'ml' }, spec: { mine: true } });
+    await env.kube.create({
+      apiVersion: 'inference.networking.k8s.io/v1',
+      kind: 'InferencePool',
+      metadata: { name: 'llama', namespace: 'ml' },
+      spec: { mine: true },
+    });
     // On the EnvoyFilter path the pool wants no GIE pool, and prunes only one it owns.
     await createPool(env.kube, { ...SERVED, gateway: ENVOY_FILTER_GATEWAY });
     await reconcilerFor(env).reconcile('ml/llama');

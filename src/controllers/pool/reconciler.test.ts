@@ -5,7 +5,15 @@ import { GROUP_VERSION, INFERENCE_SERVING_LABEL } from '../../api/meta.ts';
 import { KubeApiError, resourcePath, type KubeObjectLike } from '../../common/kube/kube-client.ts';
 import { silentLogger } from '../../common/log.ts';
 import { FIELD_MANAGER, names } from '../objects.ts';
-import { DESTINATION_RULE_CRD, ENVOY_FILTER_CRD, GATEWAY_INFERENCE_POOL_CRD, createNamespace, fakeCluster, servedApis, startPoolCaches } from '../testing/cluster.ts';
+import {
+  DESTINATION_RULE_CRD,
+  ENVOY_FILTER_CRD,
+  GATEWAY_INFERENCE_POOL_CRD,
+  createNamespace,
+  fakeCluster,
+  servedApis,
+  startPoolCaches,
+} from '../testing/cluster.ts';
 import type { FakeKube } from '../testing/fake-kube.ts';
 import { desiredPoolObjects } from './desired.ts';
 import { GATEWAY_CLEANUP_FINALIZER } from './gateway.ts';
@@ -24,7 +32,8 @@ const DESIRED = { defaultImage: 'kvroute:test', clusterDomain: 'cluster.local', 
 const poolPath = (name = 'llama', ns = 'ml') => resourcePath(GROUP_VERSION, 'InferencePool', ns, name);
 const deploymentPath = (name: string) => resourcePath('apps/v1', 'Deployment', 'ml', name);
 const BASE_SPEC = { model: { name: 'meta-llama/Llama-3.1-8B' }, selector: { matchLabels: { app: 'llama' } } };
-const condition = (o: Obj | undefined, type: string): Condition | undefined => (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
+const condition = (o: Obj | undefined, type: string): Condition | undefined =>
+  (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
 
 let stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -32,11 +41,18 @@ afterEach(async () => {
   stops = [];
 });
 
-async function setup(options: { crds?: typeof ENVOY_FILTER_CRD[]; namespaces?: string[] } = {}) {
+async function setup(options: { crds?: (typeof ENVOY_FILTER_CRD)[]; namespaces?: string[] } = {}) {
   const kube = await fakeCluster({ namespaces: options.namespaces ?? ['ml'], ...(options.crds ? { crds: options.crds } : {}) });
   const caches = await startPoolCaches(kube);
   stops.push(caches.stop);
-  const reconciler = new PoolReconciler({ client: kube, caches, log: silentLogger, desired: DESIRED, apis: servedApis(kube), now: () => NOW });
+  const reconciler = new PoolReconciler({
+    client: kube,
+    caches,
+    log: silentLogger,
+    desired: DESIRED,
+    apis: servedApis(kube),
+    now: () => NOW,
+  });
   return { kube, caches, reconciler };
 }
 
@@ -46,9 +62,19 @@ const createPool = (kube: FakeKube, spec: Record<string, unknown> = BASE_SPEC, n
 /** A serving pod as the kubelet reports it: running, with an IP, Ready or not. */
 async function createPod(kube: FakeKube, name: string, ready: boolean): Promise<void> {
   const labels = { app: 'llama', [INFERENCE_SERVING_LABEL]: 'true' };
-  await kube.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'ml', labels }, spec: { containers: [{ name: 'vllm', image: 'vllm' }] } });
+  await kube.create({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'ml', labels },
+    spec: { containers: [{ name: 'vllm', image: 'vllm' }] },
+  });
   await kube.apply(
-    { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'ml' }, status: { podIP: '10.0.0.7', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'ml' },
+      status: { podIP: '10.0.0.7', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+    },
     { fieldManager: 'kubelet', subresource: 'status' },
   );
 }
@@ -62,7 +88,13 @@ async function rollOut(kube: FakeKube, name: string): Promise<void> {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name, namespace: 'ml' },
-      status: { observedGeneration: d.metadata.generation, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas },
+      status: {
+        observedGeneration: d.metadata.generation,
+        replicas,
+        updatedReplicas: replicas,
+        readyReplicas: replicas,
+        availableReplicas: replicas,
+      },
     },
     { fieldManager: 'kube-controller-manager', subresource: 'status' },
   );
@@ -88,7 +120,9 @@ describe('PoolReconciler', () => {
     for (const o of wanted) {
       const live = kube.peek<Obj>(resourcePath(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name));
       expect(live).toBeDefined();
-      expect(live!.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'InferencePool', uid: created.metadata.uid, controller: true })]);
+      expect(live!.metadata.ownerReferences).toEqual([
+        expect.objectContaining({ kind: 'InferencePool', uid: created.metadata.uid, controller: true }),
+      ]);
       expect(live!.metadata.managedFields!.map((f) => `${f.manager}/${f.operation}`)).toEqual([`${FIELD_MANAGER}/Apply`]);
     }
     const status = kube.peek<Obj>(poolPath())!;
@@ -177,7 +211,12 @@ describe('PoolReconciler', () => {
 
   it('says Degraded with MissingAPI while Istio is not served, without trying to apply the filter, and creates it once the API is served', async () => {
     const { kube, reconciler } = await setup();
-    const gateway = { envoyFilter: true, workloadSelector: { istio: 'ingressgateway' }, routeNames: ['llama'], backendRef: { name: 'vllm', port: 8000 } };
+    const gateway = {
+      envoyFilter: true,
+      workloadSelector: { istio: 'ingressgateway' },
+      routeNames: ['llama'],
+      backendRef: { name: 'vllm', port: 8000 },
+    };
     await createPool(kube, { ...BASE_SPEC, gateway });
     // No requeue: the operator's discovery wakes every pool when the API appears.
     expect(await reconciler.reconcile('ml/llama')).toBeUndefined();
@@ -202,7 +241,16 @@ describe('PoolReconciler', () => {
 
   it('says Degraded with GatewayNamespaceNotFound and re-checks soon while the gateway namespace is missing, then places the filter', async () => {
     const { kube, reconciler } = await setup({ crds: [ENVOY_FILTER_CRD, DESTINATION_RULE_CRD] });
-    await createPool(kube, { ...BASE_SPEC, gateway: { envoyFilter: true, namespace: 'gw', workloadSelector: { istio: 'ingressgateway' }, routeNames: ['llama'], backendRef: { name: 'vllm', port: 8000 } } });
+    await createPool(kube, {
+      ...BASE_SPEC,
+      gateway: {
+        envoyFilter: true,
+        namespace: 'gw',
+        workloadSelector: { istio: 'ingressgateway' },
+        routeNames: ['llama'],
+        backendRef: { name: 'vllm', port: 8000 },
+      },
+    });
 
     expect(await reconciler.reconcile('ml/llama')).toEqual({ requeueAfterMs: 10_000 });
     const degraded = condition(kube.peek<Obj>(poolPath()), 'Degraded');
@@ -218,7 +266,16 @@ describe('PoolReconciler', () => {
 
   it('holds a finalizer while its filter is in another namespace, and on deletion removes the filter and releases the pool', async () => {
     const { kube, reconciler } = await setup({ crds: [ENVOY_FILTER_CRD], namespaces: ['ml', 'gw'] });
-    const created = await createPool(kube, { ...BASE_SPEC, gateway: { envoyFilter: true, namespace: 'gw', workloadSelector: { istio: 'ingressgateway' }, routeNames: ['llama'], backendRef: { name: 'vllm', port: 8000 } } });
+    const created = await createPool(kube, {
+      ...BASE_SPEC,
+      gateway: {
+        envoyFilter: true,
+        namespace: 'gw',
+        workloadSelector: { istio: 'ingressgateway' },
+        routeNames: ['llama'],
+        backendRef: { name: 'vllm', port: 8000 },
+      },
+    });
     await reconciler.reconcile('ml/llama');
     const filterPath = resourcePath('networking.istio.io/v1alpha3', 'EnvoyFilter', 'gw', `ml-${names.envoyFilter('llama')}`);
     expect(kube.peek(filterPath)).toBeDefined();
@@ -234,7 +291,16 @@ describe('PoolReconciler', () => {
 
   it('applies nothing in a pool namespace that is terminating and only removes its gateway filters', async () => {
     const { kube, reconciler } = await setup({ crds: [ENVOY_FILTER_CRD], namespaces: ['ml', 'gw'] });
-    await createPool(kube, { ...BASE_SPEC, gateway: { envoyFilter: true, namespace: 'gw', workloadSelector: { istio: 'ingressgateway' }, routeNames: ['llama'], backendRef: { name: 'vllm', port: 8000 } } });
+    await createPool(kube, {
+      ...BASE_SPEC,
+      gateway: {
+        envoyFilter: true,
+        namespace: 'gw',
+        workloadSelector: { istio: 'ingressgateway' },
+        routeNames: ['llama'],
+        backendRef: { name: 'vllm', port: 8000 },
+      },
+    });
     await reconciler.reconcile('ml/llama');
     await kube.delete(resourcePath('v1', 'Namespace', undefined, 'ml'));
     await kube.delete(deploymentPath(names.router('llama')));
@@ -243,9 +309,13 @@ describe('PoolReconciler', () => {
     await reconciler.reconcile('ml/llama');
 
     const sent = kube.requests.slice(before);
-    expect(sent.filter((r) => r.method === 'PATCH' && r.contentType === 'application/apply-patch+yaml' && !r.path.includes('/inferencepools/'))).toEqual([]);
+    expect(
+      sent.filter((r) => r.method === 'PATCH' && r.contentType === 'application/apply-patch+yaml' && !r.path.includes('/inferencepools/')),
+    ).toEqual([]);
     expect(kube.peek(deploymentPath(names.router('llama')))).toBeUndefined();
-    expect(kube.peek(resourcePath('networking.istio.io/v1alpha3', 'EnvoyFilter', 'gw', `ml-${names.envoyFilter('llama')}`))).toBeUndefined();
+    expect(
+      kube.peek(resourcePath('networking.istio.io/v1alpha3', 'EnvoyFilter', 'gw', `ml-${names.envoyFilter('llama')}`)),
+    ).toBeUndefined();
     expect(kube.peek<Obj>(poolPath())!.metadata.finalizers).toBeUndefined();
   });
 
@@ -253,7 +323,9 @@ describe('PoolReconciler', () => {
     const { kube, reconciler } = await setup();
     await createPool(kube);
     const stop = kube.react((req) =>
-      req.method === 'PATCH' && req.path.includes('/deployments/') ? new KubeApiError(500, 'InternalError', 'PATCH deployments: 500 etcdserver: request timed out') : undefined,
+      req.method === 'PATCH' && req.path.includes('/deployments/')
+        ? new KubeApiError(500, 'InternalError', 'PATCH deployments: 500 etcdserver: request timed out')
+        : undefined,
     );
     await expect(reconciler.reconcile('ml/llama')).rejects.toThrow(/etcdserver: request timed out/);
     expect(condition(kube.peek<Obj>(poolPath()), 'Degraded')).toMatchObject({ status: 'True', reason: 'ApplyFailed' });

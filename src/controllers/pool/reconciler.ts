@@ -43,7 +43,9 @@ export interface PoolCaches {
 
 /** The namespace controller marks a namespace it is emptying; the API server refuses new objects in it. */
 function namespaceTerminating(ns: KubernetesObject | undefined): boolean {
-  return ns?.metadata?.deletionTimestamp !== undefined || (ns as { status?: { phase?: string } } | undefined)?.status?.phase === 'Terminating';
+  return (
+    ns?.metadata?.deletionTimestamp !== undefined || (ns as { status?: { phase?: string } } | undefined)?.status?.phase === 'Terminating'
+  );
 }
 
 export interface PoolReconcilerOptions {
@@ -76,10 +78,16 @@ export function parseModels(objects: readonly KubernetesObject[], log: Logger): 
   for (const o of objects) {
     const parsed = InferenceModel.safeParse(o);
     if (parsed.success) out.push(parsed.data);
-    else log.limited(`bad-model:${o.metadata?.namespace}/${o.metadata?.name}`, 'warn', 'ignoring InferenceModel that does not match its schema', {
-      model: `${o.metadata?.namespace}/${o.metadata?.name}`,
-      issues: describeIssues(parsed.error),
-    });
+    else
+      log.limited(
+        `bad-model:${o.metadata?.namespace}/${o.metadata?.name}`,
+        'warn',
+        'ignoring InferenceModel that does not match its schema',
+        {
+          model: `${o.metadata?.namespace}/${o.metadata?.name}`,
+          issues: describeIssues(parsed.error),
+        },
+      );
   }
   return out;
 }
@@ -115,7 +123,10 @@ export class PoolReconciler {
   /** The pool's pods and ports: its own, or those of the GIE InferencePool its spec.poolRef names. */
   private resolveSelection(pool: InferencePool): SelectionResult {
     const ns = pool.metadata.namespace ?? 'default';
-    if (pool.spec.poolRef && !this.o.apis.isServed(GIE_INFERENCE_POOL_API.group, GIE_INFERENCE_POOL_API.version, GIE_INFERENCE_POOL_API.kind)) {
+    if (
+      pool.spec.poolRef &&
+      !this.o.apis.isServed(GIE_INFERENCE_POOL_API.group, GIE_INFERENCE_POOL_API.version, GIE_INFERENCE_POOL_API.kind)
+    ) {
       return {
         problem: {
           reason: 'MissingAPI',
@@ -131,10 +142,11 @@ export class PoolReconciler {
     if (stableJson(status) === stableJson(pool.status ?? {})) return;
     const { name } = pool.metadata;
     const namespace = pool.metadata.namespace ?? 'default';
-    await this.o.client.apply(
-      { apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name, namespace }, status } as never,
-      { fieldManager: FIELD_MANAGER, force: true, subresource: 'status' },
-    );
+    await this.o.client.apply({ apiVersion: GROUP_VERSION, kind: 'InferencePool', metadata: { name, namespace }, status } as never, {
+      fieldManager: FIELD_MANAGER,
+      force: true,
+      subresource: 'status',
+    });
     this.o.events?.recordConditionChanges(
       { apiVersion: GROUP_VERSION, kind: 'InferencePool', name, namespace, ...(pool.metadata.uid ? { uid: pool.metadata.uid } : {}) },
       pool.status?.conditions,
@@ -157,7 +169,8 @@ export class PoolReconciler {
     // namespace is terminating is about to be deleted, and any create there is refused with a 403.
     const terminating = namespaceTerminating(caches.namespaces?.get(namespace));
     if (raw.metadata?.deletionTimestamp || terminating) {
-      if (terminating) log.info('pool namespace is terminating; not applying its objects, only removing its gateway filters', { pool: key });
+      if (terminating)
+        log.info('pool namespace is terminating; not applying its objects, only removing its gateway filters', { pool: key });
       await this.envoyFilters.finalize({ namespace, name, ...(raw.metadata?.uid ? { uid: raw.metadata.uid } : {}) }, finalizers);
       return;
     }
@@ -171,7 +184,14 @@ export class PoolReconciler {
           apiVersion: GROUP_VERSION,
           kind: 'InferencePool',
           metadata: { name, namespace },
-          status: { conditions: mergeConditions(prev, [{ type: 'Degraded', status: 'True', reason: 'InvalidSpec', message }], raw.metadata?.generation, now) },
+          status: {
+            conditions: mergeConditions(
+              prev,
+              [{ type: 'Degraded', status: 'True', reason: 'InvalidSpec', message }],
+              raw.metadata?.generation,
+              now,
+            ),
+          },
         } as never,
         { fieldManager: FIELD_MANAGER, force: true, subresource: 'status' },
       );
@@ -231,13 +251,21 @@ export class PoolReconciler {
     errors.push(...gateway.errors);
     if (gateway.conflict) conflicts.push(gateway.conflict);
     for (const c of conflicts) {
-      log.limited(`conflict:${key}:${c}`, 'warn', 'not applying an object the pool does not own; rename or delete it', { pool: key, object: c });
+      log.limited(`conflict:${key}:${c}`, 'warn', 'not applying an object the pool does not own; rename or delete it', {
+        pool: key,
+        object: c,
+      });
     }
     if (desired.gatewayNotAllowed) {
-      log.limited(`not-allowed:${key}:${desired.gatewayNotAllowed}`, 'warn', 'the pool asks for a gateway namespace the operator may not write to (--gateway-namespaces)', {
-        pool: key,
-        gatewayNamespace: desired.gatewayNotAllowed,
-      });
+      log.limited(
+        `not-allowed:${key}:${desired.gatewayNotAllowed}`,
+        'warn',
+        'the pool asks for a gateway namespace the operator may not write to (--gateway-namespaces)',
+        {
+          pool: key,
+          gatewayNamespace: desired.gatewayNotAllowed,
+        },
+      );
     }
     if (gateway.missingKind) missingKinds.push(gateway.missingKind);
     for (const ref of desired.prune.filter((r) => !isEnvoyFilter(r))) {

@@ -31,7 +31,7 @@ import { restrictPodSpec, TMP_DIR } from './security.ts';
 import { ownSelection, type PoolSelection } from './selection.ts';
 
 export const ROUTER_PORTS = { grpc: 9002, health: 9003, metrics: 9090 } as const;
-export const INDEXER_PORTS = { http: 8081, grpc: 9004 } as const;
+const INDEXER_PORTS = { http: 8081, grpc: 9004 } as const;
 export const CONFIG_DIR = '/etc/kvroute';
 
 export interface RouterOptions {
@@ -100,7 +100,11 @@ function renderEndpointPickerConfig(pool: InferencePool, models: InferenceModel[
  * `selection` is the pool's (or its poolRef's) selector; `adapters` the LoRA adapters vLLM was given,
  * whose paths vLLM hashes into adapter blocks.
  */
-export function renderIndexerConfig(pool: InferencePool, selection: PoolSelection, adapters: readonly LoraAdapter[] = []): IndexerConfigInput {
+export function renderIndexerConfig(
+  pool: InferencePool,
+  selection: PoolSelection,
+  adapters: readonly LoraAdapter[] = [],
+): IndexerConfigInput {
   const server = pool.spec.modelServer;
   const model = servedModelName(pool);
   return {
@@ -133,7 +137,8 @@ export function buildRouterConfigMap(
   selection: PoolSelection | undefined = ownSelection(pool),
   adapters: readonly LoraAdapter[] = [],
 ): V1ConfigMap {
-  if (!selection) throw new Error(`InferencePool ${pool.metadata.name}: spec.poolRef must be resolved to the referenced InferencePool's selection first`);
+  if (!selection)
+    throw new Error(`InferencePool ${pool.metadata.name}: spec.poolRef must be resolved to the referenced InferencePool's selection first`);
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -159,7 +164,9 @@ function grpcProbe(service: 'readiness' | 'liveness'): V1Probe {
  * InferencePool it refers to (spec.poolRef), which the router reads directly.
  */
 function followedPool(pool: InferencePool): { group: string; name: string } {
-  return pool.spec.poolRef ? { group: pool.spec.poolRef.group, name: pool.spec.poolRef.name } : { group: API_GROUP, name: pool.metadata.name };
+  return pool.spec.poolRef
+    ? { group: pool.spec.poolRef.group, name: pool.spec.poolRef.name }
+    : { group: API_GROUP, name: pool.metadata.name };
 }
 
 /** The router's command line (GIE's flag names); the pool's selector and port are read from the pool itself. */

@@ -68,7 +68,12 @@ export function computePoolStatus(pool: InferencePool, observed: ObservedPoolSta
   const ready: ConditionInput = observed.poolRefProblem
     ? { type: 'Ready', status: 'False', reason: observed.poolRefProblem.reason, message: observed.poolRefProblem.message }
     : readyReplicas === 0
-      ? { type: 'Ready', status: 'False', reason: 'NoReadyEndpoints', message: `no ready pod matches the pool selector (${pods.length} selected)` }
+      ? {
+          type: 'Ready',
+          status: 'False',
+          reason: 'NoReadyEndpoints',
+          message: `no ready pod matches the pool selector (${pods.length} selected)`,
+        }
       : routerWanted && !routerAvailable
         ? { type: 'Ready', status: 'False', reason: 'RouterUnavailable', message: 'the router Deployment has no available replica' }
         : { type: 'Ready', status: 'True', reason: 'PoolReady', message: `${readyReplicas} of ${pods.length} endpoints ready` };

@@ -2,7 +2,13 @@ import { describe, it, expect } from '@jest/globals';
 import { KubeApiError } from '../../common/kube/kube-client.ts';
 import { changedConditions, eventType, refusedByTerminatingNamespace } from './events.ts';
 
-const c = (type: string, status: 'True' | 'False', reason = 'R') => ({ type, status, reason, message: '', lastTransitionTime: '2026-01-01T00:00:00Z' });
+const c = (type: string, status: 'True' | 'False', reason = 'R') => ({
+  type,
+  status,
+  reason,
+  message: '',
+  lastTransitionTime: '2026-01-01T00:00:00Z',
+});
 
 describe('condition events', () => {
   it('warns when Ready or Accepted turn False or Degraded turns True, and is neutral about Progressing', () => {
@@ -22,9 +28,12 @@ describe('condition events', () => {
   });
 
   it('tells a refusal by a terminating namespace from other forbidden errors', () => {
-    const terminating = 'POST /api/v1/namespaces/x/events: 403 events "p." is forbidden: unable to create new content in namespace x because it is being terminated';
+    const terminating =
+      'POST /api/v1/namespaces/x/events: 403 events "p." is forbidden: unable to create new content in namespace x because it is being terminated';
     expect(refusedByTerminatingNamespace(new KubeApiError(403, 'Forbidden', terminating))).toBe(true);
-    expect(refusedByTerminatingNamespace(new KubeApiError(403, 'Forbidden', 'events is forbidden: User "sa" cannot create resource "events"'))).toBe(false);
+    expect(
+      refusedByTerminatingNamespace(new KubeApiError(403, 'Forbidden', 'events is forbidden: User "sa" cannot create resource "events"')),
+    ).toBe(false);
     expect(refusedByTerminatingNamespace(new Error(terminating))).toBe(false);
   });
 });

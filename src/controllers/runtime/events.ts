@@ -66,7 +66,8 @@ export class EventRecorder {
       count: 1,
     };
     this.client.request('POST', resourcePath('v1', 'Event', obj.namespace), { body: event }).catch((err: unknown) => {
-      if (refusedByTerminatingNamespace(err)) this.log.debug('not recording an Event in a terminating namespace', { namespace: obj.namespace, reason });
+      if (refusedByTerminatingNamespace(err))
+        this.log.debug('not recording an Event in a terminating namespace', { namespace: obj.namespace, reason });
       else this.log.limited('event-failed', 'warn', 'could not record an Event', { err, reason });
     });
   }

@@ -57,7 +57,12 @@ describe('LeaderElector', () => {
     const acquired = clock;
     clock += 2_000;
     expect(await a.tryAcquireOrRenew()).toBe(true);
-    expect(lease(kube).spec).toMatchObject({ holderIdentity: 'a', acquireTime: microTime(acquired), renewTime: microTime(clock), leaseTransitions: 0 });
+    expect(lease(kube).spec).toMatchObject({
+      holderIdentity: 'a',
+      acquireTime: microTime(acquired),
+      renewTime: microTime(clock),
+      leaseTransitions: 0,
+    });
   });
 
   it('leaves a lease alone while its holder renews it, however long that goes on', async () => {

@@ -34,9 +34,24 @@ export function createControllerMetrics(registry: Registry): ControllerMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    queueDepth: new Gauge({ name: 'kvroute_operator_workqueue_depth', help: 'keys waiting in the work queue', labelNames: ['controller'], registers: [registry] }),
-    queueAdds: new Counter({ name: 'kvroute_operator_workqueue_adds_total', help: 'keys added to the work queue', labelNames: ['controller'], registers: [registry] }),
-    queueRetries: new Counter({ name: 'kvroute_operator_workqueue_retries_total', help: 'rate-limited re-adds after failures', labelNames: ['controller'], registers: [registry] }),
+    queueDepth: new Gauge({
+      name: 'kvroute_operator_workqueue_depth',
+      help: 'keys waiting in the work queue',
+      labelNames: ['controller'],
+      registers: [registry],
+    }),
+    queueAdds: new Counter({
+      name: 'kvroute_operator_workqueue_adds_total',
+      help: 'keys added to the work queue',
+      labelNames: ['controller'],
+      registers: [registry],
+    }),
+    queueRetries: new Counter({
+      name: 'kvroute_operator_workqueue_retries_total',
+      help: 'rate-limited re-adds after failures',
+      labelNames: ['controller'],
+      registers: [registry],
+    }),
     leader: new Gauge({ name: 'kvroute_operator_leader', help: '1 while this process holds the leader lease', registers: [registry] }),
   };
 }

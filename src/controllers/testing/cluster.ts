@@ -27,7 +27,14 @@ function openCrd(group: string, version: string, kind: string, plural: string): 
       group,
       names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
       scope: 'Namespaced',
-      versions: [{ name: version, served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+      versions: [
+        {
+          name: version,
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+        },
+      ],
     },
   };
 }
@@ -69,7 +76,10 @@ export async function startPoolCaches(kube: FakeKube): Promise<PoolCaches & { st
       labelSelector: `${POOL_NAMESPACE_LABEL},${POOL_NAME_LABEL}`,
     }),
   };
-  const giePools = kube.informer<KubernetesObject>({ name: 'gie-inferencepools', path: '/apis/inference.networking.k8s.io/v1/inferencepools' });
+  const giePools = kube.informer<KubernetesObject>({
+    name: 'gie-inferencepools',
+    path: '/apis/inference.networking.k8s.io/v1/inferencepools',
+  });
   const all = [caches.pools, caches.models, caches.pods, ...Object.values(caches.owned), caches.namespaces];
   // As in the operator, the optional APIs' watches are not waited for: they list only once their CRD exists.
   const optional = [caches.envoyFilters, giePools];
@@ -91,7 +101,13 @@ export function servedApis(kube: FakeKube): ServedApis {
  * it, or of its absence (undefined): checked now and on every watch event of the object. Fails after
  * `timeoutMs` naming what it waited for.
  */
-export function watchUntil<T = JsonObject>(kube: FakeKube, path: string, what: string, holds: (obj: T | undefined) => boolean, timeoutMs = 10_000): Promise<T | undefined> {
+export function watchUntil<T = JsonObject>(
+  kube: FakeKube,
+  path: string,
+  what: string,
+  holds: (obj: T | undefined) => boolean,
+  timeoutMs = 10_000,
+): Promise<T | undefined> {
   const at = path.lastIndexOf('/');
   const collection = path.slice(0, at);
   const name = decodeURIComponent(path.slice(at + 1));

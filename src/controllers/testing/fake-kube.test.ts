@@ -29,7 +29,12 @@ interface Obj {
 const GV = 'inference.kvroute.io/v1alpha1';
 const poolPath = (name: string) => resourcePath(GV, 'InferencePool', 'ml', name);
 const cmPath = (name: string) => resourcePath('v1', 'ConfigMap', 'ml', name);
-const pool = (name: string, spec: Record<string, unknown> = { model: { name: 'm' } }) => ({ apiVersion: GV, kind: 'InferencePool', metadata: { name, namespace: 'ml' }, spec });
+const pool = (name: string, spec: Record<string, unknown> = { model: { name: 'm' } }) => ({
+  apiVersion: GV,
+  kind: 'InferencePool',
+  metadata: { name, namespace: 'ml' },
+  spec,
+});
 const configMap = (name: string, data: Record<string, string>, labels?: Record<string, string>) => ({
   apiVersion: 'v1',
   kind: 'ConfigMap',
@@ -45,7 +50,9 @@ const failure = async (p: Promise<unknown>): Promise<KubeApiError> => {
   return err;
 };
 const ownersOf = (o: Obj, needle: string) =>
-  (o.metadata.managedFields ?? []).filter((f) => JSON.stringify(f.fieldsV1).includes(needle)).map((f) => `${f.manager}/${f.operation}${f.subresource ? '/' + f.subresource : ''}`);
+  (o.metadata.managedFields ?? [])
+    .filter((f) => JSON.stringify(f.fieldsV1).includes(needle))
+    .map((f) => `${f.manager}/${f.operation}${f.subresource ? '/' + f.subresource : ''}`);
 
 describe('FakeKube objects', () => {
   it('creates objects with a uid, generation 1 and a resourceVersion that grows with every change', async () => {
@@ -125,7 +132,11 @@ describe('FakeKube server-side apply', () => {
   it('fails with 409 when another manager owns a field whose value would change, and takes it over when forced', async () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
     await kube.apply(configMap('a', { replicas: '1' }), { fieldManager: 'op' });
-    await kube.request('PATCH', cmPath('a'), { body: { data: { replicas: '5' } }, contentType: 'application/merge-patch+json', query: { fieldManager: 'kubectl-edit' } });
+    await kube.request('PATCH', cmPath('a'), {
+      body: { data: { replicas: '5' } },
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager: 'kubectl-edit' },
+    });
     const conflict = await failure(kube.apply(configMap('a', { replicas: '1' }), { fieldManager: 'op' }));
     expect(conflict.status).toBe(409);
     expect(conflict.message).toContain('conflict with "kubectl-edit" using Update: .data.replicas');
@@ -137,7 +148,11 @@ describe('FakeKube server-side apply', () => {
   it('merges metadata.finalizers as a set: an entry two managers hold stays until both release it', async () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
     await kube.create(pool('p'));
-    const withFinalizers = (finalizers: string[]) => ({ apiVersion: GV, kind: 'InferencePool', metadata: { name: 'p', namespace: 'ml', ...(finalizers.length ? { finalizers } : {}) } });
+    const withFinalizers = (finalizers: string[]) => ({
+      apiVersion: GV,
+      kind: 'InferencePool',
+      metadata: { name: 'p', namespace: 'ml', ...(finalizers.length ? { finalizers } : {}) },
+    });
     await kube.apply(withFinalizers(['example.com/a']), { fieldManager: 'op', force: true });
     await kube.apply(withFinalizers(['example.com/a', 'example.com/b']), { fieldManager: 'restore', force: true });
     const released = await kube.apply<Obj>(withFinalizers([]), { fieldManager: 'op', force: true });
@@ -153,20 +168,31 @@ describe('FakeKube status subresource', () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
     const created = await kube.create<Obj>({ ...pool('p'), status: { observedGeneration: 9 } });
     expect(created.status).toBeUndefined();
-    const status = await kube.apply<Obj>({ ...pool('p', { model: { name: 'changed' } }), status: { observedGeneration: 1 } }, { fieldManager: 'op', subresource: 'status' });
+    const status = await kube.apply<Obj>(
+      { ...pool('p', { model: { name: 'changed' } }), status: { observedGeneration: 1 } },
+      { fieldManager: 'op', subresource: 'status' },
+    );
     expect([status.spec, status.status, status.metadata.generation]).toEqual([{ model: { name: 'm' } }, { observedGeneration: 1 }, 1]);
     expect(Number(status.metadata.resourceVersion)).toBeGreaterThan(Number(created.metadata.resourceVersion));
     // The creator owns spec.model.name, so another manager changes it only when forcing.
-    const spec = await kube.apply<Obj>({ ...pool('p', { model: { name: 'n' } }), status: { observedGeneration: 7 } }, { fieldManager: 'user', force: true });
+    const spec = await kube.apply<Obj>(
+      { ...pool('p', { model: { name: 'n' } }), status: { observedGeneration: 7 } },
+      { fieldManager: 'user', force: true },
+    );
     expect([spec.spec, spec.status, spec.metadata.generation]).toEqual([{ model: { name: 'n' } }, { observedGeneration: 1 }, 2]);
-    const labelled = await kube.request<Obj>('PATCH', poolPath('p'), { body: { metadata: { labels: { a: 'b' } } }, contentType: 'application/merge-patch+json' });
+    const labelled = await kube.request<Obj>('PATCH', poolPath('p'), {
+      body: { metadata: { labels: { a: 'b' } } },
+      contentType: 'application/merge-patch+json',
+    });
     expect(labelled.metadata.generation).toBe(2);
   });
 
   it('answers 404 for /status of a kind without that subresource and of a missing object', async () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
     await kube.create(configMap('a', {}));
-    expect((await failure(kube.apply({ ...configMap('a', {}), status: {} }, { fieldManager: 'op', subresource: 'status' }))).status).toBe(404);
+    expect((await failure(kube.apply({ ...configMap('a', {}), status: {} }, { fieldManager: 'op', subresource: 'status' }))).status).toBe(
+      404,
+    );
     expect((await failure(kube.apply({ ...pool('nope'), status: {} }, { fieldManager: 'op', subresource: 'status' }))).status).toBe(404);
   });
 });
@@ -179,7 +205,9 @@ describe('FakeKube deletion', () => {
     const deleting = await kube.get<Obj>(poolPath('p'));
     expect(deleting.metadata.deletionTimestamp).toBeDefined();
     expect(deleting.metadata.generation).toBe(2);
-    const added = await failure(kube.replace({ ...deleting, metadata: { ...deleting.metadata, finalizers: ['example.com/a', 'example.com/b'] } }));
+    const added = await failure(
+      kube.replace({ ...deleting, metadata: { ...deleting.metadata, finalizers: ['example.com/a', 'example.com/b'] } }),
+    );
     expect([added.status, added.message]).toEqual([422, expect.stringContaining('no new finalizers can be added')]);
     await kube.request('PATCH', poolPath('p'), {
       body: [
@@ -202,7 +230,15 @@ describe('FakeKube deletion', () => {
   it('fails a JSON patch whose test op does not hold with 422 and changes nothing', async () => {
     const kube = await fakeCluster({ namespaces: ['ml'] });
     const before = await kube.create<Obj>(configMap('a', { k: 'v' }));
-    const err = await failure(kube.request('PATCH', cmPath('a'), { body: [{ op: 'test', path: '/data/k', value: 'w' }, { op: 'remove', path: '/data/k' }], contentType: 'application/json-patch+json' }));
+    const err = await failure(
+      kube.request('PATCH', cmPath('a'), {
+        body: [
+          { op: 'test', path: '/data/k', value: 'w' },
+          { op: 'remove', path: '/data/k' },
+        ],
+        contentType: 'application/json-patch+json',
+      }),
+    );
     expect(err.status).toBe(422);
     expect((await kube.get<Obj>(cmPath('a'))).metadata.resourceVersion).toBe(before.metadata.resourceVersion);
   });
@@ -214,7 +250,8 @@ describe('FakeKube lists, watches and informers', () => {
     await kube.create(configMap('a', {}, { app: 'x', tier: 'web' }));
     await kube.create(configMap('b', {}, { app: 'y' }));
     await kube.create(configMap('c', {}));
-    const names = async (sel: { labelSelector?: string; fieldSelector?: string }) => (await kube.list<Obj>('/api/v1/namespaces/ml/configmaps', sel)).items.map((o) => o.metadata.name);
+    const names = async (sel: { labelSelector?: string; fieldSelector?: string }) =>
+      (await kube.list<Obj>('/api/v1/namespaces/ml/configmaps', sel)).items.map((o) => o.metadata.name);
     expect(await names({ labelSelector: 'app=x' })).toEqual(['a']);
     expect(await names({ labelSelector: 'app' })).toEqual(['a', 'b']);
     expect(await names({ labelSelector: '!app' })).toEqual(['c']);
@@ -253,7 +290,12 @@ describe('FakeKube lists, watches and informers', () => {
     expect(informer.synced).toBe(false);
     await kube.create(ENVOY_FILTER_CRD);
     await started;
-    await kube.create({ apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'f', namespace: 'ml' }, spec: {} });
+    await kube.create({
+      apiVersion: 'networking.istio.io/v1alpha3',
+      kind: 'EnvoyFilter',
+      metadata: { name: 'f', namespace: 'ml' },
+      spec: {},
+    });
     expect(informer.get('f', 'ml')?.kind).toBe('EnvoyFilter');
     await informer.stop();
   });
@@ -265,6 +307,10 @@ describe('FakeKube lists, watches and informers', () => {
     expect((await failure(kube.create(configMap('a', {})))).status).toBe(500);
     stop();
     await kube.create(configMap('a', {}));
-    expect(kube.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /api/v1/namespaces', 'POST /api/v1/namespaces/ml/configmaps', 'POST /api/v1/namespaces/ml/configmaps']);
+    expect(kube.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      'POST /api/v1/namespaces',
+      'POST /api/v1/namespaces/ml/configmaps',
+      'POST /api/v1/namespaces/ml/configmaps',
+    ]);
   });
 });

@@ -24,7 +24,15 @@
 // - No authentication, authorization or admission beyond the namespace lifecycle; no RBAC escalation check.
 // - Discovery serves only GET /api/v1 and /apis/<group>/<version> (the kinds served there), not the group lists.
 
-import { KubeApiError, resourcePath, type ApplyOptions, type KubeApi, type KubeObjectLike, type ObjectList, type RequestOptions } from '../../common/kube/kube-client.ts';
+import {
+  KubeApiError,
+  resourcePath,
+  type ApplyOptions,
+  type KubeApi,
+  type KubeObjectLike,
+  type ObjectList,
+  type RequestOptions,
+} from '../../common/kube/kube-client.ts';
 import { FakeInformer, type FakeInformerOptions } from './fake-informer.ts';
 import { ApplyConflictError, FieldOwners, clone, type Json, type JsonObject, type ManagerKey } from './managed-fields.ts';
 import { fieldSelector, labelSelector, type Selector } from './selectors.ts';
@@ -56,7 +64,14 @@ const BUILT_IN: ResourceType[] = [
   { group: 'rbac.authorization.k8s.io', versions: ['v1'], plural: 'roles', kind: 'Role', namespaced: true, status: false },
   { group: 'rbac.authorization.k8s.io', versions: ['v1'], plural: 'rolebindings', kind: 'RoleBinding', namespaced: true, status: false },
   { group: 'coordination.k8s.io', versions: ['v1'], plural: 'leases', kind: 'Lease', namespaced: true, status: false },
-  { group: 'apiextensions.k8s.io', versions: ['v1'], plural: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false, status: true },
+  {
+    group: 'apiextensions.k8s.io',
+    versions: ['v1'],
+    plural: 'customresourcedefinitions',
+    kind: 'CustomResourceDefinition',
+    namespaced: false,
+    status: true,
+  },
 ];
 
 interface Target {
@@ -111,7 +126,12 @@ const wire = (v: unknown): JsonObject => JSON.parse(JSON.stringify(v ?? {})) as 
 const meta = (o: JsonObject): JsonObject => (isObject(o.metadata) ? o.metadata : (o.metadata = {}));
 const finalizersOf = (o: JsonObject): string[] => (Array.isArray(meta(o).finalizers) ? (meta(o).finalizers as string[]) : []);
 /** Everything but metadata and status: a change here moves metadata.generation. */
-const specPart = (o: JsonObject) => JSON.stringify(Object.entries(o).filter(([k]) => k !== 'metadata' && k !== 'status' && k !== 'apiVersion' && k !== 'kind').sort());
+const specPart = (o: JsonObject) =>
+  JSON.stringify(
+    Object.entries(o)
+      .filter(([k]) => k !== 'metadata' && k !== 'status' && k !== 'apiVersion' && k !== 'kind')
+      .sort(),
+  );
 
 /** Parses a REST path the way the API server routes it, without knowing whether the resource exists. */
 function parsePath(path: string): Target | undefined {
@@ -120,10 +140,17 @@ function parsePath(path: string): Target | undefined {
   const apiVersion = m[1] ?? m[2]!;
   const segs = m[3]!.split('/').filter(Boolean).map(decodeURIComponent);
   // namespaces/<name>/status is a Namespace's subresource; namespaces/<ns>/<plural>/... is a namespaced resource.
-  const namespaced = segs[0] === 'namespaces' && segs.length >= 3 && !(segs.length === 3 && (segs[2] === 'status' || segs[2] === 'finalize'));
+  const namespaced =
+    segs[0] === 'namespaces' && segs.length >= 3 && !(segs.length === 3 && (segs[2] === 'status' || segs[2] === 'finalize'));
   const [plural, name, subresource, extra] = namespaced ? segs.slice(2) : segs;
   if (!plural || extra !== undefined) return undefined;
-  return { apiVersion, plural, ...(namespaced ? { namespace: segs[1]! } : {}), ...(name ? { name } : {}), ...(subresource ? { subresource } : {}) };
+  return {
+    apiVersion,
+    plural,
+    ...(namespaced ? { namespace: segs[1]! } : {}),
+    ...(name ? { name } : {}),
+    ...(subresource ? { subresource } : {}),
+  };
 }
 
 export class FakeKube implements KubeApi {
@@ -190,7 +217,9 @@ export class FakeKube implements KubeApi {
 
   async delete(path: string, preconditionUid?: string): Promise<boolean> {
     try {
-      await this.request('DELETE', path, { body: { kind: 'DeleteOptions', apiVersion: 'v1', ...(preconditionUid ? { preconditions: { uid: preconditionUid } } : {}) } });
+      await this.request('DELETE', path, {
+        body: { kind: 'DeleteOptions', apiVersion: 'v1', ...(preconditionUid ? { preconditions: { uid: preconditionUid } } : {}) },
+      });
       return true;
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 404) return false;
@@ -319,8 +348,14 @@ export class FakeKube implements KubeApi {
     if (served.length === 0) return this.fail(req, 404, 'NotFound', 'the server could not find the requested resource');
     const resources: Json[] = [];
     for (const t of served) {
-      resources.push({ name: t.plural, kind: t.kind, namespaced: t.namespaced, verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] });
-      if (t.status) resources.push({ name: `${t.plural}/status`, kind: t.kind, namespaced: t.namespaced, verbs: ['get', 'patch', 'update'] });
+      resources.push({
+        name: t.plural,
+        kind: t.kind,
+        namespaced: t.namespaced,
+        verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+      });
+      if (t.status)
+        resources.push({ name: `${t.plural}/status`, kind: t.kind, namespaced: t.namespaced, verbs: ['get', 'patch', 'update'] });
     }
     return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
   }
@@ -355,7 +390,9 @@ export class FakeKube implements KubeApi {
   /** The stored objects of a type, in one namespace or all. */
   private collection(type: ResourceType, namespace: string | undefined): [string, Stored][] {
     const prefix = `${type.group}/${type.plural}/${namespace ?? ''}`;
-    return [...this.objects].filter(([key]) => (namespace === undefined ? key.startsWith(`${type.group}/${type.plural}/`) : key.startsWith(`${prefix}/`)));
+    return [...this.objects].filter(([key]) =>
+      namespace === undefined ? key.startsWith(`${type.group}/${type.plural}/`) : key.startsWith(`${prefix}/`),
+    );
   }
 
   /** The namespace lifecycle admission: no new object in a namespace that is missing or being deleted. */
@@ -364,7 +401,12 @@ export class FakeKube implements KubeApi {
     const ns = this.objects.get(this.key(NAMESPACES, undefined, namespace ?? ''));
     if (!ns) return this.fail(req, 404, 'NotFound', `namespaces "${namespace}" not found`);
     if (meta(ns.obj).deletionTimestamp) {
-      this.fail(req, 403, 'Forbidden', `${type.plural} "${name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`);
+      this.fail(
+        req,
+        403,
+        'Forbidden',
+        `${type.plural} "${name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`,
+      );
     }
   }
 
@@ -376,15 +418,22 @@ export class FakeKube implements KubeApi {
     if (type.namespaced && m.namespace !== undefined && m.namespace !== t.namespace) {
       this.fail(req, 400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
     }
-    if (body.kind !== undefined && body.kind !== type.kind) this.fail(req, 400, 'BadRequest', `kind ${String(body.kind)} does not match ${type.kind}`);
+    if (body.kind !== undefined && body.kind !== type.kind)
+      this.fail(req, 400, 'BadRequest', `kind ${String(body.kind)} does not match ${type.kind}`);
   }
 
   private createObject(req: FakeRequest, t: Target, type: ResourceType, body: JsonObject, manager: string): JsonObject {
     if (type.namespaced && !t.namespace) return this.fail(req, 405, 'MethodNotAllowed', 'a namespaced object is created in its namespace');
     this.checkIdentity(req, t, type, body);
     const m = meta(body);
-    const name = typeof m.name === 'string' && m.name ? m.name : typeof m.generateName === 'string' ? `${m.generateName}${(++this.serial).toString(36).padStart(5, '0')}` : '';
-    if (!name) return this.fail(req, 422, 'Invalid', `${type.kind} is invalid: metadata.name: Required value: name or generateName is required`);
+    const name =
+      typeof m.name === 'string' && m.name
+        ? m.name
+        : typeof m.generateName === 'string'
+          ? `${m.generateName}${(++this.serial).toString(36).padStart(5, '0')}`
+          : '';
+    if (!name)
+      return this.fail(req, 422, 'Invalid', `${type.kind} is invalid: metadata.name: Required value: name or generateName is required`);
     const key = this.key(type, t.namespace, name);
     if (this.objects.has(key)) return this.fail(req, 409, 'AlreadyExists', `${this.qualified(type)} "${name}" already exists`);
     this.admit(req, type, t.namespace, name);
@@ -411,7 +460,11 @@ export class FakeKube implements KubeApi {
     if (type.status) delete obj.status;
     if (type.kind === 'Namespace') obj.status = { phase: 'Active' };
     if (type.kind === 'CustomResourceDefinition') {
-      obj.status = { conditions: [{ type: 'Established', status: 'True', reason: 'InitialNamesAccepted', message: 'the initial names have been accepted' }] };
+      obj.status = {
+        conditions: [
+          { type: 'Established', status: 'True', reason: 'InitialNamesAccepted', message: 'the initial names have been accepted' },
+        ],
+      };
     }
     return obj;
   }
@@ -420,7 +473,13 @@ export class FakeKube implements KubeApi {
     const body = req.body;
     switch (req.contentType) {
       case APPLY_PATCH:
-        if (!manager) return this.fail(req, 422, 'Invalid', 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
+        if (!manager)
+          return this.fail(
+            req,
+            422,
+            'Invalid',
+            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+          );
         return this.applyObject(req, t, type, wire(body), manager, req.query.force === 'true');
       case MERGE_PATCH:
         if (!isObject(body)) return this.fail(req, 400, 'BadRequest', 'a merge patch must be a JSON object');
@@ -441,7 +500,12 @@ export class FakeKube implements KubeApi {
           manager ?? 'unknown',
         );
       default:
-        return this.fail(req, 415, 'UnsupportedMediaType', `the body of the request was in an unknown format: ${req.contentType ?? 'none'}`);
+        return this.fail(
+          req,
+          415,
+          'UnsupportedMediaType',
+          `the body of the request was in an unknown format: ${req.contentType ?? 'none'}`,
+        );
     }
   }
 
@@ -455,7 +519,9 @@ export class FakeKube implements KubeApi {
     if (live) this.checkResourceVersion(req, live.obj, body);
     // What this apply may set: status alone through /status, everything else (but status) otherwise.
     const config: JsonObject = sub ? { status: body.status ?? {} } : withoutServerFields(body, type);
-    const next: Stored = live ? { obj: clone(live.obj), owners: live.owners.copy() } : { obj: this.fresh(type, t, t.name!, {}), owners: new FieldOwners() };
+    const next: Stored = live
+      ? { obj: clone(live.obj), owners: live.owners.copy() }
+      : { obj: this.fresh(type, t, t.name!, {}), owners: new FieldOwners() };
     const mk: ManagerKey = { manager, operation: 'Apply', subresource: sub };
     try {
       next.owners.apply(next.obj, config, mk, force, this.timestamp());
@@ -499,7 +565,12 @@ export class FakeKube implements KubeApi {
   private checkResourceVersion(req: FakeRequest, live: JsonObject, body: JsonObject): void {
     const want = meta(body).resourceVersion;
     if (want !== undefined && want !== '' && want !== meta(live).resourceVersion) {
-      this.fail(req, 409, 'Conflict', `Operation cannot be fulfilled on ${String(live.kind)} "${String(meta(live).name)}": the object has been modified; please apply your changes to the latest version and try again`);
+      this.fail(
+        req,
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on ${String(live.kind)} "${String(meta(live).name)}": the object has been modified; please apply your changes to the latest version and try again`,
+      );
     }
   }
 
@@ -508,7 +579,12 @@ export class FakeKube implements KubeApi {
     if (!meta(live).deletionTimestamp) return;
     const added = finalizersOf(next).filter((f) => !finalizersOf(live).includes(f));
     if (added.length) {
-      this.fail(req, 422, 'Invalid', `${type.kind} "${String(meta(live).name)}" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`);
+      this.fail(
+        req,
+        422,
+        'Invalid',
+        `${type.kind} "${String(meta(live).name)}" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`,
+      );
     }
   }
 
@@ -517,7 +593,12 @@ export class FakeKube implements KubeApi {
     const live = this.stored(req, t, type);
     const uid = isObject(req.body) && isObject(req.body.preconditions) ? req.body.preconditions.uid : undefined;
     if (uid !== undefined && uid !== meta(live.obj).uid) {
-      this.fail(req, 409, 'Conflict', `Precondition failed: UID in precondition: ${String(uid)}, UID in object meta: ${String(meta(live.obj).uid)}`);
+      this.fail(
+        req,
+        409,
+        'Conflict',
+        `Precondition failed: UID in precondition: ${String(uid)}, UID in object meta: ${String(meta(live.obj).uid)}`,
+      );
     }
     if (meta(live.obj).deletionTimestamp) return this.render(live, t.apiVersion);
     const next: Stored = { obj: clone(live.obj), owners: live.owners.copy() };
@@ -539,10 +620,12 @@ export class FakeKube implements KubeApi {
       const v = m[f];
       if ((Array.isArray(v) && v.length === 0) || (isObject(v) && Object.keys(v).length === 0)) delete m[f];
     }
-    if (live && m.deletionTimestamp && finalizersOf(next.obj).length === 0 && type.kind !== 'Namespace') return this.remove(key, type, next, apiVersion);
+    if (live && m.deletionTimestamp && finalizersOf(next.obj).length === 0 && type.kind !== 'Namespace')
+      return this.remove(key, type, next, apiVersion);
     if (live) {
       const unchanged =
-        JSON.stringify(withoutVersion(live.obj)) === JSON.stringify(withoutVersion(next.obj)) && live.owners.fingerprint() === next.owners.fingerprint();
+        JSON.stringify(withoutVersion(live.obj)) === JSON.stringify(withoutVersion(next.obj)) &&
+        live.owners.fingerprint() === next.owners.fingerprint();
       if (unchanged) return this.render(live, apiVersion);
       if (specPart(live.obj) !== specPart(next.obj)) m.generation = Number(meta(live.obj).generation ?? 0) + 1;
     }
@@ -568,7 +651,10 @@ export class FakeKube implements KubeApi {
     for (const w of [...this.watchers]) {
       if (w.group !== type.group || w.plural !== type.plural) continue;
       const sees = (o: JsonObject | undefined) =>
-        o !== undefined && (w.namespace === undefined || meta(o).namespace === w.namespace) && w.labels.matches(o as never) && w.fields.matches(o as never);
+        o !== undefined &&
+        (w.namespace === undefined || meta(o).namespace === w.namespace) &&
+        w.labels.matches(o as never) &&
+        w.fields.matches(o as never);
       const was = sees(before);
       const is = exists && sees(current.obj);
       if (is) w.handler(was ? 'MODIFIED' : 'ADDED', this.render(current, w.apiVersion));
@@ -581,7 +667,8 @@ export class FakeKube implements KubeApi {
     const names = isObject(spec.names) ? spec.names : {};
     const versions = Array.isArray(spec.versions) ? spec.versions.filter(isObject) : [];
     const served = versions.filter((v) => v.served !== false);
-    if (typeof spec.group !== 'string' || typeof names.plural !== 'string' || typeof names.kind !== 'string' || served.length === 0) return [];
+    if (typeof spec.group !== 'string' || typeof names.plural !== 'string' || typeof names.kind !== 'string' || served.length === 0)
+      return [];
     return [
       {
         group: spec.group,
@@ -613,7 +700,17 @@ export class FakeKube implements KubeApi {
 function withoutServerFields(body: JsonObject, type: ResourceType): JsonObject {
   const out = clone(body);
   const m = meta(out);
-  for (const f of ['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields', 'selfLink']) delete m[f];
+  for (const f of [
+    'uid',
+    'resourceVersion',
+    'generation',
+    'creationTimestamp',
+    'deletionTimestamp',
+    'deletionGracePeriodSeconds',
+    'managedFields',
+    'selfLink',
+  ])
+    delete m[f];
   if (type.status) delete out.status;
   return out;
 }
@@ -622,7 +719,16 @@ function withoutServerFields(body: JsonObject, type: ResourceType): JsonObject {
 function serverFields(live: JsonObject, type: ResourceType): JsonObject {
   const m = meta(live);
   const keep: JsonObject = {};
-  for (const f of ['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds']) {
+  for (const f of [
+    'name',
+    'namespace',
+    'uid',
+    'resourceVersion',
+    'generation',
+    'creationTimestamp',
+    'deletionTimestamp',
+    'deletionGracePeriodSeconds',
+  ]) {
     if (m[f] !== undefined) keep[f] = clone(m[f]!);
   }
   return { metadata: keep, ...(type.status && live.status !== undefined ? { status: clone(live.status) } : {}) };
@@ -657,7 +763,10 @@ interface JsonPatchOp {
 function jsonPatch(doc: JsonObject, ops: JsonPatchOp[]): JsonObject {
   const out = clone(doc);
   for (const op of ops) {
-    const segs = op.path.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const segs = op.path
+      .split('/')
+      .slice(1)
+      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
     const last = segs.pop();
     if (last === undefined) throw new Error(`JSON patch path "${op.path}" is not supported`);
     let parent: Json | undefined = out;

@@ -43,15 +43,23 @@ export const clone = <T>(v: T): T => structuredClone(v);
 const overlaps = (a: FieldPath, b: FieldPath) => a === b || a.startsWith(b + SEP) || b.startsWith(a + SEP);
 
 /** Fields the API server sets or that identify the object: nobody owns them. */
-const SYSTEM_FIELDS = new Set(
-  [
-    'f:apiVersion',
-    'f:kind',
-    ...['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields', 'selfLink', 'generateName'].map(
-      (f) => `f:metadata${SEP}f:${f}`,
-    ),
-  ],
-);
+const SYSTEM_FIELDS = new Set([
+  'f:apiVersion',
+  'f:kind',
+  ...[
+    'name',
+    'namespace',
+    'uid',
+    'resourceVersion',
+    'generation',
+    'creationTimestamp',
+    'deletionTimestamp',
+    'deletionGracePeriodSeconds',
+    'managedFields',
+    'selfLink',
+    'generateName',
+  ].map((f) => `f:metadata${SEP}f:${f}`),
+]);
 
 /** The leaf field paths of a value: map keys recursed, set-list items one by one, everything else whole. */
 function fieldPaths(value: JsonObject, prefix = '', out = new Set<FieldPath>()): Set<FieldPath> {
@@ -151,7 +159,13 @@ export class FieldOwners {
         for (const q of sent) {
           if (!overlaps(owned, q) || json(valueAt(live, q)) === json(valueAt(config, q))) continue;
           if (force) other.fields.delete(owned);
-          else conflicts.push(`conflict with "${other.key.manager}"${other.key.operation === 'Update' ? ' using ' + other.key.operation : ''}: .${owned.split(SEP).map((s) => s.slice(2)).join('.')}`);
+          else
+            conflicts.push(
+              `conflict with "${other.key.manager}"${other.key.operation === 'Update' ? ' using ' + other.key.operation : ''}: .${owned
+                .split(SEP)
+                .map((s) => s.slice(2))
+                .join('.')}`,
+            );
           break;
         }
       }
@@ -159,7 +173,8 @@ export class FieldOwners {
     if (conflicts.length) throw new ApplyConflictError(`Apply failed with ${conflicts.length} conflict(s): ${conflicts.join('; ')}`);
     const before = this.entries.get(id)?.fields ?? new Set<FieldPath>();
     const heldElsewhere = (p: FieldPath) =>
-      [...sent].some((q) => overlaps(p, q)) || [...this.entries].some(([otherId, e]) => otherId !== id && [...e.fields].some((o) => overlaps(o, p)));
+      [...sent].some((q) => overlaps(p, q)) ||
+      [...this.entries].some(([otherId, e]) => otherId !== id && [...e.fields].some((o) => overlaps(o, p)));
     for (const p of before) if (!sent.has(p) && !heldElsewhere(p)) removeAt(live, p);
     merge(live, config);
     this.set(id, key, sent, time);

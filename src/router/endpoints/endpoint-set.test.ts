@@ -175,6 +175,29 @@ describe('EndpointSet scraping', () => {
 });
 
 describe('EndpointSet in-flight counts', () => {
+  it('records its own in-flight count as each scrape starts, so a finished request leaves the load at once though the scrape still shows it', async () => {
+    // The engine runs one request (page(): 1 running, 0 waiting), which is this router's.
+    const a = await engine(page(0, 0.1));
+    cleanups.push(a.close);
+    const { set } = endpointSet();
+    set.replace([a.endpoint]);
+    set.requestStarted(a.endpoint.address);
+    const during = await until(() => {
+      const s = set.snapshot()[0];
+      return s?.metrics?.inFlightAtScrape === 1 && s;
+    }, 'a scrape that started while the request was in flight');
+    expect([during.metrics!.runningRequests, during.inFlight, during.load]).toEqual([1, 1, 1]);
+    set.requestFinished(a.endpoint.address);
+    const after = set.snapshot()[0]!;
+    expect([after.metrics!.runningRequests, after.metrics!.inFlightAtScrape, after.inFlight, after.load]).toEqual([1, 1, 0, 0]);
+    // A later scrape that starts with nothing of ours in flight and still sees one running: someone else's.
+    const later = await until(() => {
+      const s = set.snapshot()[0];
+      return s?.metrics?.inFlightAtScrape === 0 && s;
+    }, 'a scrape that started after the request finished');
+    expect(later.load).toBe(1);
+  });
+
   it('counts started minus finished requests per endpoint, never below zero', () => {
     const { set } = endpointSet();
     const ep = (port: number): Endpoint => ({ address: `10.0.0.1:${port}`, ip: '10.0.0.1', port, name: 'p', namespace: '', labels: {} });

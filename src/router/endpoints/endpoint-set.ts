@@ -1,11 +1,13 @@
 // The live endpoint table both endpoint sources feed: which endpoints exist, their scraped metrics
-// (through MetricsScraper), the requests this router has in flight to each, and the per-endpoint and
-// pool-wide engine gauges (in-flight and ready-endpoint gauges are src/router/metrics.ts's, read from
-// the same snapshot). A removed endpoint leaves the snapshot, the scrape loop and every series at once.
+// (through MetricsScraper), the requests this router has in flight to each, the load estimate built
+// from both (load.ts), and the per-endpoint and pool-wide engine gauges (in-flight and ready-endpoint
+// gauges are src/router/metrics.ts's, read from the same snapshot). A removed endpoint leaves the
+// snapshot, the scrape loop and every series at once.
 
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../common/log.ts';
 import type { Endpoint, EndpointState } from '../types.ts';
+import { endpointLoad } from './load.ts';
 import { MetricsScraper, type ScrapeOptions } from './metrics-scraper.ts';
 
 interface Tracked {
@@ -64,6 +66,7 @@ export class EndpointSet {
         duration.observe(seconds);
         this.#scrapeErrors.inc({ endpoint: address });
       },
+      ownInFlight: (address) => this.#tracked.get(address)?.inFlight ?? 0,
     });
 
     // Gauges are computed when /metrics is read, from the same fresh-or-null view the scheduler gets,
@@ -138,8 +141,10 @@ export class EndpointSet {
   snapshot(): EndpointState[] {
     const now = this.#now();
     const out: EndpointState[] = [];
-    for (const t of this.#tracked.values())
-      out.push({ endpoint: t.endpoint, metrics: this.#scraper.fresh(t.endpoint.address, now), inFlight: t.inFlight });
+    for (const t of this.#tracked.values()) {
+      const metrics = this.#scraper.fresh(t.endpoint.address, now);
+      out.push({ endpoint: t.endpoint, metrics, inFlight: t.inFlight, load: endpointLoad(t.inFlight, metrics) });
+    }
     return out;
   }
 

@@ -1,6 +1,7 @@
 // Scrapes every endpoint's engine /metrics on one timer (every 50 ms by default), one scrape per
 // endpoint at a time (a tick is skipped while the previous scrape of that endpoint is in flight), and
-// keeps the last good result until it is older than the staleness threshold.
+// keeps the last good result until it is older than the staleness threshold. Each result records the
+// router's own in-flight count when its scrape started, so the load estimate can discount it.
 
 import type { Logger } from '../../common/log.ts';
 import type { EndpointMetrics } from '../types.ts';
@@ -19,10 +20,12 @@ export interface ScrapeOptions {
   now?: () => number;
 }
 
-/** What the scraper reports for the router's own metrics. */
+/** What the scraper reports to its owner (for the router's own metrics), and asks it. */
 export interface ScrapeObserver {
   scraped(address: string, seconds: number, malformedLines: number): void;
   failed(address: string, seconds: number): void;
+  /** This router's requests in flight to `address` now; read as each scrape starts (EndpointMetrics.inFlightAtScrape). */
+  ownInFlight(address: string): number;
 }
 
 interface Target {
@@ -108,6 +111,7 @@ export class MetricsScraper {
   async #scrape(target: Target): Promise<void> {
     target.scraping = true;
     const started = performance.now();
+    const inFlightAtScrape = this.#observer.ownInFlight(target.address);
     try {
       const res = await this.#fetch(target.url, { signal: AbortSignal.timeout(this.#timeoutMs) });
       // Read the body either way, so the keep-alive connection is reusable.
@@ -116,7 +120,7 @@ export class MetricsScraper {
       const parsed = parseEngineMetrics(text);
       if (parsed.metrics === null) throw new Error(`GET ${target.url}: no engine metrics; missing ${parsed.missing.join(', ')}`);
       if (this.#targets.get(target.address) !== target) return;
-      target.metrics = { ...parsed.metrics, scrapedAtMs: this.#now() };
+      target.metrics = { ...parsed.metrics, scrapedAtMs: this.#now(), inFlightAtScrape };
       this.#observer.scraped(target.address, (performance.now() - started) / 1000, parsed.malformedLines);
       if (target.failing) {
         target.failing = false;

@@ -88,7 +88,10 @@ describe('selectionFromPool', () => {
   });
 
   it("reads a kvroute pool's selector.matchLabels and targetPorts, or the operator's model-server labels when it has no selector", () => {
-    const adopted = { metadata: { name: 'llama' }, spec: { model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } }, targetPorts: [{ number: 8080 }, { number: 8081 }] } };
+    const adopted = {
+      metadata: { name: 'llama' },
+      spec: { model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } }, targetPorts: [{ number: 8080 }, { number: 8081 }] },
+    };
     expect(selectionFromPool('inference.kvroute.io', adopted)).toEqual({ selector: { app: 'vllm' }, targetPorts: [8080, 8081] });
     const defaultPort = { metadata: { name: 'llama' }, spec: { model: { name: 'm' }, selector: { matchLabels: { app: 'vllm' } } } };
     expect(selectionFromPool('inference.kvroute.io', defaultPort)).toEqual({ selector: { app: 'vllm' }, targetPorts: [8000] });
@@ -117,7 +120,10 @@ describe('selectionFromPool', () => {
       }),
     ).toThrow(/spec\.targetPorts\.0\.number/);
     expect(() =>
-      selectionFromPool('inference.kvroute.io', { metadata: { name: 'p' }, spec: { model: { name: 'm' }, selector: { matchLabels: { a: 'b' } }, targetPorts: [{ number: 0 }] } }),
+      selectionFromPool('inference.kvroute.io', {
+        metadata: { name: 'p' },
+        spec: { model: { name: 'm' }, selector: { matchLabels: { a: 'b' } }, targetPorts: [{ number: 0 }] },
+      }),
     ).toThrow(/spec\.targetPorts\.0\.number/);
   });
 

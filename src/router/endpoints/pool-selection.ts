@@ -88,7 +88,9 @@ export function selectionFromPool(group: string, pool: unknown): PoolSelection {
       const targetPorts = poolTargetPorts(spec);
       if (!targetPorts) {
         const ref = spec.poolRef!;
-        throw fail(`spec.poolRef: the pods come from InferencePool ${ref.name} (${ref.group}); run the router with --pool-group=${ref.group} --pool-name=${ref.name}`);
+        throw fail(
+          `spec.poolRef: the pods come from InferencePool ${ref.name} (${ref.group}); run the router with --pool-group=${ref.group} --pool-name=${ref.name}`,
+        );
       }
       const selector = spec.selector?.matchLabels ?? { [KVROUTE_POOL_LABEL]: name, [KVROUTE_COMPONENT_LABEL]: 'model-server' };
       return { selector, targetPorts };

@@ -25,7 +25,7 @@ const ENDPOINT: Endpoint = { address: '10.1.0.1:8000', ip: '10.1.0.1', port: 800
 function oneEndpoint(): EndpointSource & { inFlight: number } {
   const s = {
     inFlight: 0,
-    snapshot: () => [{ endpoint: ENDPOINT, metrics: null, inFlight: s.inFlight }],
+    snapshot: () => [{ endpoint: ENDPOINT, metrics: null, inFlight: s.inFlight, load: s.inFlight }],
     synced: () => true,
     requestStarted: () => void s.inFlight++,
     requestFinished: () => void s.inFlight--,
@@ -131,6 +131,52 @@ describe('ext_proc server transport', () => {
     cleanups.push(() => client.close());
     expect(await pickFor(client)).toBe('10.1.0.1:8000');
   });
+
+  it("keeps a TLS connection through 2,000 complete exchanges each ended with a reset, as Envoy ends them (Node's rapid-reset limit)", async () => {
+    // Node's HTTP/2 server sends GOAWAY after 1000 RST_STREAMs on a connection (refilled at 33/s) at
+    // its defaults, failing the streams then open: the router serves TLS with higher limits.
+    const server = await start();
+    const client = processClient(server.port, grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false }));
+    const failures: string[] = [];
+    let completed = 0;
+    const exchange = () =>
+      new Promise<void>((resolve) => {
+        const call = client.Process();
+        let answers = 0;
+        call.on('data', () => {
+          answers++;
+          if (answers === 1) {
+            call.write({
+              response_headers: { headers: { headers: [{ key: ':status', raw_value: Buffer.from('204') }] }, end_of_stream: true },
+            });
+            return;
+          }
+          // Envoy's ExternalProcessorStreamImpl::close(): half-close, then reset at once.
+          completed++;
+          call.end();
+          call.cancel();
+          resolve();
+        });
+        call.on('error', (err: grpc.ServiceError) => {
+          if (err.code !== grpc.status.CANCELLED) failures.push(`${grpc.status[err.code]}: ${err.details}`);
+          resolve();
+        });
+        call.write({
+          request_headers: { headers: { headers: [{ key: ':path', raw_value: Buffer.from('/v1/models') }] }, end_of_stream: true },
+        });
+      });
+    let started = 0;
+    // 16 streams open at a time, like a busy gateway connection.
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (started < 2_000) {
+          started++;
+          await exchange();
+        }
+      }),
+    );
+    expect({ completed, failures: failures.slice(0, 3) }).toEqual({ completed: 2_000, failures: [] });
+  }, 60_000);
 
   it('fails to start with a message naming the missing file when --cert-path lacks the key pair', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kvroute-cert-'));

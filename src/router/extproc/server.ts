@@ -2,6 +2,21 @@
 // self-signed certificate by default, plaintext h2c when asked), and grpc.health.v1 on its own
 // plaintext port for kubelet probes and Envoy's health checks. Tracks the open Process streams so a
 // terminating router can stop being ready and let them finish.
+//
+// HTTP/2 rapid-reset protection vs. Envoy. Node's HTTP/2 server (nghttp2) answers a connection that
+// sends more RST_STREAM frames than `streamResetBurst` plus `streamResetRate` per second (defaults
+// 1000 and 33/s) with GOAWAY, failing every stream then open on it. Envoy resets each ext_proc stream
+// as its request ends (ExternalProcessorStreamImpl::close: half-close, then reset at once), so at
+// the defaults a gateway sending more than 33 requests a second over one connection lost it after
+// about a thousand (a bench at 1000 req/s saw 450 5xx). Ending the router's side earlier does not
+// help: nghttp2 counts a reset of a stream it has already closed too, and Envoy sends its reset
+// anyway (measured with the router ending at the response's end: 2963 of 3000 streams reset). So
+// the TLS server (the default, and what GIE's gateways and the kvroute operator use) takes
+// STREAM_RESET_LIMITS, through server credentials whose constructor options grpc-js passes to
+// http2.createSecureServer (grpc-js has no channel option for them). grpc-js builds a plaintext
+// (h2c) server from its own options only, so --secure-serving=false keeps Node's defaults: the
+// gateway must cap requests per ext_proc connection below 1000, as the Envoy config kvroute
+// generates does (src/gateway/envoy-config.ts).
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -43,6 +58,26 @@ export interface RunningExtProcServer {
   drain(timeoutMs: number): Promise<void>;
   /** Stops both servers; streams still open are cut. */
   close(): Promise<void>;
+}
+
+/**
+ * The rapid-reset limits of the TLS ext_proc server, per connection. Envoy resets (almost) every
+ * stream it opens, so resets per second track requests per second: these sit above what one router
+ * process serves, and a client resetting faster than that is still cut off.
+ */
+const STREAM_RESET_LIMITS = { streamResetBurst: 10_000, streamResetRate: 10_000 } as const;
+
+/** TLS server credentials whose http2.createSecureServer options carry STREAM_RESET_LIMITS. */
+class ResetTolerantServerCredentials extends grpc.ServerCredentials {
+  constructor(tls: grpc.ServerCredentials) {
+    const constructorOptions = tls._getConstructorOptions();
+    if (!constructorOptions) throw new Error('bug: reset limits apply to TLS server credentials only');
+    super({ ...constructorOptions, ...STREAM_RESET_LIMITS }, tls._getSecureContextOptions() ?? undefined);
+  }
+
+  _equals(other: grpc.ServerCredentials): boolean {
+    return other === this;
+  }
 }
 
 export interface KeyPair {
@@ -91,7 +126,8 @@ async function credentials(options: ExtProcServerOptions): Promise<grpc.ServerCr
   if (options.secureServing === false) return grpc.ServerCredentials.createInsecure();
   const pair = options.certPath ? await readKeyPair(options.certPath) : await selfSignedCertificate();
   try {
-    return grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(pair.cert), private_key: Buffer.from(pair.key) }], false);
+    const tls = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(pair.cert), private_key: Buffer.from(pair.key) }], false);
+    return new ResetTolerantServerCredentials(tls);
   } catch (err) {
     throw new Error(`TLS certificate${options.certPath ? ` in ${options.certPath}` : ''} is unusable: ${(err as Error).message}`);
   }

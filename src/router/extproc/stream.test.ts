@@ -42,6 +42,7 @@ function freshMetrics(overrides: Partial<EndpointMetrics> = {}): EndpointMetrics
     waitingLoras: [],
     maxLoras: 0,
     scrapedAtMs: Date.now(),
+    inFlightAtScrape: 0,
     ...overrides,
   };
 }
@@ -60,6 +61,7 @@ class TestEndpoints implements EndpointSource {
       endpoint: e,
       metrics: this.metrics.has(e.address) ? this.metrics.get(e.address)! : freshMetrics(),
       inFlight: this.inFlight.get(e.address) ?? 0,
+      load: this.inFlight.get(e.address) ?? 0,
     }));
   }
   synced(): boolean {
@@ -711,7 +713,7 @@ describe('ext_proc stream: response path', () => {
     expect(endpoints.finished).toEqual(['10.0.0.1:8000']);
   });
 
-  it('does not count a request whose stream was cancelled while it was being scheduled', async () => {
+  it('gives back the count of a pick whose stream was cancelled while it was being scheduled', async () => {
     let release: () => void = () => {};
     scheduler.pick = (_r, c) =>
       new Promise((resolve) => (release = () => resolve({ targets: [c[0]!.endpoint], profile: 'default', scores: {} })));
@@ -720,7 +722,9 @@ describe('ext_proc stream: response path', () => {
     s.call.cancel();
     await until('the router to forget the stream', () => server.activeStreams() === 0);
     release();
-    await new Promise((r) => setImmediate(r));
-    expect(endpoints.started).toEqual([]);
+    // The pick was counted when it was made; the stream that can no longer send it gives it back.
+    await until('the pick to be released', () => endpoints.finished.length === 1);
+    expect(endpoints.started).toEqual(['10.0.0.1:8000']);
+    expect(endpoints.inFlight.get('10.0.0.1:8000')).toBe(0);
   });
 });

@@ -254,11 +254,16 @@ class ProcessStreamHandler {
       bodyBytes: body.length,
       ...(this.subset !== undefined ? { subset: this.subset } : {}),
     });
-    if (this.done) return; // the stream went away while the scheduler ran
+    if (this.done) {
+      // The stream went away while the scheduler ran: the pick was counted, and will never be sent.
+      decision.inFlight.release();
+      return;
+    }
     this.decision = decision;
     this.routed = true;
+    // Counted since the pick; finish() releases it however the stream ends from here on.
+    this.inFlight = decision.inFlight;
     const destination = decision.result.targets.map((t) => t.address).join(',');
-    this.inFlight = this.deps.director.begin(decision.result.targets[0]!.address);
 
     // Re-serialize only when the model changes; otherwise the client's bytes go on untouched.
     const target = decision.request.targetModel;

@@ -62,6 +62,27 @@ describe('buildScheduler', () => {
     expect(await metricValue(scheduler.registry, 'kvroute_router_load_bound_diversions_total')).toBe(1);
   });
 
+  it('filters and scores the candidates as PickTime re-reads them once the indexer has answered, and reserves the pick before answering', async () => {
+    const scheduler = testScheduler(DEFAULT_ENDPOINT_PICKER_CONFIG, { indexer: indexer({ '10.0.0.1': 8 }, 8) });
+    const idle = [endpoint('10.0.0.1:8000'), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
+    // While the indexer was being asked, two requests were picked for the warm pod: loads 2, 0, 0,
+    // bound max(ceil(1.25 * 3 / 3), 2) = 2, so the warm pod (2 + 1 > 2) is out.
+    const now = [endpoint('10.0.0.1:8000', { inFlight: 2 }), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
+    const reserved: string[] = [];
+    const result = await scheduler.schedule(request({ prompt: 'hello' }), idle, {
+      refresh: () => now,
+      reserve: (address) => void reserved.push(address),
+    });
+    expect(result.targets[0]!.address).not.toBe('10.0.0.1:8000');
+    expect(result.scores['10.0.0.1:8000']).toBeUndefined();
+    expect(reserved).toEqual([result.targets[0]!.address]);
+    expect(await metricValue(scheduler.registry, 'kvroute_router_load_bound_diversions_total')).toBe(1);
+
+    const gone = scheduler.schedule(request({ prompt: 'hello' }), idle, { refresh: () => [], reserve: () => reserved.push('never') });
+    await expect(gone).rejects.toMatchObject({ status: 503, reason: 'rejected-no-endpoints' });
+    expect(reserved).toHaveLength(1);
+  });
+
   it('answers 503 when there is no candidate', async () => {
     const scheduler = testScheduler(STRATEGY_CONFIGS.random);
     await expect(scheduler.schedule(request(), [])).rejects.toEqual(

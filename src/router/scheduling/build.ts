@@ -1,15 +1,23 @@
 // Builds the router's Scheduler from an EndpointPickerConfig: plans the plugins (registry.ts), creates
 // them with the scheduler's dependencies (logger, metrics registry, random source, clock, indexer
-// clients), and runs the chosen profile for each request, then the plugins' post-pick hooks. A config
-// reload builds a new scheduler and closes the old one.
+// clients), and for each request runs the chosen profile's prepare step (the slow lookups), then, in
+// one synchronous step, re-reads the candidates (PickTime), filters, scores, picks, reserves the
+// pick and runs the plugins' post-pick hooks. A config reload builds a new scheduler and closes the old one.
 
 import type { Registry } from 'prom-client';
 import type { EndpointPickerConfig } from '../../api/endpoint-picker-config.ts';
 import type { Logger } from '../../common/log.ts';
 import { createIndexerClient, type PrefixScorer } from '../../indexer/public.ts';
-import { SchedulingError, type EndpointState, type InferenceRequest, type Scheduler, type SchedulingResult } from '../types.ts';
+import {
+  SchedulingError,
+  type EndpointState,
+  type InferenceRequest,
+  type PickTime,
+  type Scheduler,
+  type SchedulingResult,
+} from '../types.ts';
 import { schedulerMetrics, type SchedulerMetrics } from './metrics.ts';
-import { observePlugin, runProfile, type RunnableProfile, type RunnerContext } from './profile.ts';
+import { observePlugin, prepareProfile, runProfile, type RunnableProfile, type RunnerContext } from './profile.ts';
 import { planScheduling, type PluginPlan } from './registry.ts';
 import type { CycleState, PickOutcome, Plugin, PluginContext, PrefixMatch, PrefixMatchInfo, Producer, ProfileHandler } from './types.ts';
 
@@ -177,12 +185,21 @@ export function buildScheduler(config: EndpointPickerConfig, deps: SchedulerDeps
   });
 
   return {
-    async schedule(request: InferenceRequest, candidates: EndpointState[]): Promise<SchedulingResult> {
+    async schedule(request: InferenceRequest, candidates: EndpointState[], pickTime?: PickTime): Promise<SchedulingResult> {
       if (candidates.length === 0) throw new SchedulingError(503, 'rejected-no-endpoints', 'no candidate endpoints for the request');
       const cycle = new Cycle(request, candidates, now(), producers, runner);
       const chosen = handler.selectProfile(cycle, profileNames);
       const profile = profiles.get(chosen) ?? profiles.get(profileNames[0]!)!;
-      const { targets, scores } = await runProfile(profile, cycle, runner);
+      const prepared = await prepareProfile(profile, cycle, runner);
+
+      // From here on nothing awaits: the load read, the pick and its reservation happen in one tick,
+      // so a request scheduled at the same time sees this one counted on its endpoint.
+      const current = pickTime ? pickTime.refresh() : candidates;
+      if (current.length === 0) {
+        throw new SchedulingError(503, 'rejected-no-endpoints', 'every candidate endpoint left the pool while the request was scheduled');
+      }
+      const { targets, scores } = runProfile(profile, cycle, current, runner, prepared);
+      pickTime?.reserve(targets[0]!.endpoint.address);
       const outcome: PickOutcome = { targets, profile: profile.name };
       for (const plugin of [...profile.plugins, ...cycle.ran]) {
         if (!plugin.postPick) continue;

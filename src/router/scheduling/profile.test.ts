@@ -6,9 +6,9 @@ import { mulberry32 } from '../../common/random.ts';
 import { SchedulingError, type EndpointState } from '../types.ts';
 import { schedulerMetrics } from './metrics.ts';
 import { pickMaxScore } from './pickers/pickers.ts';
-import { runProfile, type RunnerContext } from './profile.ts';
+import { prepareProfile, runProfile, type RunnableProfile, type RunnerContext } from './profile.ts';
 import { endpoint, metricValue, request } from './test-helpers.ts';
-import type { CycleState, Filter, Picker, Scorer, ScoreVector } from './types.ts';
+import type { CycleState, Filter, Picker, Scorer } from './types.ts';
 
 function cycleOf(candidates: EndpointState[]): CycleState {
   return {
@@ -19,6 +19,11 @@ function cycleOf(candidates: EndpointState[]): CycleState {
     responseHeaders: {},
     produce: () => Promise.reject(new Error('no producers')),
   };
+}
+
+/** Runs the synchronous part of a profile over `candidates`, as the scheduler does at pick time. */
+function run(profile: RunnableProfile, candidates: EndpointState[], ctx: RunnerContext) {
+  return runProfile(profile, cycleOf(candidates), candidates, ctx);
 }
 
 function runner(registry = new Registry(), log = silentLogger): RunnerContext & { registry: Registry } {
@@ -57,7 +62,7 @@ describe('runProfile', () => {
       ],
       picker: maxPicker,
     };
-    const { targets, scores } = await runProfile(profile, cycleOf(pool()), runner());
+    const { targets, scores } = run(profile, pool(), runner());
     expect(scores).toEqual({ '10.0.0.1:8000': 1, '10.0.0.2:8000': 2 + 1 });
     expect(targets.map((t) => t.endpoint.address)).toEqual(['10.0.0.2:8000']);
   });
@@ -65,27 +70,23 @@ describe('runProfile', () => {
   it('skips and counts a soft filter that would remove every endpoint; a hard one fails the request', async () => {
     const ctx = runner();
     const none = filter('none', () => false);
-    const { scores } = await runProfile(
+    const { scores } = run(
       { name: 'p', filters: [none, filter('idle', (e) => e.inFlight === 0)], scorers: [], picker: maxPicker },
-      cycleOf(pool()),
+      pool(),
       ctx,
     );
     expect(Object.keys(scores)).toEqual(['10.0.0.1:8000']);
     expect(await metricValue(ctx.registry, 'kvroute_router_filter_skipped_total{plugin_type="test-filter",plugin_name="none"}')).toBe(1);
-    const hard = runProfile(
-      { name: 'p', filters: [filter('pin', () => false, true)], scorers: [], picker: maxPicker },
-      cycleOf(pool()),
-      ctx,
-    );
-    await expect(hard).rejects.toThrow(SchedulingError);
-    await expect(hard).rejects.toMatchObject({ status: 429, reason: 'rejected-filtered' });
+    const hard = () => run({ name: 'p', filters: [filter('pin', () => false, true)], scorers: [], picker: maxPicker }, pool(), ctx);
+    expect(hard).toThrow(SchedulingError);
+    expect(hard).toThrow(expect.objectContaining({ status: 429, reason: 'rejected-filtered' }));
   });
 
   it('counts abstentions per scorer; a scorer that does not apply adds nothing and is not counted', async () => {
     const ctx = runner();
     const stale = scorer('stale', (e) => (e.inFlight === 0 ? null : 1));
     const notApplicable: Scorer = { kind: 'scorer', type: 'test-scorer', name: 'n/a', score: () => null };
-    const { scores } = await runProfile(
+    const { scores } = run(
       {
         name: 'p',
         filters: [],
@@ -95,7 +96,7 @@ describe('runProfile', () => {
         ],
         picker: maxPicker,
       },
-      cycleOf(pool()),
+      pool(),
       ctx,
     );
     expect(scores).toEqual({ '10.0.0.1:8000': 0, '10.0.0.2:8000': 1, '10.0.0.3:8000': 1 });
@@ -116,7 +117,7 @@ describe('runProfile', () => {
         throw new TypeError('bug');
       },
     };
-    const { targets, scores } = await runProfile(
+    const { targets, scores } = run(
       {
         name: 'p',
         filters: [],
@@ -126,7 +127,7 @@ describe('runProfile', () => {
         ],
         picker: maxPicker,
       },
-      cycleOf(pool()),
+      pool(),
       ctx,
     );
     expect(targets[0]!.endpoint.address).toBe('10.0.0.2:8000');
@@ -138,7 +139,7 @@ describe('runProfile', () => {
     expect(lines.join('\n')).toContain('scorer failed: it abstains for every endpoint');
   });
 
-  it("runs the scorers of a profile concurrently and records each plugin's latency", async () => {
+  it("runs the plugins' prepare steps concurrently over every candidate, then scores synchronously, and records each plugin's latency once", async () => {
     const ctx = runner();
     let running = 0;
     let peak = 0;
@@ -146,34 +147,59 @@ describe('runProfile', () => {
       kind: 'scorer',
       type: 'slow-scorer',
       name,
-      score: async (_c, es): Promise<ScoreVector> => {
+      prepare: async (cycle) => {
         running++;
         peak = Math.max(peak, running);
         await new Promise((resolve) => setImmediate(resolve));
         running--;
-        return es.map(() => 1);
+        cycle.data.set(name, cycle.candidates.length);
       },
+      score: (cycle, es) => es.map(() => (cycle.data.get(name) === 3 ? 1 : 0)),
     });
-    await runProfile(
-      {
-        name: 'p',
-        filters: [],
-        scorers: [
-          { scorer: slow('x'), weight: 1 },
-          { scorer: slow('y'), weight: 1 },
-        ],
-        picker: maxPicker,
-      },
-      cycleOf(pool()),
-      ctx,
-    );
+    const profile = {
+      name: 'p',
+      filters: [filter('not-3', (e) => e.endpoint.address !== '10.0.0.3:8000')],
+      scorers: [
+        { scorer: slow('x'), weight: 1 },
+        { scorer: slow('y'), weight: 1 },
+      ],
+      picker: maxPicker,
+    };
+    const candidates = pool();
+    const cycle = cycleOf(candidates);
+    const prepared = await prepareProfile(profile, cycle, ctx);
     expect(peak).toBe(2);
+    const { scores } = runProfile(profile, cycle, candidates, ctx, prepared);
+    expect(scores).toEqual({ '10.0.0.1:8000': 2, '10.0.0.2:8000': 2 });
     expect(await metricValue(ctx.registry, 'kvroute_router_plugin_duration_seconds_count{plugin_type="slow-scorer",plugin_name="x"}')).toBe(
       1,
     );
     expect(
       await metricValue(ctx.registry, 'kvroute_router_plugin_duration_seconds_count{plugin_type="max-score-picker",plugin_name="max"}'),
     ).toBe(1);
+  });
+
+  it('counts a prepare step that throws as a plugin error, and the profile still picks', async () => {
+    const ctx = runner();
+    const broken: Scorer = {
+      kind: 'scorer',
+      type: 'test-scorer',
+      name: 'broken-prepare',
+      prepare: () => Promise.reject(new Error('indexer gone')),
+      score: (cycle, es) => es.map(() => (cycle.data.has('broken-prepare') ? 1 : null)),
+    };
+    const profile = { name: 'p', filters: [], scorers: [{ scorer: broken, weight: 1 }], picker: maxPicker };
+    const candidates = pool();
+    const cycle = cycleOf(candidates);
+    await prepareProfile(profile, cycle, ctx);
+    const { targets } = runProfile(profile, cycle, candidates, ctx);
+    expect(candidates).toContain(targets[0]);
+    expect(
+      await metricValue(ctx.registry, 'kvroute_router_plugin_errors_total{plugin_type="test-scorer",plugin_name="broken-prepare"}'),
+    ).toBe(1);
+    expect(
+      await metricValue(ctx.registry, 'kvroute_router_scorer_abstentions_total{plugin_type="test-scorer",plugin_name="broken-prepare"}'),
+    ).toBe(3);
   });
 
   it('keeps every total within [0, sum of weights] and always picks a candidate, whatever the scorers say', async () => {
@@ -184,11 +210,7 @@ describe('runProfile', () => {
         async (vectors, weights) => {
           const scorers = vectors.map((v, s) => ({ scorer: scorer(`s${s}`, (_e, i) => v[i]!), weight: weights[s]! }));
           const candidates = pool();
-          const { targets, scores } = await runProfile(
-            { name: 'p', filters: [], scorers, picker: maxPicker },
-            cycleOf(candidates),
-            runner(),
-          );
+          const { targets, scores } = run({ name: 'p', filters: [], scorers, picker: maxPicker }, candidates, runner());
           const max = scorers.reduce((sum, s) => sum + s.weight, 0);
           for (const total of Object.values(scores)) {
             expect(total).toBeGreaterThanOrEqual(0);

@@ -1,7 +1,10 @@
-// Runs one scheduling profile for one request: filters in order (a soft filter that would remove
-// every endpoint is skipped and counted), then every scorer concurrently, total = sum of
-// weight * clamp(score, 0, 1), then the picker. A scorer that abstains for an endpoint (stale metrics,
-// indexer down) adds 0 for it and is counted; one that throws counts as abstaining for all.
+// Runs one scheduling profile for one request, in two steps. prepareProfile: every plugin's waiting
+// work (indexer lookups, prefix producers) over all candidates, concurrently; none of it depends on
+// load. runProfile, synchronous: filters in order (a soft filter that would remove every endpoint is
+// skipped and counted), then every scorer, total = sum of weight * clamp(score, 0, 1), then the
+// picker, over the candidates as they are at that moment. A scorer that abstains for an endpoint
+// (stale metrics, indexer down) adds 0 for it and is counted; one that throws counts as abstaining
+// for all.
 
 import type { Logger } from '../../common/log.ts';
 import { SchedulingError, type EndpointState } from '../types.ts';
@@ -29,24 +32,64 @@ export interface RunnerContext {
   random: () => number;
 }
 
-/** Records a plugin's latency in kvroute_router_plugin_duration_seconds. */
-export function observePlugin(ctx: RunnerContext, plugin: Plugin, startedMs: number): void {
-  ctx.metrics.pluginDuration.observe({ plugin_type: plugin.type, plugin_name: plugin.name }, (performance.now() - startedMs) / 1000);
+/** Milliseconds each plugin spent in its prepare step, added to its latency when it runs. */
+export type PreparedTimes = ReadonlyMap<Plugin, number>;
+
+/** Records a plugin's latency (plus `extraMs` spent preparing) in kvroute_router_plugin_duration_seconds. */
+export function observePlugin(ctx: RunnerContext, plugin: Plugin, startedMs: number, extraMs = 0): void {
+  ctx.metrics.pluginDuration.observe(
+    { plugin_type: plugin.type, plugin_name: plugin.name },
+    (performance.now() - startedMs + extraMs) / 1000,
+  );
+}
+
+function profilePlugins(profile: RunnableProfile): Plugin[] {
+  const active = profile.scorers.filter((s) => s.weight > 0).map((s) => s.scorer);
+  return [...new Set<Plugin>([...profile.filters, ...active, profile.picker])];
+}
+
+/**
+ * Runs the prepare step of every plugin in the profile, concurrently, over all candidates. A prepare
+ * that throws is logged and counted; its plugin then finds nothing prepared and abstains.
+ */
+export async function prepareProfile(profile: RunnableProfile, cycle: CycleState, ctx: RunnerContext): Promise<PreparedTimes> {
+  const times = new Map<Plugin, number>();
+  const preparing = profilePlugins(profile).flatMap((plugin) => {
+    const prepare = plugin.prepare?.bind(plugin);
+    if (!prepare) return [];
+    const started = performance.now();
+    return [
+      Promise.resolve()
+        .then(() => prepare(cycle))
+        .catch((err: unknown) => {
+          ctx.metrics.pluginErrors.inc({ plugin_type: plugin.type, plugin_name: plugin.name });
+          ctx.log.limited(`prepare-error:${plugin.name}`, 'error', 'plugin prepare failed: it abstains', {
+            plugin: plugin.name,
+            type: plugin.type,
+            err: err as Error,
+          });
+        })
+        .finally(() => times.set(plugin, performance.now() - started)),
+    ];
+  });
+  await Promise.all(preparing);
+  return times;
 }
 
 function clamp01(x: number): number {
   return x > 0 ? (x < 1 ? x : 1) : 0;
 }
 
-async function runScorer(
+function runScorer(
   ctx: RunnerContext,
   cycle: CycleState,
   scorer: Scorer,
   endpoints: readonly EndpointState[],
-): Promise<ScoreVector | null> {
+  preparedMs: number,
+): ScoreVector | null {
   const started = performance.now();
   try {
-    return await scorer.score(cycle, endpoints);
+    return scorer.score(cycle, endpoints);
   } catch (err) {
     ctx.metrics.pluginErrors.inc({ plugin_type: scorer.type, plugin_name: scorer.name });
     ctx.log.limited(`scorer-error:${scorer.name}`, 'error', 'scorer failed: it abstains for every endpoint', {
@@ -56,12 +99,23 @@ async function runScorer(
     });
     return endpoints.map(() => null);
   } finally {
-    observePlugin(ctx, scorer, started);
+    observePlugin(ctx, scorer, started, preparedMs);
   }
 }
 
-export async function runProfile(profile: RunnableProfile, cycle: CycleState, ctx: RunnerContext): Promise<ProfileRun> {
-  let endpoints: readonly EndpointState[] = cycle.candidates;
+/**
+ * Filters, scores and picks over `candidates`, the endpoints as they are now (their load read in this
+ * tick). Synchronous on purpose: nothing else runs between reading load and picking, so the caller
+ * can count the pick in flight before the next request is scheduled.
+ */
+export function runProfile(
+  profile: RunnableProfile,
+  cycle: CycleState,
+  candidates: readonly EndpointState[],
+  ctx: RunnerContext,
+  prepared: PreparedTimes = new Map(),
+): ProfileRun {
+  let endpoints: readonly EndpointState[] = candidates;
   for (const filter of profile.filters) {
     const started = performance.now();
     let kept: EndpointState[];
@@ -76,7 +130,7 @@ export async function runProfile(profile: RunnableProfile, cycle: CycleState, ct
       });
       continue;
     } finally {
-      observePlugin(ctx, filter, started);
+      observePlugin(ctx, filter, started, prepared.get(filter));
     }
     if (kept.length > 0) {
       endpoints = kept;
@@ -93,7 +147,7 @@ export async function runProfile(profile: RunnableProfile, cycle: CycleState, ct
 
   const totals = new Float64Array(endpoints.length);
   const active = profile.scorers.filter((s) => s.weight > 0);
-  const vectors = await Promise.all(active.map(({ scorer }) => runScorer(ctx, cycle, scorer, endpoints)));
+  const vectors = active.map(({ scorer }) => runScorer(ctx, cycle, scorer, endpoints, prepared.get(scorer) ?? 0));
   active.forEach(({ scorer, weight }, s) => {
     const vector = vectors[s];
     if (vector === null || vector === undefined) return;
@@ -129,7 +183,7 @@ export async function runProfile(profile: RunnableProfile, cycle: CycleState, ct
     });
     targets = [];
   } finally {
-    observePlugin(ctx, profile.picker, started);
+    observePlugin(ctx, profile.picker, started, prepared.get(profile.picker));
   }
   if (targets.length === 0) targets = pickMaxScore(scored, 1, ctx.random);
   return { targets, scores };

@@ -6,6 +6,7 @@ import { validateEndpointPickerConfig, type EndpointPickerConfig } from '../../a
 import { silentLogger } from '../../common/log.ts';
 import { mulberry32 } from '../../common/random.ts';
 import type { EndpointMetrics, EndpointState, InferenceRequest } from '../types.ts';
+import { endpointLoad } from '../endpoints/load.ts';
 import { buildScheduler, type ClosableScheduler, type SchedulerDeps } from './build.ts';
 
 export function metrics(overrides: Partial<EndpointMetrics> = {}): EndpointMetrics {
@@ -17,11 +18,12 @@ export function metrics(overrides: Partial<EndpointMetrics> = {}): EndpointMetri
     waitingLoras: [],
     maxLoras: 0,
     scrapedAtMs: 0,
+    inFlightAtScrape: 0,
     ...overrides,
   };
 }
 
-/** An endpoint at `address` (ip:port); `metrics: null` means stale. */
+/** An endpoint at `address` (ip:port); `metrics: null` means stale. Its load is computed as EndpointSet does. */
 export function endpoint(
   address: string,
   state: { metrics?: Partial<EndpointMetrics> | null; inFlight?: number; name?: string } = {},
@@ -30,10 +32,13 @@ export function endpoint(
   const colon = address.lastIndexOf(':');
   const ip = bracket ? address.slice(1, address.indexOf(']')) : address.slice(0, colon);
   const port = Number(address.slice(colon + 1));
+  const m = state.metrics === null ? null : metrics(state.metrics ?? {});
+  const inFlight = state.inFlight ?? 0;
   return {
     endpoint: { address, ip, port, name: state.name ?? address, namespace: 'default', labels: {} },
-    metrics: state.metrics === null ? null : metrics(state.metrics ?? {}),
-    inFlight: state.inFlight ?? 0,
+    metrics: m,
+    inFlight,
+    load: endpointLoad(inFlight, m),
   };
 }
 

@@ -16,7 +16,11 @@ export type PluginKind = 'filter' | 'scorer' | 'picker' | 'producer' | 'profile-
  */
 export interface CycleState {
   readonly request: InferenceRequest;
-  /** Every candidate the scheduler was given (filters narrow what scorers see, not this). */
+  /**
+   * Every candidate the scheduler was given, as they were when scheduling began: what prepare steps
+   * and producers look up. Filters, scorers and the picker get the same endpoints re-read at pick
+   * time (live load), narrowed by the filters before them.
+   */
   readonly candidates: readonly EndpointState[];
   /** Wall-clock ms at the start of the cycle. */
   readonly now: number;
@@ -55,6 +59,13 @@ export interface PickOutcome {
 interface PluginBase {
   readonly type: string;
   readonly name: string;
+  /**
+   * The plugin's waiting work for a request (an indexer call, a producer's output), run for every
+   * plugin of the profile, concurrently, before the pick; keep what it finds in cycle.data. The
+   * filters, scorers and picker themselves are synchronous, so the load they read is still the load
+   * when the pick is counted in flight.
+   */
+  prepare?(cycle: CycleState): Promise<void> | void;
   /** Runs after every pick of a cycle this plugin took part in (or whose output was used). */
   postPick?(cycle: CycleState, outcome: PickOutcome): void;
   /** Releases what the plugin holds (clients, indexes). */
@@ -76,8 +87,11 @@ export type ScoreVector = ReadonlyArray<number | null>;
 
 export interface Scorer extends PluginBase {
   readonly kind: 'scorer';
-  /** null: the scorer does not apply to this request (no LoRA, no prompt): contributes 0, not counted. */
-  score(cycle: CycleState, endpoints: readonly EndpointState[]): ScoreVector | null | Promise<ScoreVector | null>;
+  /**
+   * null: the scorer does not apply to this request (no LoRA, no prompt): contributes 0, not counted.
+   * Synchronous: what must be waited for belongs in prepare.
+   */
+  score(cycle: CycleState, endpoints: readonly EndpointState[]): ScoreVector | null;
 }
 
 export interface ScoredEndpoint {

@@ -99,7 +99,12 @@ export class KvEventPublisher {
       await this.replay.bind(replayEndpoint);
       this.replayLoop = this.serveReplay();
     }
-    log.info('kv event publisher started', { endpoint: this.endpoint, mode: isBindEndpoint(endpoint) ? 'bind' : 'connect', replayEndpoint: this.replayEndpoint, topic: this.options.topic });
+    log.info('kv event publisher started', {
+      endpoint: this.endpoint,
+      mode: isBindEndpoint(endpoint) ? 'bind' : 'connect',
+      replayEndpoint: this.replayEndpoint,
+      topic: this.options.topic,
+    });
   }
 
   /** The PUB endpoint: as bound (a wildcard or port 0 resolved to the kernel's pick) in bind mode, else the one connected to. */
@@ -181,7 +186,10 @@ export class KvEventPublisher {
         const prefix = frame.subarray(1);
         if (prefix.length > this.topic.length || !this.topic.subarray(0, prefix.length).equals(prefix)) continue;
         this.subscribed = true;
-        this.options.log.info('kv event subscriber subscribed, sending held batches', { endpoint: this.options.endpoint, held: this.queue.length });
+        this.options.log.info('kv event subscriber subscribed, sending held batches', {
+          endpoint: this.options.endpoint,
+          held: this.queue.length,
+        });
         void this.drain();
       }
     } catch (err) {
@@ -194,7 +202,9 @@ export class KvEventPublisher {
     try {
       for await (const frames of router) {
         if (frames.length !== 3) {
-          this.options.log.limited('replay-bad-request', 'warn', 'invalid replay request: expected [identity, empty, 8-byte seq]', { frames: frames.length });
+          this.options.log.limited('replay-bad-request', 'warn', 'invalid replay request: expected [identity, empty, 8-byte seq]', {
+            frames: frames.length,
+          });
           continue;
         }
         const [identity, , startFrame] = frames as [Buffer, Buffer, Buffer];

@@ -11,7 +11,6 @@ async function request(port: number, method: string, route: string, body?: strin
   return { status: res.status, headers: res.headers, json: (await res.json()) as any };
 }
 
-
 /** A pod on a kernel-picked port (read it from `pod.port`). */
 function startPod(podId: string, tokenizer: SimTokenizer, extra: Record<string, unknown> = {}): Promise<SimPod> {
   return startSimPod(parseSimPodConfig({ podId, model: MODEL, port: 0, timeScale: 1000, ...extra }), { tokenizer, log: silentLogger });

@@ -10,7 +10,14 @@ import type { TokenizeInput } from '../../tokenize/tokenizers.ts';
 import type { Engine } from '../engine.ts';
 import { SimRequest, type LoraAdapter, type RequestBlockHasher } from '../request.ts';
 import type { SimTokenizer } from '../tokenizer.ts';
-import { ChatCompletionRequestSchema, CompletionRequestSchema, isOpenAiErrorBody, openAiError, openAiErrorBody, parseBody } from './schemas.ts';
+import {
+  ChatCompletionRequestSchema,
+  CompletionRequestSchema,
+  isOpenAiErrorBody,
+  openAiError,
+  openAiErrorBody,
+  parseBody,
+} from './schemas.ts';
 
 export interface RouteContext {
   podId: string;
@@ -76,7 +83,11 @@ function resolveModel(ctx: RouteContext, model: string): LoraAdapter | null {
 
 function checkLength(ctx: RouteContext, promptTokens: number, maxTokens: number | null): number {
   if (promptTokens >= ctx.maxModelLen) {
-    throw openAiError(400, `This model's maximum context length is ${ctx.maxModelLen} tokens. However, your request has ${promptTokens} input tokens. Please reduce the length of the input messages.`, 'messages');
+    throw openAiError(
+      400,
+      `This model's maximum context length is ${ctx.maxModelLen} tokens. However, your request has ${promptTokens} input tokens. Please reduce the length of the input messages.`,
+      'messages',
+    );
   }
   const max = maxTokens ?? ctx.maxModelLen - promptTokens;
   if (promptTokens + max > ctx.maxModelLen) {
@@ -121,7 +132,15 @@ function preflight(ctx: RouteContext): void {
   if (ctx.shouldFail()) throw openAiError(500, 'injected failure (--failure-rate)');
 }
 
-function newRequest(ctx: RouteContext, idPrefix: string, tokens: number[], maxTokens: number, lora: LoraAdapter | null, cacheSalt: string | null, seed: number | null): SimRequest {
+function newRequest(
+  ctx: RouteContext,
+  idPrefix: string,
+  tokens: number[],
+  maxTokens: number,
+  lora: LoraAdapter | null,
+  cacheSalt: string | null,
+  seed: number | null,
+): SimRequest {
   const request = new SimRequest({
     id: `${idPrefix}-${randomUUID().replaceAll('-', '')}`,
     promptTokens: tokens,
@@ -158,7 +177,13 @@ interface StreamOptions {
 }
 
 /** Runs a request and answers it as SSE chunks ending in `data: [DONE]`, or as one JSON body. */
-async function runAndRespond(ctx: RouteContext, res: http.ServerResponse, request: SimRequest, options: StreamOptions, shape: ResponseShape): Promise<void> {
+async function runAndRespond(
+  ctx: RouteContext,
+  res: http.ServerResponse,
+  request: SimRequest,
+  options: StreamOptions,
+  shape: ResponseShape,
+): Promise<void> {
   const created = Math.floor(Date.now() / 1000);
   const envelope = (object: string) => ({ id: request.id, object, created, model: options.model });
   if (options.stream) {
@@ -217,11 +242,21 @@ export function chatCompletionsRoute(ctx: RouteContext): RouteHandler {
     const body = parseBody(ChatCompletionRequestSchema, await readJson(req));
     preflight(ctx);
     const lora = resolveModel(ctx, body.model);
-    const chat = { addGenerationPrompt: body.add_generation_prompt ?? true, templateKwargs: body.chat_template_kwargs ?? undefined, tools: body.tools ?? undefined };
+    const chat = {
+      addGenerationPrompt: body.add_generation_prompt ?? true,
+      templateKwargs: body.chat_template_kwargs ?? undefined,
+      tools: body.tools ?? undefined,
+    };
     const tokens = await tokenize(ctx, { messages: body.messages, chat }, 'messages');
     const maxTokens = checkLength(ctx, tokens.length, body.max_completion_tokens ?? body.max_tokens ?? null);
     const request = newRequest(ctx, 'chatcmpl', tokens, maxTokens, lora, body.cache_salt ?? null, body.seed ?? null);
-    const delta = (content: Record<string, unknown>, finish: string | null) => ({ index: 0, delta: content, logprobs: null, finish_reason: finish, stop_reason: null });
+    const delta = (content: Record<string, unknown>, finish: string | null) => ({
+      index: 0,
+      delta: content,
+      logprobs: null,
+      finish_reason: finish,
+      stop_reason: null,
+    });
     await runAndRespond(ctx, res, request, body, {
       chunkObject: 'chat.completion.chunk',
       finalObject: 'chat.completion',

@@ -35,7 +35,8 @@ export function batchToJson(batch: EventBatch): unknown {
           kvCacheSpecKind: e.kvCacheSpecKind,
         };
       }
-      if (e.type === 'BlockRemoved') return { type: e.type, blockHashes: Array.from(e.blockHashes, String), medium: e.medium, groupIdx: e.groupIdx };
+      if (e.type === 'BlockRemoved')
+        return { type: e.type, blockHashes: Array.from(e.blockHashes, String), medium: e.medium, groupIdx: e.groupIdx };
       return { type: e.type, medium: e.medium };
     }),
   };
@@ -76,7 +77,16 @@ describe('decodeEventBatch on msgspec-encoded payloads', () => {
 });
 
 describe('decodeEventBatch on malformed payloads', () => {
-  const stored = { type: 'BlockStored', block_hashes: [1], parent_block_hash: null, token_ids: [1, 2], block_size: 2, lora_id: null, medium: 'GPU', lora_name: null };
+  const stored = {
+    type: 'BlockStored',
+    block_hashes: [1],
+    parent_block_hash: null,
+    token_ids: [1, 2],
+    block_size: 2,
+    lora_id: null,
+    medium: 'GPU',
+    lora_name: null,
+  };
   const cases: Array<[string, Uint8Array, string, RegExp]> = [
     ['an empty payload', new Uint8Array(0), 'truncated', /batch: payload ends/],
     ['a string instead of a batch', encode('hello'), 'bad_batch', /expected an array or a map, got string/],
@@ -89,21 +99,61 @@ describe('decodeEventBatch on malformed payloads', () => {
     ['an event map without a type', encode([1.0, [{ block_hashes: [1] }]]), 'bad_event', /events\[0\]\.event: map has no "type" tag/],
     ['an empty event array', encode([1.0, [[]]]), 'bad_event', /empty array/],
     ['a non-string tag', encode([1.0, [[5, [1]]]]), 'bad_event', /tag must be a string, got integer/],
-    ['a BlockStored without token_ids', encode([1.0, [{ type: 'BlockStored', block_hashes: [1], parent_block_hash: null, block_size: 2 }]]), 'bad_event', /required field token_ids is missing/],
-    ['an array BlockStored with too few fields', encode([1.0, [['BlockStored', [1], null]]]), 'bad_event', /events\[0\]\.BlockStored: required field token_ids is missing/],
-    ['a hash that is a string', encode([1.0, [{ ...stored, block_hashes: ['abc'] }]]), 'bad_field', /block_hashes: expected an integer or byte string hash, got string/],
+    [
+      'a BlockStored without token_ids',
+      encode([1.0, [{ type: 'BlockStored', block_hashes: [1], parent_block_hash: null, block_size: 2 }]]),
+      'bad_event',
+      /required field token_ids is missing/,
+    ],
+    [
+      'an array BlockStored with too few fields',
+      encode([1.0, [['BlockStored', [1], null]]]),
+      'bad_event',
+      /events\[0\]\.BlockStored: required field token_ids is missing/,
+    ],
+    [
+      'a hash that is a string',
+      encode([1.0, [{ ...stored, block_hashes: ['abc'] }]]),
+      'bad_field',
+      /block_hashes: expected an integer or byte string hash, got string/,
+    ],
     ['an empty byte-string hash', encode([1.0, [{ ...stored, block_hashes: [new Uint8Array(0)] }]]), 'bad_field', /empty byte string/],
     ['a negative token id', encode([1.0, [{ ...stored, token_ids: [1, -3] }]]), 'bad_field', /token_ids\[1\]: token id -3/],
     ['a token id beyond uint32', encode([1.0, [{ ...stored, token_ids: [2 ** 33] }]]), 'bad_field', /token_ids\[0\]: token id 8589934592/],
     ['a zero block size', encode([1.0, [{ ...stored, block_size: 0 }]]), 'bad_field', /block_size: expected a positive integer, got 0/],
     ['a numeric medium', encode([1.0, [{ ...stored, medium: 3 }]]), 'bad_field', /medium: expected a string or nil, got integer/],
     ['a negative group_idx', encode([1.0, [{ ...stored, group_idx: -1 }]]), 'bad_field', /group_idx: expected an integer >= 0/],
-    ['extra_keys of the wrong length', encode([1.0, [{ ...stored, extra_keys: [null, null] }]]), 'bad_field', /extra_keys: has 2 entries for 1 block hashes/],
-    ['an extra_keys entry that is a string', encode([1.0, [{ ...stored, extra_keys: ['x'] }]]), 'bad_field', /extra_keys\[0\]: expected an array \(tuple\) or nil, got string/],
-    ['an event type given twice', raw(...batchHead, 0x82, 'type', 'AllBlocksCleared', 'type', 'AllBlocksCleared'), 'bad_event', /"type" appears twice/],
+    [
+      'extra_keys of the wrong length',
+      encode([1.0, [{ ...stored, extra_keys: [null, null] }]]),
+      'bad_field',
+      /extra_keys: has 2 entries for 1 block hashes/,
+    ],
+    [
+      'an extra_keys entry that is a string',
+      encode([1.0, [{ ...stored, extra_keys: ['x'] }]]),
+      'bad_field',
+      /extra_keys\[0\]: expected an array \(tuple\) or nil, got string/,
+    ],
+    [
+      'an event type given twice',
+      raw(...batchHead, 0x82, 'type', 'AllBlocksCleared', 'type', 'AllBlocksCleared'),
+      'bad_event',
+      /"type" appears twice/,
+    ],
     ['trailing bytes after the batch', Uint8Array.from([...encode([1.0, []]), 0xc0]), 'trailing_bytes', /1 unexpected byte/],
-    ['the reserved byte 0xc1 in a skipped field', raw(...batchHead, 0x83, 'type', 'BlockRemoved', 'block_hashes', [10], 'foo', 0xc1), 'invalid_msgpack', /0xc1 is not valid msgpack/],
-    ['an array length larger than the payload', Uint8Array.from([...raw(0x92, 1.5), 0xdd, 0x7f, 0xff, 0xff, 0xff]), 'truncated', /claims 2147483647 elements/],
+    [
+      'the reserved byte 0xc1 in a skipped field',
+      raw(...batchHead, 0x83, 'type', 'BlockRemoved', 'block_hashes', [10], 'foo', 0xc1),
+      'invalid_msgpack',
+      /0xc1 is not valid msgpack/,
+    ],
+    [
+      'an array length larger than the payload',
+      Uint8Array.from([...raw(0x92, 1.5), 0xdd, 0x7f, 0xff, 0xff, 0xff]),
+      'truncated',
+      /claims 2147483647 elements/,
+    ],
   ];
   it.each(cases.map(([name, payload, reason, message]) => ({ name, payload, reason, message })))(
     'rejects $name as $reason with a message that says what was wrong',
@@ -163,6 +213,8 @@ describe('decodeEventBatch on golden payloads encoded by vLLM 0.33 and SGLang co
   });
 
   it('covers every wire encoding kvroute claims to read', () => {
-    expect(new Set(golden.batches.map((b) => b.encoding))).toEqual(new Set(['vllm-0.33', 'vllm-array-0.23', 'vllm-array-0.10', 'vllm-map-batch', 'sglang']));
+    expect(new Set(golden.batches.map((b) => b.encoding))).toEqual(
+      new Set(['vllm-0.33', 'vllm-array-0.23', 'vllm-array-0.10', 'vllm-map-batch', 'sglang']),
+    );
   });
 });

@@ -58,8 +58,21 @@ const FIELD_LABEL: string[] = [];
 for (const [name, id] of Object.entries(FIELD_NAMES)) FIELD_LABEL[id] = name;
 
 const BLOCK_STORED_POSITIONS = [
-  F_BLOCK_HASHES, F_PARENT, F_TOKEN_IDS, F_BLOCK_SIZE, F_LORA_ID, F_MEDIUM, F_LORA_NAME, F_EXTRA_KEYS,
-  F_GROUP_IDX, F_SPEC_KIND, F_SPEC_SLIDING_WINDOW, F_LOCALITY, F_OWNERSHIP, F_SESSION_ID, F_LOOKAHEAD_TOKEN_IDS,
+  F_BLOCK_HASHES,
+  F_PARENT,
+  F_TOKEN_IDS,
+  F_BLOCK_SIZE,
+  F_LORA_ID,
+  F_MEDIUM,
+  F_LORA_NAME,
+  F_EXTRA_KEYS,
+  F_GROUP_IDX,
+  F_SPEC_KIND,
+  F_SPEC_SLIDING_WINDOW,
+  F_LOCALITY,
+  F_OWNERSHIP,
+  F_SESSION_ID,
+  F_LOOKAHEAD_TOKEN_IDS,
 ];
 const BLOCK_REMOVED_POSITIONS = [F_BLOCK_HASHES, F_MEDIUM, F_GROUP_IDX, F_LOCALITY, F_OWNERSHIP];
 const ALL_CLEARED_POSITIONS: number[] = [];
@@ -150,21 +163,39 @@ class EventDecoder extends MsgpackReader {
   field(id: number, f: EventFields, label: string): void {
     f.seen |= 1 << id;
     switch (id) {
-      case F_BLOCK_HASHES: f.blockHashes = this.hashes('block_hashes'); return;
-      case F_PARENT: f.parent = this.optionalHash('parent_block_hash'); return;
-      case F_TOKEN_IDS: f.tokenIds = this.tokenIds('token_ids'); return;
+      case F_BLOCK_HASHES:
+        f.blockHashes = this.hashes('block_hashes');
+        return;
+      case F_PARENT:
+        f.parent = this.optionalHash('parent_block_hash');
+        return;
+      case F_TOKEN_IDS:
+        f.tokenIds = this.tokenIds('token_ids');
+        return;
       case F_BLOCK_SIZE: {
         const n = this.integer('block_size');
         if (n <= 0) this.fail('bad_field', `block_size: expected a positive integer, got ${n}`);
         f.blockSize = n;
         return;
       }
-      case F_LORA_ID: f.loraId = this.optionalInteger('lora_id', Number.MIN_SAFE_INTEGER); return;
-      case F_MEDIUM: f.medium = this.optionalKnownString('medium', MEDIUM_LOOKUP, MEDIA); return;
-      case F_LORA_NAME: f.loraName = this.optionalString('lora_name'); return;
-      case F_EXTRA_KEYS: f.extraKeys = this.extraKeys('extra_keys'); return;
-      case F_GROUP_IDX: f.groupIdx = this.optionalInteger('group_idx', 0); return;
-      case F_SPEC_KIND: f.specKind = this.optionalString('kv_cache_spec_kind'); return;
+      case F_LORA_ID:
+        f.loraId = this.optionalInteger('lora_id', Number.MIN_SAFE_INTEGER);
+        return;
+      case F_MEDIUM:
+        f.medium = this.optionalKnownString('medium', MEDIUM_LOOKUP, MEDIA);
+        return;
+      case F_LORA_NAME:
+        f.loraName = this.optionalString('lora_name');
+        return;
+      case F_EXTRA_KEYS:
+        f.extraKeys = this.extraKeys('extra_keys');
+        return;
+      case F_GROUP_IDX:
+        f.groupIdx = this.optionalInteger('group_idx', 0);
+        return;
+      case F_SPEC_KIND:
+        f.specKind = this.optionalString('kv_cache_spec_kind');
+        return;
       case F_SPEC_SLIDING_WINDOW:
       case F_LOCALITY:
       case F_OWNERSHIP:
@@ -199,10 +230,13 @@ class EventDecoder extends MsgpackReader {
       if (an < 1) this.fail('bad_event', 'event is an empty array: expected a tag first');
       f.tag = this.tag('event tag');
       const positions =
-        f.tag === T_BLOCK_STORED ? BLOCK_STORED_POSITIONS
-        : f.tag === T_BLOCK_REMOVED ? BLOCK_REMOVED_POSITIONS
-        : f.tag === T_ALL_CLEARED ? ALL_CLEARED_POSITIONS
-        : null;
+        f.tag === T_BLOCK_STORED
+          ? BLOCK_STORED_POSITIONS
+          : f.tag === T_BLOCK_REMOVED
+            ? BLOCK_REMOVED_POSITIONS
+            : f.tag === T_ALL_CLEARED
+              ? ALL_CLEARED_POSITIONS
+              : null;
       if (!positions) {
         for (let i = 1; i < an; i++) this.skip('unknown event');
         return null;
@@ -339,7 +373,8 @@ export function decodeEventBatch(payload: Uint8Array, skipped?: SkippedItems): E
     }
   } else {
     const mn = r.mapHeader('batch');
-    if (mn < 0) r.fail(payload[0] === 0xc1 ? 'invalid_msgpack' : 'bad_batch', `batch: expected an array or a map, got ${typeName(payload[0]!)}`);
+    if (mn < 0)
+      r.fail(payload[0] === 0xc1 ? 'invalid_msgpack' : 'bad_batch', `batch: expected an array or a map, got ${typeName(payload[0]!)}`);
     for (let i = 0; i < mn; i++) {
       const len = r.strHeader('batch field name');
       if (len < 0) r.fail('bad_batch', `batch field name: expected a string, got ${typeName(payload[r.pos]!)}`);
@@ -361,4 +396,3 @@ export function decodeEventBatch(payload: Uint8Array, skipped?: SkippedItems): E
   if (r.pos !== r.end) r.fail('trailing_bytes', `batch: ${r.end - r.pos} unexpected byte(s) after the batch`);
   return { ts: ts!, events: events!, dpRank };
 }
-

@@ -8,7 +8,16 @@ import type { KvEventsEncoding, SimKvEvent } from './engine-events.ts';
 const hasher = new VllmBlockHasher({ blockSize: 4, hashSeed: '0' });
 const [h0, h1, h2] = hasher.hashes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]) as [Uint8Array, Uint8Array, Uint8Array];
 const events: SimKvEvent[] = [
-  { type: 'BlockStored', blockHashes: [h1, h2], parentBlockHash: h0, tokenIds: [5, 6, 7, 8, 9, 10, 11, 12], blockSize: 4, loraId: 2, loraName: 'ad', extraKeys: [['ad'], ['ad']] },
+  {
+    type: 'BlockStored',
+    blockHashes: [h1, h2],
+    parentBlockHash: h0,
+    tokenIds: [5, 6, 7, 8, 9, 10, 11, 12],
+    blockSize: 4,
+    loraId: 2,
+    loraName: 'ad',
+    extraKeys: [['ad'], ['ad']],
+  },
   { type: 'BlockRemoved', blockHash: h0 },
   { type: 'AllBlocksCleared' },
 ];

@@ -42,7 +42,14 @@ describe('MsgpackReader', () => {
 
   it('skips nested values of any type without recursion and stops exactly after them', () => {
     // Ten thousand one-element arrays around a 1 (0x91 is fixarray(1)): deeper than any stack-based reader survives.
-    const deep = [0x82, ...encode('a'), ...encode([1.5, 'x', null, true, Uint8Array.of(1)]), ...encode('b'), ...new Array(10_000).fill(0x91), 0x01];
+    const deep = [
+      0x82,
+      ...encode('a'),
+      ...encode([1.5, 'x', null, true, Uint8Array.of(1)]),
+      ...encode('b'),
+      ...new Array(10_000).fill(0x91),
+      0x01,
+    ];
     const bytes = Uint8Array.from([...deep, ...encode(7)]);
     const r = new MsgpackReader(bytes);
     r.skip('value');

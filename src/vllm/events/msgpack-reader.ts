@@ -4,13 +4,7 @@
 // event schema, which lives in decode.ts.
 
 /** Why a payload was rejected; also the `reason` label of the malformed-messages metric. */
-export type DecodeFailureReason =
-  | 'truncated'
-  | 'invalid_msgpack'
-  | 'bad_batch'
-  | 'bad_event'
-  | 'bad_field'
-  | 'trailing_bytes';
+export type DecodeFailureReason = 'truncated' | 'invalid_msgpack' | 'bad_batch' | 'bad_event' | 'bad_field' | 'trailing_bytes';
 
 /** A payload that is not a well-formed KV-event batch; the message names the place and the problem. */
 export class KvEventDecodeError extends Error {
@@ -117,7 +111,8 @@ export class MsgpackReader {
   }
 
   need(n: number, what: string): void {
-    if (this.pos + n > this.end) this.fail('truncated', `${what}: payload ends after ${this.end} bytes, needed ${this.pos + n - this.end} more`);
+    if (this.pos + n > this.end)
+      this.fail('truncated', `${what}: payload ends after ${this.end} bytes, needed ${this.pos + n - this.end} more`);
   }
 
   peek(what: string): number {
@@ -206,7 +201,11 @@ export class MsgpackReader {
     this.pos += len;
     if (len <= 32) {
       let ascii = true;
-      for (let i = start; i < start + len; i++) if (this.bytes[i]! > 0x7f) { ascii = false; break; }
+      for (let i = start; i < start + len; i++)
+        if (this.bytes[i]! > 0x7f) {
+          ascii = false;
+          break;
+        }
       if (ascii) return String.fromCharCode.apply(null, this.bytes.subarray(start, start + len) as unknown as number[]);
     }
     try {
@@ -260,12 +259,30 @@ export class MsgpackReader {
     }
     const v = this.view;
     switch (b) {
-      case 0xcc: this.need(2, what); this.pos = p + 1; return this.bytes[p]!;
-      case 0xcd: this.need(3, what); this.pos = p + 2; return v.getUint16(p);
-      case 0xce: this.need(5, what); this.pos = p + 4; return v.getUint32(p);
-      case 0xd0: this.need(2, what); this.pos = p + 1; return v.getInt8(p);
-      case 0xd1: this.need(3, what); this.pos = p + 2; return v.getInt16(p);
-      case 0xd2: this.need(5, what); this.pos = p + 4; return v.getInt32(p);
+      case 0xcc:
+        this.need(2, what);
+        this.pos = p + 1;
+        return this.bytes[p]!;
+      case 0xcd:
+        this.need(3, what);
+        this.pos = p + 2;
+        return v.getUint16(p);
+      case 0xce:
+        this.need(5, what);
+        this.pos = p + 4;
+        return v.getUint32(p);
+      case 0xd0:
+        this.need(2, what);
+        this.pos = p + 1;
+        return v.getInt8(p);
+      case 0xd1:
+        this.need(3, what);
+        this.pos = p + 2;
+        return v.getInt16(p);
+      case 0xd2:
+        this.need(5, what);
+        this.pos = p + 4;
+        return v.getInt32(p);
       case 0xcf:
       case 0xd3: {
         this.need(9, what);
@@ -335,9 +352,21 @@ export class MsgpackReader {
           lo = v.getUint32(p + 4);
           this.pos = p + 8;
           break;
-        case 0xce: this.need(5, what); lo = v.getUint32(p); this.pos = p + 4; break;
-        case 0xcd: this.need(3, what); lo = v.getUint16(p); this.pos = p + 2; break;
-        case 0xcc: this.need(2, what); lo = bytes[p]!; this.pos = p + 1; break;
+        case 0xce:
+          this.need(5, what);
+          lo = v.getUint32(p);
+          this.pos = p + 4;
+          break;
+        case 0xcd:
+          this.need(3, what);
+          lo = v.getUint16(p);
+          this.pos = p + 2;
+          break;
+        case 0xcc:
+          this.need(2, what);
+          lo = bytes[p]!;
+          this.pos = p + 1;
+          break;
         case 0xd0:
         case 0xd1:
         case 0xd2: {
@@ -467,21 +496,63 @@ export class MsgpackReader {
       }
       let size: number;
       switch (b) {
-        case 0xcc: case 0xd0: size = 1; break;
-        case 0xcd: case 0xd1: size = 2; break;
-        case 0xce: case 0xd2: case 0xca: size = 4; break;
-        case 0xcf: case 0xd3: case 0xcb: size = 8; break;
-        case 0xc4: this.need(2, what); size = 1 + this.bytes[p]!; break;
-        case 0xc5: this.need(3, what); size = 2 + this.view.getUint16(p); break;
-        case 0xc6: this.need(5, what); size = 4 + this.view.getUint32(p); break;
-        case 0xd4: size = 2; break;
-        case 0xd5: size = 3; break;
-        case 0xd6: size = 5; break;
-        case 0xd7: size = 9; break;
-        case 0xd8: size = 17; break;
-        case 0xc7: this.need(2, what); size = 2 + this.bytes[p]!; break;
-        case 0xc8: this.need(3, what); size = 3 + this.view.getUint16(p); break;
-        case 0xc9: this.need(5, what); size = 5 + this.view.getUint32(p); break;
+        case 0xcc:
+        case 0xd0:
+          size = 1;
+          break;
+        case 0xcd:
+        case 0xd1:
+          size = 2;
+          break;
+        case 0xce:
+        case 0xd2:
+        case 0xca:
+          size = 4;
+          break;
+        case 0xcf:
+        case 0xd3:
+        case 0xcb:
+          size = 8;
+          break;
+        case 0xc4:
+          this.need(2, what);
+          size = 1 + this.bytes[p]!;
+          break;
+        case 0xc5:
+          this.need(3, what);
+          size = 2 + this.view.getUint16(p);
+          break;
+        case 0xc6:
+          this.need(5, what);
+          size = 4 + this.view.getUint32(p);
+          break;
+        case 0xd4:
+          size = 2;
+          break;
+        case 0xd5:
+          size = 3;
+          break;
+        case 0xd6:
+          size = 5;
+          break;
+        case 0xd7:
+          size = 9;
+          break;
+        case 0xd8:
+          size = 17;
+          break;
+        case 0xc7:
+          this.need(2, what);
+          size = 2 + this.bytes[p]!;
+          break;
+        case 0xc8:
+          this.need(3, what);
+          size = 3 + this.view.getUint16(p);
+          break;
+        case 0xc9:
+          this.need(5, what);
+          size = 5 + this.view.getUint32(p);
+          break;
         default:
           this.fail('invalid_msgpack', `${what}: byte 0x${b.toString(16)} is not valid msgpack`);
       }
@@ -494,8 +565,14 @@ export class MsgpackReader {
   any(what: string, depth = 0): unknown {
     if (depth > MAX_ANY_DEPTH) this.fail('bad_field', `${what}: nested deeper than ${MAX_ANY_DEPTH} levels`);
     const b = this.peek(what);
-    if (b === 0xc0) { this.pos++; return null; }
-    if (b === 0xc2 || b === 0xc3) { this.pos++; return b === 0xc3; }
+    if (b === 0xc0) {
+      this.pos++;
+      return null;
+    }
+    if (b === 0xc2 || b === 0xc3) {
+      this.pos++;
+      return b === 0xc3;
+    }
     if (b === 0xca || b === 0xcb) return this.number(what);
     if (b === 0xcf || b === 0xd3) {
       this.need(9, what);
@@ -519,7 +596,8 @@ export class MsgpackReader {
     }
     const an = this.arrayHeader(what);
     if (an >= 0) {
-      if (an > this.end - this.pos) this.fail('truncated', `${what}: array claims ${an} elements but only ${this.end - this.pos} bytes remain`);
+      if (an > this.end - this.pos)
+        this.fail('truncated', `${what}: array claims ${an} elements but only ${this.end - this.pos} bytes remain`);
       const out: unknown[] = new Array(an);
       for (let i = 0; i < an; i++) out[i] = this.any(`${what}[${i}]`, depth + 1);
       return out;

@@ -1,5 +1,13 @@
 import { describe, it, expect } from '@jest/globals';
-import { endpointForRank, parseSequenceFrame, parseTopic, parseTopicFrame, replayEndpointFromTemplate, sequenceFrame, TopicError } from './topic.ts';
+import {
+  endpointForRank,
+  parseSequenceFrame,
+  parseTopic,
+  parseTopicFrame,
+  replayEndpointFromTemplate,
+  sequenceFrame,
+  TopicError,
+} from './topic.ts';
 
 describe('parseTopic', () => {
   it.each([
@@ -63,7 +71,9 @@ describe('endpointForRank', () => {
     expect(endpointForRank('ipc:///tmp/kv', 0)).toBe('ipc:///tmp/kv');
   });
   it('refuses an ipc endpoint for a rank above 0, as vLLM raises', () => {
-    expect(() => endpointForRank('ipc:///tmp/kv', 1)).toThrow(/"ipc:\/\/\/tmp\/kv" cannot be offset for data-parallel rank 1: expected tcp:\/\/HOST:PORT or inproc:\/\/NAME/);
+    expect(() => endpointForRank('ipc:///tmp/kv', 1)).toThrow(
+      /"ipc:\/\/\/tmp\/kv" cannot be offset for data-parallel rank 1: expected tcp:\/\/HOST:PORT or inproc:\/\/NAME/,
+    );
   });
   it('refuses a tcp endpoint whose port is not a number', () => {
     expect(() => endpointForRank('tcp://10.0.0.7:http', 1)).toThrow(/port "http": expected a number/);
@@ -71,7 +81,7 @@ describe('endpointForRank', () => {
 });
 
 describe('replayEndpointFromTemplate', () => {
-  it('puts the topic\'s pod id, or its host without a port, into the template', () => {
+  it("puts the topic's pod id, or its host without a port, into the template", () => {
     expect(replayEndpointFromTemplate('tcp://{pod}:5558', '10.0.0.7')).toBe('tcp://10.0.0.7:5558');
     expect(replayEndpointFromTemplate('tcp://{host}:5558', '10.0.0.7:8000')).toBe('tcp://10.0.0.7:5558');
     expect(replayEndpointFromTemplate('tcp://{host}:5558', '[fd00::1]:8000')).toBe('tcp://[fd00::1]:5558');

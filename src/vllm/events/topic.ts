@@ -24,7 +24,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * @throws TopicError saying which part is wrong.
  */
 export function parseTopic(topic: string): TopicParts {
-  if (!topic.startsWith(PREFIX)) throw new TopicError(`topic "${clip(topic)}" does not start with "${PREFIX}": expected kv@<pod-id>@<model>`);
+  if (!topic.startsWith(PREFIX))
+    throw new TopicError(`topic "${clip(topic)}" does not start with "${PREFIX}": expected kv@<pod-id>@<model>`);
   const at = topic.indexOf('@', PREFIX.length);
   if (at < 0) throw new TopicError(`topic "${clip(topic)}" has no "@" after the pod id: expected kv@<pod-id>@<model>`);
   const podId = topic.slice(PREFIX.length, at);
@@ -78,11 +79,13 @@ export function sequenceFrame(seq: number): Buffer {
 export function endpointForRank(endpoint: string, rank: number): string {
   if (endpoint === '' || rank === 0) return endpoint;
   if (endpoint.includes('inproc')) return `${endpoint}_dp${rank}`;
-  if (!endpoint.includes('tcp')) throw new Error(`endpoint "${endpoint}" cannot be offset for data-parallel rank ${rank}: expected tcp://HOST:PORT or inproc://NAME`);
+  if (!endpoint.includes('tcp'))
+    throw new Error(`endpoint "${endpoint}" cannot be offset for data-parallel rank ${rank}: expected tcp://HOST:PORT or inproc://NAME`);
   const colon = endpoint.lastIndexOf(':');
   if (colon < 0) return endpoint;
   const portText = endpoint.slice(colon + 1);
-  if (!/^\d+$/.test(portText)) throw new Error(`endpoint "${endpoint}" has port "${portText}": expected a number to offset by data-parallel rank ${rank}`);
+  if (!/^\d+$/.test(portText))
+    throw new Error(`endpoint "${endpoint}" has port "${portText}": expected a number to offset by data-parallel rank ${rank}`);
   const port = Number(portText);
   return port === 0 ? endpoint : `${endpoint.slice(0, colon)}:${port + rank}`;
 }

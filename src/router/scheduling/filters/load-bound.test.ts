@@ -1,18 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { endpoint, metricValue, profileConfig, request, testScheduler } from '../test-helpers.ts';
-import { endpointLoad, withinLoadBound } from './load-bound.ts';
+import { withinLoadBound } from './load-bound.ts';
 
-const options = { loadBound: 1.25, kvCacheUsageThreshold: 0.95 };
+const options = { loadBound: 1.25, minBound: 2, kvCacheUsageThreshold: 0.95 };
 const addresses = (states: Array<{ endpoint: { address: string } }>) => states.map((s) => s.endpoint.address);
 
 describe('load-bound-filter', () => {
-  it('takes the load as the larger of in-flight and scraped running + waiting', () => {
-    expect(endpointLoad(endpoint('10.0.0.1:8000', { inFlight: 3, metrics: { runningRequests: 1, waitingRequests: 1 } }))).toBe(3);
-    expect(endpointLoad(endpoint('10.0.0.1:8000', { inFlight: 1, metrics: { runningRequests: 4, waitingRequests: 2 } }))).toBe(6);
-    expect(endpointLoad(endpoint('10.0.0.1:8000', { inFlight: 2, metrics: null }))).toBe(2);
-  });
-
   it('keeps an endpoint iff load + 1 <= ceil(c * (total + 1) / n)', () => {
     // Loads 6, 4, 4: bound = ceil(1.25 * 15 / 3) = 7, so 6 + 1 fits.
     const pool = (hot: number) => [
@@ -25,6 +19,33 @@ describe('load-bound-filter', () => {
     expect(addresses(withinLoadBound(pool(7), options))).toEqual(['10.0.0.2:8000', '10.0.0.3:8000']);
     // c = 2 tolerates twice the average.
     expect(addresses(withinLoadBound(pool(10), { ...options, loadBound: 2 }))).toEqual(['10.0.0.1:8000', '10.0.0.2:8000', '10.0.0.3:8000']);
+  });
+
+  it('keeps a pod with one request among idle pods (minBound 2, the default), and without the floor (minBound 1) does not', () => {
+    // n = 3, c = 1.25: ceil(1.25 * 2 / 3) = 1, so the bare rule leaves a pod with load 1 out.
+    const pool = [endpoint('10.0.0.1:8000', { inFlight: 1 }), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
+    expect(addresses(withinLoadBound(pool, options))).toEqual(['10.0.0.1:8000', '10.0.0.2:8000', '10.0.0.3:8000']);
+    expect(addresses(withinLoadBound(pool, { ...options, minBound: 1 }))).toEqual(['10.0.0.2:8000', '10.0.0.3:8000']);
+    // The floor is a floor: a second request on the pod (load 2) is past it, and past ceil(1.25 * 3 / 3) = 2.
+    pool[0] = endpoint('10.0.0.1:8000', { inFlight: 2 });
+    expect(addresses(withinLoadBound(pool, options))).toEqual(['10.0.0.2:8000', '10.0.0.3:8000']);
+  });
+
+  it("compares EndpointState.load, which does not count this router's finished requests a lagging scrape still shows", () => {
+    // The last scrape saw 2 running on the warm pod while this router had those 2 in flight; both have
+    // finished since. Beside idle pods, the warm pod is idle too, and stays in even without the floor.
+    const lagging = { runningRequests: 2, inFlightAtScrape: 2 };
+    const pool = [
+      endpoint('10.0.0.1:8000', { inFlight: 0, metrics: lagging }),
+      endpoint('10.0.0.2:8000', { inFlight: 0 }),
+      endpoint('10.0.0.3:8000', { inFlight: 0 }),
+    ];
+    expect(pool.map((e) => e.load)).toEqual([0, 0, 0]);
+    expect(addresses(withinLoadBound(pool, { ...options, minBound: 1 }))).toEqual(['10.0.0.1:8000', '10.0.0.2:8000', '10.0.0.3:8000']);
+    // Requests another router sent, which the scrape saw beside ours, still count.
+    pool[0] = endpoint('10.0.0.1:8000', { inFlight: 0, metrics: { runningRequests: 5, inFlightAtScrape: 2 } });
+    expect(pool[0].load).toBe(3);
+    expect(addresses(withinLoadBound(pool, options))).toEqual(['10.0.0.2:8000', '10.0.0.3:8000']);
   });
 
   it('drops endpoints whose fresh KV cache is past the threshold, and never empties the set', () => {
@@ -40,15 +61,23 @@ describe('load-bound-filter', () => {
     expect(addresses(withinLoadBound(allFull, options))).toEqual(['10.0.0.2:8000']);
   });
 
-  it('always keeps the least loaded endpoint, and only endpoints that stay within c times the mean after taking the request', () => {
+  it('always keeps the least loaded endpoint, and only endpoints that stay within c times the mean (or minBound) after taking the request', () => {
     fc.assert(
-      fc.property(fc.array(fc.nat(50), { minLength: 1, maxLength: 10 }), fc.double({ min: 1, max: 3, noNaN: true }), (loads, c) => {
-        const pool = loads.map((l, i) => endpoint(`10.0.0.${i + 1}:8000`, { inFlight: l }));
-        const kept = withinLoadBound(pool, { loadBound: c, kvCacheUsageThreshold: 1 });
-        expect(kept.map((k) => k.inFlight)).toContain(Math.min(...loads));
-        const mean = (loads.reduce((a, b) => a + b, 0) + 1) / loads.length;
-        for (const k of kept) expect(k.inFlight + 1).toBeLessThanOrEqual(Math.ceil(c * mean - 1e-9));
-      }),
+      fc.property(
+        fc.array(fc.nat(50), { minLength: 1, maxLength: 10 }),
+        fc.double({ min: 1, max: 3, noNaN: true }),
+        fc.integer({ min: 1, max: 4 }),
+        (loads, c, minBound) => {
+          const pool = loads.map((l, i) => endpoint(`10.0.0.${i + 1}:8000`, { inFlight: l }));
+          const kept = withinLoadBound(pool, { loadBound: c, minBound, kvCacheUsageThreshold: 1 });
+          expect(kept.map((k) => k.load)).toContain(Math.min(...loads));
+          const mean = (loads.reduce((a, b) => a + b, 0) + 1) / loads.length;
+          const bound = Math.max(Math.ceil(c * mean - 1e-9), minBound);
+          for (const k of kept) expect(k.load + 1 <= bound || k.load === Math.min(...loads)).toBe(true);
+          // Nothing within the bound is left out.
+          for (const p of pool) if (p.load + 1 <= bound) expect(kept).toContain(p);
+        },
+      ),
     );
   });
 

@@ -4,9 +4,15 @@
 //
 // The rule is consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam, 2018): with n
 // candidates, loads load_i and bound c >= 1, an endpoint may take the request iff
-//   load_i + 1 <= ceil(c * (sum(load) + 1) / n)
-// so no endpoint ends above c times the average. load_i = max(inFlight_i, running_i + waiting_i): the
-// router's own count is fresh between scrapes, the scrape also sees traffic from other routers.
+//   load_i + 1 <= max(ceil(c * (sum(load) + 1) / n), minBound)
+// so no endpoint ends above c times the average, or above minBound requests. load_i is
+// EndpointState.load: the other routers' requests from the last scrape plus this router's own, live.
+// minBound (default 2) is slack for what the load cannot see exactly: a scrape rendered just after one
+// of our requests reached the engine still counts it for up to one interval after it finished, and
+// with c = 1.25 and three idle pods a pod with load 1 is already out (ceil(1.25 * 2 / 3) = 1); with
+// minBound 2 such a pod keeps its warm prefix. 1 turns the slack off.
+// The director hands the scheduler loads read in the same tick as the pick, and the pick is counted
+// in flight before anything else runs, so a burst of simultaneous requests is bounded too.
 // Endpoints whose KV cache is fuller than kvCacheUsageThreshold are dropped too (fresh metrics only).
 // The filter never empties the set: if nothing is within the bound, the least loaded stay.
 //
@@ -20,23 +26,20 @@ import { definePlugin, type CycleState } from '../types.ts';
 export interface LoadBoundOptions {
   /** c in the bounded-loads rule, >= 1 (1: perfectly even; larger: more affinity). */
   loadBound: number;
+  /** The bound never falls below this many requests (an endpoint with fewer is always within it); 1: no floor. */
+  minBound: number;
   /** Drop endpoints whose KV cache usage (0..1) is above this, when their metrics are fresh. */
   kvCacheUsageThreshold: number;
-}
-
-export function endpointLoad(state: EndpointState): number {
-  const scraped = state.metrics ? state.metrics.runningRequests + state.metrics.waitingRequests : 0;
-  return Math.max(state.inFlight, scraped);
 }
 
 /** The endpoints within the bound (in input order); never empty for a non-empty input. */
 export function withinLoadBound(endpoints: readonly EndpointState[], options: LoadBoundOptions): EndpointState[] {
   const n = endpoints.length;
   if (n === 0) return [];
-  const loads = endpoints.map(endpointLoad);
+  const loads = endpoints.map((e) => e.load);
   const sum = loads.reduce((a, b) => a + b, 0);
   // The epsilon keeps float noise (1.1 * 10 = 11.000000000000002) from raising the bound by one.
-  const bound = Math.ceil((options.loadBound * (sum + 1)) / n - 1e-9);
+  const bound = Math.max(Math.ceil((options.loadBound * (sum + 1)) / n - 1e-9), options.minBound);
   const kept = endpoints.filter((e, i) => loads[i]! + 1 <= bound && !(e.metrics && e.metrics.kvCacheUsage > options.kvCacheUsageThreshold));
   if (kept.length > 0) return kept;
   const least = Math.min(...loads);
@@ -66,6 +69,7 @@ export const loadBoundFilter = definePlugin({
   parameters: z
     .strictObject({
       loadBound: z.number().min(1).default(1.25),
+      minBound: z.int().min(1).default(2),
       kvCacheUsageThreshold: z.number().min(0).max(1).default(0.95),
     })
     .prefault({}),

@@ -10,7 +10,7 @@ import type { PrefixScorer, ScoreRequest } from '../../../indexer/public.ts';
 import type { InferenceRequest } from '../../types.ts';
 import { scoresByEndpoint } from '../pod-identity.ts';
 import { definePlugin, type CycleState, type PluginContext, type PrefixMatch, type ScoreVector } from '../types.ts';
-import { prefixScores } from '../scorers/prefix-cache.ts';
+import { preparedMatch, prefixScores } from '../scorers/prefix-cache.ts';
 
 const PreciseParameters = z
   .strictObject({
@@ -117,7 +117,8 @@ export const precisePrefixCacheScorer = definePlugin({
       kind: 'scorer',
       type: 'precise-prefix-cache-scorer',
       name,
-      score: async (cycle, endpoints): Promise<ScoreVector | null> => prefixScores(await matcher.match(cycle), endpoints),
+      prepare: async (cycle) => void cycle.data.set(name, await matcher.match(cycle)),
+      score: (cycle, endpoints): ScoreVector | null => prefixScores(preparedMatch(cycle, name), endpoints),
     };
   },
 });

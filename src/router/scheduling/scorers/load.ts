@@ -1,6 +1,9 @@
 // Load scorers over the endpoints' scraped vLLM metrics and the router's own in-flight counts:
 // queue depth, KV-cache utilisation, running requests and llm-d's load-aware curve. Metric-based
-// scorers abstain for an endpoint whose metrics are stale (null); in-flight counts are always fresh.
+// scorers abstain for an endpoint whose metrics are stale (null); in-flight counts are always fresh
+// (scorers run in the tick of the pick, on the candidates re-read then). The queue scorer keeps
+// GIE's meaning (the engine's waiting queue) and the running-requests scorer llm-d's (this router's
+// own requests); EndpointState.load, which mixes both, is the load bound's.
 
 import { z } from 'zod';
 import type { EndpointState } from '../../types.ts';

@@ -4,7 +4,7 @@
 // prefix scorers. Reads the same prefix producer as prefix-cache-scorer.
 
 import { definePlugin, type PrefixMatch, type ScoreVector } from '../types.ts';
-import { PrefixConsumerParameters } from './prefix-cache.ts';
+import { PrefixConsumerParameters, preparedMatch } from './prefix-cache.ts';
 
 /** Addresses remembered at most; the oldest are forgotten first (gone endpoints age out). */
 const MAX_REMEMBERED = 4096;
@@ -38,8 +38,9 @@ export const noHitLruScorer = definePlugin({
       kind: 'scorer',
       type: 'no-hit-lru-scorer',
       name,
-      score: async (cycle, endpoints): Promise<ScoreVector | null> => {
-        const match = await cycle.produce<PrefixMatch>(producer);
+      prepare: async (cycle) => void cycle.data.set(name, await cycle.produce<PrefixMatch>(producer)),
+      score: (cycle, endpoints): ScoreVector | null => {
+        const match = preparedMatch(cycle, name);
         if (match.kind === 'failed') return endpoints.map(() => null);
         if (match.kind === 'no-input') return null;
         const cold = ![...match.info.matched.values()].some((blocks) => blocks > 0);

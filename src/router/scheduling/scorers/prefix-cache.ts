@@ -4,7 +4,7 @@
 
 import { z } from 'zod';
 import type { EndpointState } from '../../types.ts';
-import { definePlugin, type PrefixMatch, type ScoreVector } from '../types.ts';
+import { definePlugin, type CycleState, type PrefixMatch, type ScoreVector } from '../types.ts';
 
 /** matched / total per endpoint; all abstain when the match failed; null when there was nothing to match. */
 export function prefixScores(match: PrefixMatch, endpoints: readonly EndpointState[]): ScoreVector | null {
@@ -12,6 +12,14 @@ export function prefixScores(match: PrefixMatch, endpoints: readonly EndpointSta
   if (match.kind === 'failed') return endpoints.map(() => null);
   const { totalBlocks, matched } = match.info;
   return endpoints.map((e) => (totalBlocks > 0 ? Math.min(1, (matched.get(e.endpoint.address) ?? 0) / totalBlocks) : 0));
+}
+
+/**
+ * The match a plugin's prepare step stored in cycle.data under `key`; one that never arrived (its
+ * prepare failed) counts as failed, so the scorer abstains.
+ */
+export function preparedMatch(cycle: CycleState, key: string): PrefixMatch {
+  return (cycle.data.get(key) as PrefixMatch | undefined) ?? { kind: 'failed', reason: 'the prefix match was not prepared' };
 }
 
 export const PrefixConsumerParameters = z
@@ -32,7 +40,8 @@ export const prefixCacheScorer = definePlugin({
       kind: 'scorer',
       type: 'prefix-cache-scorer',
       name,
-      score: async (cycle, endpoints) => prefixScores(await cycle.produce<PrefixMatch>(producer), endpoints),
+      prepare: async (cycle) => void cycle.data.set(name, await cycle.produce<PrefixMatch>(producer)),
+      score: (cycle, endpoints) => prefixScores(preparedMatch(cycle, name), endpoints),
     };
   },
 });
