@@ -10,7 +10,9 @@
 // is open loop at a constant rate from a child process over keep-alive connections; latency runs
 // from each request's scheduled send time to its last byte. The routers' scheduling time comes from
 // their kvroute_router_scheduling_duration_seconds histograms, read over /metrics before and after
-// each run (quantiles of the bucket deltas). Writes bench/results/router.json and prints a table;
+// each run (quantiles of the bucket deltas); for the variants that ask the indexer, the same deltas
+// of the router's precise-prefix-cache-scorer time and of the indexer's Score latency, tokenization
+// time and shed calls say where their time goes. Writes bench/results/router.json and prints a table;
 // progress goes to stderr.
 
 import { execFileSync, spawn } from 'node:child_process';
@@ -25,7 +27,7 @@ import { silentLogger } from '../src/common/log.ts';
 import { Progress } from '../src/common/progress.ts';
 import { startEnvoy } from '../src/gateway/envoy-process.ts';
 import { envoyBinary, envoyGatewayConfig } from '../e2e/support/envoy.ts';
-import { histogramBuckets } from '../e2e/support/prometheus-text.ts';
+import { histogramBuckets, metricValue } from '../e2e/support/prometheus-text.ts';
 import { portOf, spawnKvroute, type KvrouteProcess } from '../test/support/kvroute.ts';
 import { nodeBinary } from '../test/support/node.ts';
 import { until } from '../test/support/until.ts';
@@ -416,6 +418,62 @@ const errorCount = (l: Latency) => Object.values(l.errors).reduce((a, b) => a + 
 interface RoutedResult extends Latency {
   addedMs: { p50: number; p99: number };
   schedulingMs: { p50: number; p99: number; count: number };
+  /** For variants that ask the indexer: where the prefix-scoring time goes during the run. */
+  indexer?: IndexerBreakdown;
+}
+
+interface Quantiles {
+  p50: number;
+  p99: number;
+  count: number;
+}
+
+interface IndexerBreakdown {
+  /** The router's precise-prefix-cache-scorer plugin: the indexer call as the router waits for it (50 ms timeout). */
+  routerCallMs: Quantiles;
+  /** The indexer's gRPC Score, handler to answer: queueing for and running tokenization, then scoring. */
+  indexerScoreMs: Quantiles;
+  /** Tokenization inside the indexer's worker, per call that ran. */
+  tokenizeMs: Quantiles;
+  /** Calls the indexer shed (kvroute_indexer_score_shed_total) by reason. */
+  shed: Record<string, number>;
+}
+
+/** The series of `page` whose lines carry `label` (a `name="value"` pair), for histograms split by label. */
+const seriesWith = (page: string, label: string) =>
+  page
+    .split('\n')
+    .filter((line) => line.includes(label))
+    .join('\n');
+
+function quantilesMs(after: Map<number, number>, before: Map<number, number>): Quantiles {
+  const delta = bucketDelta(after, before);
+  return {
+    p50: +(histogramQuantile(delta, 0.5) * 1000).toFixed(3),
+    p99: +(histogramQuantile(delta, 0.99) * 1000).toFixed(3),
+    count: delta.get(Infinity) ?? 0,
+  };
+}
+
+const SHED_REASONS = ['cancelled', 'deadline', 'overloaded'];
+
+/** The indexer's and the router's histograms a breakdown is computed from, as read at one moment. */
+function breakdownSnapshot(indexerPage: string, routerPage: string) {
+  return {
+    routerCall: histogramBuckets(seriesWith(routerPage, 'plugin_type="precise-prefix-cache-scorer"'), 'kvroute_router_plugin_duration_seconds'),
+    score: histogramBuckets(seriesWith(indexerPage, 'protocol="grpc"'), 'kvroute_indexer_request_duration_seconds'),
+    tokenize: histogramBuckets(indexerPage, 'kvroute_tokenize_duration_seconds'),
+    shed: Object.fromEntries(SHED_REASONS.map((reason) => [reason, metricValue(indexerPage, 'kvroute_indexer_score_shed_total', { reason }) || 0])),
+  };
+}
+
+function breakdown(after: ReturnType<typeof breakdownSnapshot>, before: ReturnType<typeof breakdownSnapshot>): IndexerBreakdown {
+  return {
+    routerCallMs: quantilesMs(after.routerCall, before.routerCall),
+    indexerScoreMs: quantilesMs(after.score, before.score),
+    tokenizeMs: quantilesMs(after.tokenize, before.tokenize),
+    shed: Object.fromEntries(SHED_REASONS.map((reason) => [reason, after.shed[reason]! - before.shed[reason]!])),
+  };
 }
 
 async function main(): Promise<void> {
@@ -533,12 +591,14 @@ async function main(): Promise<void> {
       for (const variant of VARIANTS) {
         progress.setLabel(`${run.prompt} prompts at ${run.rate} req/s for ${run.seconds}s: router ${variant.name}`);
         const metricsUrl = routers[variant.name]!.metricsUrl;
-        const before = histogramBuckets(await (await fetch(metricsUrl)).text(), 'kvroute_router_scheduling_duration_seconds');
+        const asksIndexer = variant.configText === undefined;
+        const routerPageBefore = await (await fetch(metricsUrl)).text();
+        const before = histogramBuckets(routerPageBefore, 'kvroute_router_scheduling_duration_seconds');
+        const indexerBefore = asksIndexer ? breakdownSnapshot(await (await fetch(`${indexerHttp}/metrics`)).text(), routerPageBefore) : undefined;
         const latency = summarize(await runClient({ ...config, port: envoy.ports[variant.name]! }));
-        const delta = bucketDelta(
-          histogramBuckets(await (await fetch(metricsUrl)).text(), 'kvroute_router_scheduling_duration_seconds'),
-          before,
-        );
+        const routerPageAfter = await (await fetch(metricsUrl)).text();
+        const delta = bucketDelta(histogramBuckets(routerPageAfter, 'kvroute_router_scheduling_duration_seconds'), before);
+        const indexer = indexerBefore ? breakdown(breakdownSnapshot(await (await fetch(`${indexerHttp}/metrics`)).text(), routerPageAfter), indexerBefore) : undefined;
         routed[variant.name] = {
           ...latency,
           addedMs: { p50: +(latency.p50Ms - plain.p50Ms).toFixed(3), p99: +(latency.p99Ms - plain.p99Ms).toFixed(3) },
@@ -547,6 +607,7 @@ async function main(): Promise<void> {
             p99: +(histogramQuantile(delta, 0.99) * 1000).toFixed(3),
             count: delta.get(Infinity) ?? 0,
           },
+          ...(indexer ? { indexer } : {}),
         };
         const t0 = performance.now();
         await quiesce();
@@ -590,6 +651,8 @@ async function main(): Promise<void> {
         load: `constant-rate open loop from a child process, keep-alive, at most ${MAX_IN_FLIGHT} open requests (a send past it is an error), ${REQUEST_TIMEOUT_MS} ms timeout; latency from the scheduled send time to the last response byte; variants run one after another, the indexer drained between runs`,
         scheduling:
           'kvroute_router_scheduling_duration_seconds bucket deltas over each routed run, quantiles interpolated linearly within a bucket (as histogram_quantile; the top finite bucket is 500 ms)',
+        indexerBreakdown:
+          'default variant: bucket deltas over the run of the router\'s kvroute_router_plugin_duration_seconds{plugin_type="precise-prefix-cache-scorer"} (routerCallMs), the indexer\'s kvroute_indexer_request_duration_seconds{protocol="grpc"} (indexerScoreMs) and kvroute_tokenize_duration_seconds (tokenizeMs), quantiles as for scheduling (coarse: the indexer\'s buckets step 1, 2.5, 5, 10, 25, 50 ms), and kvroute_indexer_score_shed_total deltas',
         goal: `default config, ${GOAL.promptName}-token prompts: added p50 < ${GOAL.addedP50Ms} ms and added p99 < ${GOAL.addedP99Ms} ms, no errors`,
       },
       results,
@@ -622,6 +685,16 @@ async function main(): Promise<void> {
     }
     process.stdout.write(
       `${formatTable(['prompt', 'req/s', 'listener', 'achieved', 'p50 ms', 'p99 ms', 'added p50', 'added p99', 'sched p50/p99 ms', 'errors', 'goal'], rows)}\n`,
+    );
+    const breakdownRows = results
+      .filter((r) => r.routed.default?.indexer)
+      .map((r) => {
+        const b = r.routed.default!.indexer!;
+        const q = (x: Quantiles) => `${fmt(x.p50)} / ${fmt(x.p99)}`;
+        return [`${r.prompt}`, String(r.rate), q(b.routerCallMs), q(b.indexerScoreMs), q(b.tokenizeMs), `${fmt(b.tokenizeMs.count)} of ${fmt(b.indexerScoreMs.count)}`, SHED_REASONS.map((k) => `${k} ${b.shed[k]}`).join(', ')];
+      });
+    process.stdout.write(
+      `\ndefault variant, where the prefix-scoring time goes (p50 / p99 ms):\n${formatTable(['prompt', 'req/s', 'router waits', 'indexer Score', 'tokenize', 'tokenized', 'shed'], breakdownRows)}\n`,
     );
     process.stdout.write(
       `indexer score of one prompt, unloaded: ${Object.entries(indexerScoreMs)

@@ -17,7 +17,17 @@ import { BlockIndex } from './index/block-index.ts';
 import { RequestError, parseScoreBody } from './scoring/request.ts';
 import { IndexerService } from './scoring/service.ts';
 import { TokenizerPool } from '../tokenize/pool.ts';
-import { TokenizerSet, type Tokenization } from '../tokenize/tokenizers.ts';
+import { TokenizeShedError, TokenizerSet, type TokenizeCall, type Tokenization } from '../tokenize/tokenizers.ts';
+
+/**
+ * Bound on the tokenizer queue, as time to drain it, for calls without a deadline of their own (HTTP,
+ * gRPC clients that set none). gRPC calls from the router carry its timeout (50 ms by default) as their
+ * deadline, which bounds their wait more tightly: work that cannot finish in time is refused at once.
+ */
+const QUEUE_BOUND_MS = 1_000;
+
+/** HTTP statuses for shed calls: the gRPC-to-HTTP mapping's 429 for RESOURCE_EXHAUSTED; 499 as nginx logs a client gone. */
+const SHED_HTTP_STATUS = { overloaded: 429, deadline: 504, cancelled: 499 } as const;
 
 export interface IndexerServer {
   httpPort: number;
@@ -70,8 +80,18 @@ async function asHttpError<T>(work: () => Promise<T>): Promise<T> {
     return await work();
   } catch (err) {
     if (err instanceof RequestError) throw new HttpError(400, err.message);
+    if (err instanceof TokenizeShedError) throw new HttpError(SHED_HTTP_STATUS[err.reason], err.message);
     throw err;
   }
+}
+
+/** An HTTP request as a call that is cancelled when the client disconnects before the response is sent. */
+function httpCall(res: http.ServerResponse): TokenizeCall {
+  const aborted = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) aborted.abort();
+  });
+  return { signal: aborted.signal };
 }
 
 export async function startIndexerServer(config: IndexerConfig, deps: IndexerServerDeps): Promise<IndexerServer> {
@@ -100,7 +120,9 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       log: log.child({ component: 'tokenize' }),
     };
     const tokenizers: Tokenization =
-      config.tokenization.workers > 0 ? new TokenizerPool({ ...tokenizerOptions, workers: config.tokenization.workers }) : new TokenizerSet(tokenizerOptions);
+      config.tokenization.workers > 0
+        ? new TokenizerPool({ ...tokenizerOptions, workers: config.tokenization.workers, maxQueueMs: QUEUE_BOUND_MS })
+        : new TokenizerSet(tokenizerOptions);
     closers.push(() => tokenizers.close());
     await tokenizers.load();
 
@@ -151,7 +173,7 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
         : undefined;
     if (discovery) closers.push(() => discovery.stop());
 
-    const service = new IndexerService({ index, tokenizers, log: log.child({ component: 'service' }), loraAdapters: Object.keys(config.loras) });
+    const service = new IndexerService({ index, tokenizers, log: log.child({ component: 'service' }), loraAdapters: Object.keys(config.loras), registry });
 
     const isReady = () => ready && (discovery?.synced ?? true);
     const grpcServer = await startGrpcServer({
@@ -179,11 +201,13 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       routes: {
         'POST /v1/score': measured('/v1/score', async (req, res) => {
           const parsed = await parsedBody(req);
-          sendJson(res, 200, await asHttpError(() => service.scoreParsed(parsed)));
+          const call = httpCall(res);
+          sendJson(res, 200, await asHttpError(() => service.scoreParsed(parsed, call)));
         }),
         'POST /v1/tokenize': measured('/v1/tokenize', async (req, res) => {
           const parsed = await parsedBody(req);
-          const t = await asHttpError(() => service.tokenize(parsed));
+          const call = httpCall(res);
+          const t = await asHttpError(() => service.tokenize(parsed, call));
           sendJson(res, 200, { model: t.model, input: t.input, count: t.tokens.length, tokens: t.tokens, ...(t.rendered !== undefined ? { rendered: t.rendered } : {}) });
         }),
         'GET /v1/pods': measured('/v1/pods', (_req, res) => {

@@ -1,11 +1,12 @@
 // Loads a Hugging Face tokenizer (tokenizer.json + tokenizer_config.json) from a directory through
 // @lenml/tokenizers, a dependency-free port of transformers.js's tokenizers, and describes it as a
-// SegmentEncoder.
+// SegmentEncoder. Byte-level BPE tokenizers encode through a per-pre-token cache (pretoken-encoder.ts).
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { TokenizerLoader } from '@lenml/tokenizers';
-import { NEWLINE_SAFE_SPLIT_PATTERNS, type ChatTemplateConfig, type SegmentEncoder } from './encoder.ts';
+import { SAFE_CUT_SPLIT_PATTERNS, type ChatTemplateConfig, type SegmentEncoder } from './encoder.ts';
+import { createPreTokenEncoder } from './pretoken-encoder.ts';
 
 interface AddedTokenJson {
   id: number;
@@ -32,6 +33,10 @@ async function readJsonFile(file: string): Promise<Record<string, unknown>> {
   }
 }
 
+function sameIds(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
+}
+
 /** A special token in tokenizer_config.json is a string or an AddedToken object with `content`. */
 function tokenString(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
@@ -41,7 +46,8 @@ function tokenString(value: unknown): string | undefined {
   return undefined;
 }
 
-function isNewlineSafe(tokenizerJson: Record<string, unknown>): boolean {
+/** Byte-level BPE behind one of the GPT-style split regexes with at most NFC: text may be cut at safe places (isSafeCut). */
+function hasGptSplit(tokenizerJson: Record<string, unknown>): boolean {
   const model = tokenizerJson.model as { type?: string } | undefined;
   const normalizer = tokenizerJson.normalizer as { type?: string } | null | undefined;
   const pre = tokenizerJson.pre_tokenizer as { type?: string; pretokenizers?: Array<Record<string, unknown>> } | null | undefined;
@@ -55,7 +61,7 @@ function isNewlineSafe(tokenizerJson: Record<string, unknown>): boolean {
     split.behavior === 'Isolated' &&
     split.invert === false &&
     pattern !== undefined &&
-    NEWLINE_SAFE_SPLIT_PATTERNS.has(pattern) &&
+    SAFE_CUT_SPLIT_PATTERNS.has(pattern) &&
     byteLevel.type === 'ByteLevel' &&
     byteLevel.use_regex === false &&
     byteLevel.add_prefix_space === false
@@ -78,6 +84,18 @@ async function findChatTemplate(dir: string, configured: unknown): Promise<strin
     return undefined;
   }
 }
+
+/**
+ * Texts the cached encoder must encode exactly as the library does before it is used: letters of
+ * several scripts, digits, contractions, whitespace runs, punctuation, emoji, combining marks and
+ * unpaired surrogates. A mismatch means the library changed under us, so its own encode is used.
+ */
+const SELF_CHECK_TEXTS = [
+  "Hello world! It's what we'd do; THEY'LL see.\n\n  Indented   code();\tx = 12345 + 6.78e9",
+  'Système: réponds en français. Ünïcödé e\u0301 a\u030a \u1100\u1161 你好世界 こんにちは 🙂👍🏽 ../path/to.file',
+  '   \r\n\r\n\t\t  trailing   \n',
+  '\ud800 lone \udc00 surrogates \ud83d',
+];
 
 /** Reads tokenizer.json and tokenizer_config.json from `dir` (as mounted in a cluster). */
 export async function loadHfEncoder(dir: string): Promise<SegmentEncoder> {
@@ -121,12 +139,18 @@ export async function loadHfEncoder(dir: string): Promise<SegmentEncoder> {
     chatTemplate = { template, specialTokens };
   }
 
+  // Only when added tokens are split out before encodeOrdinary sees the text: the cached encoder
+  // knows nothing of them.
+  const cached = plainAddedTokens ? createPreTokenEncoder(tokenizer, tokenizerJson) : null;
+  const cachedAgrees = cached !== null && SELF_CHECK_TEXTS.every((t) => sameIds(cached.encode(t), encode(t, false)));
+
   return {
     addedTokens: plainAddedTokens ? addedTokens : new Map(),
     prefixIds,
     suffixIds,
-    newlineLetterCutsAreSafe: plainAddedTokens && isNewlineSafe(tokenizerJson),
+    wordCutsAreSafe: plainAddedTokens && hasGptSplit(tokenizerJson),
     chatTemplate,
-    encodeOrdinary: (text) => encode(text, false),
+    preTokenCache: cachedAgrees,
+    encodeOrdinary: cached && cachedAgrees ? (text) => cached.encode(text) : (text) => encode(text, false),
   };
 }

@@ -27,6 +27,8 @@ export class ModelTokenizer {
   readonly model: string;
   readonly source: string;
   readonly chatFormat: 'template' | 'harmony' | 'none';
+  /** Whether words are served from the encoder's pre-token cache (see SegmentEncoder.preTokenCache). */
+  readonly preTokenCache: boolean;
   private readonly encoder: SegmentEncoder;
   private readonly cache: SegmentCache;
   private readonly renderTemplate: ChatRenderer | null;
@@ -36,6 +38,7 @@ export class ModelTokenizer {
     this.model = model;
     this.source = describeTokenizerSource(source);
     this.encoder = encoder;
+    this.preTokenCache = encoder.preTokenCache;
     this.cache = new SegmentCache(encoder, options);
     this.renderTemplate = encoder.chatTemplate ? createChatRenderer(encoder.chatTemplate) : null;
     this.chatFormat = this.renderTemplate ? 'template' : usesHarmony(encoder) ? 'harmony' : 'none';
@@ -44,8 +47,10 @@ export class ModelTokenizer {
 
   /** A completions prompt: special tokens added as the tokenizer's post-processor says (vLLM's default). */
   tokenizePrompt(text: string): number[] {
-    const ids = this.cache.encode(text);
-    return [...this.encoder.prefixIds, ...ids, ...this.encoder.suffixIds];
+    const ids = this.encoder.prefixIds.slice();
+    this.cache.encodeInto(text, ids);
+    for (const id of this.encoder.suffixIds) ids.push(id);
+    return ids;
   }
 
   /** Text encoded with add_special_tokens=False; added tokens in the text are still recognized. */
@@ -66,7 +71,7 @@ export class ModelTokenizer {
   renderAndTokenizeChat(messages: ChatMessage[], options: ChatRenderOptions = {}): { rendered: string; tokens: number[] } {
     const pieces = this.renderPieces(messages, options);
     const tokens: number[] = [];
-    for (const piece of pieces) for (const id of this.cache.encode(piece)) tokens.push(id);
+    for (const piece of pieces) this.cache.encodeInto(piece, tokens);
     return { rendered: pieces.join(''), tokens };
   }
 

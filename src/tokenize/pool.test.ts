@@ -3,9 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
+import { mulberry32 } from '../common/random.ts';
 import { TokenizeInputError } from './model-tokenizer.ts';
 import { TokenizerPool } from './pool.ts';
-import { UnknownModelError } from './tokenizers.ts';
+import { TokenizeShedError, UnknownModelError } from './tokenizers.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const golden = JSON.parse(fs.readFileSync(path.join(here, 'testdata', 'golden.json'), 'utf8')) as {
@@ -74,6 +75,111 @@ describe('tokenizer worker pool with fallbacks', () => {
       expect(again.tokens).toEqual(llamaText.prompt);
       const other = await pool.tokenize('acme/custom', { prompt: qwenText.text });
       expect(other).toMatchObject({ tokenizerModel: 'npm:qwen3', tokens: qwenText.prompt, fallback: { source: 'npm:qwen3', reason: 'default' } });
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+});
+
+/** A prompt of `words` distinct made-up words: cold for every cache, so tokenizing it takes a while. */
+function coldPrompt(seed: number, words: number): string {
+  const random = mulberry32(seed);
+  return Array.from({ length: words }, () => Math.floor(random() * 2 ** 40).toString(36)).join(' ');
+}
+
+/** How many tokenizations the workers ran (the pool records each result it receives). */
+async function jobsRun(registry: Registry): Promise<number> {
+  const text = await registry.getSingleMetricAsString('kvroute_tokenize_duration_seconds');
+  return [...text.matchAll(/^kvroute_tokenize_duration_seconds_count\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+describe('tokenizer worker pool shedding', () => {
+  let clock = 0;
+  const registry = new Registry();
+  let pool: TokenizerPool;
+  beforeAll(async () => {
+    pool = new TokenizerPool({ workers: 1, sources: { '*': 'npm:qwen3' }, registry, now: () => clock });
+    await pool.load();
+  }, 60_000);
+  afterAll(async () => {
+    await pool?.close();
+  });
+
+  it('sheds calls whose deadline passed while they waited behind a slow job, without running them', async () => {
+    clock = 1_000;
+    const before = await jobsRun(registry);
+    const slow = pool.tokenize('m', { prompt: coldPrompt(1, 60_000) });
+    const queued = Array.from({ length: 50 }, (_, i) => pool.tokenize('m', { prompt: `short ${i}` }, { deadline: clock + 10 }));
+    expect(pool.queued).toBe(50);
+    // Their deadline passes while the slow job still holds the only worker.
+    clock += 11;
+    const outcomes = await Promise.allSettled(queued);
+    expect((await slow).tokens.length).toBeGreaterThan(60_000);
+    for (const o of outcomes) {
+      expect(o.status).toBe('rejected');
+      expect((o as PromiseRejectedResult).reason).toBeInstanceOf(TokenizeShedError);
+      expect(((o as PromiseRejectedResult).reason as TokenizeShedError).reason).toBe('deadline');
+    }
+    expect(await jobsRun(registry)).toBe(before + 1);
+    expect(pool.queued).toBe(0);
+  }, 60_000);
+
+  it('drops queued calls the moment their caller cancels them, and never runs them', async () => {
+    const before = await jobsRun(registry);
+    const slow = pool.tokenize('m', { prompt: coldPrompt(2, 60_000) });
+    const controllers = Array.from({ length: 20 }, () => new AbortController());
+    const queued = controllers.map((c, i) => pool.tokenize('m', { prompt: `short ${i}` }, { signal: c.signal }));
+    const kept = pool.tokenize('m', { prompt: 'kept' });
+    for (const c of controllers) c.abort();
+    expect(pool.queued).toBe(1);
+    for (const o of await Promise.allSettled(queued)) expect(o.status === 'rejected' && (o.reason as TokenizeShedError).reason).toBe('cancelled');
+    await slow;
+    expect((await kept).tokens.length).toBeGreaterThan(0);
+    expect(await jobsRun(registry)).toBe(before + 2);
+  }, 60_000);
+
+  it('refuses at once a call already cancelled or past its deadline', async () => {
+    const cancelled = new AbortController();
+    cancelled.abort();
+    await expect(pool.tokenize('m', { prompt: 'x' }, { signal: cancelled.signal })).rejects.toMatchObject({ reason: 'cancelled' });
+    await expect(pool.tokenize('m', { prompt: 'x' }, { deadline: clock })).rejects.toMatchObject({ reason: 'deadline' });
+  });
+
+  it('refuses a call the queue ahead of it cannot clear before its deadline, but takes one finding the worker idle', async () => {
+    // No deadline, worker idle: taken whatever its size.
+    const slow = pool.tokenize('m', { prompt: coldPrompt(3, 60_000) });
+    // Behind the slow job, whose estimate alone (its overhead, at least) exceeds a 0.05 ms budget.
+    await expect(pool.tokenize('m', { prompt: 'x' }, { deadline: clock + 0.05 })).rejects.toMatchObject({ reason: 'overloaded' });
+    const roomy = pool.tokenize('m', { prompt: 'y' }, { deadline: clock + 60_000 });
+    await slow;
+    expect((await roomy).tokens.length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('bounds the queue for calls without a deadline by maxQueueMs', async () => {
+    const bounded = new TokenizerPool({ workers: 1, sources: { '*': 'npm:qwen3' }, maxQueueMs: 0.05 });
+    try {
+      await bounded.load();
+      const first = bounded.tokenize('m', { prompt: coldPrompt(4, 20_000) });
+      await expect(bounded.tokenize('m', { prompt: 'x' })).rejects.toMatchObject({ reason: 'overloaded' });
+      expect((await first).tokens.length).toBeGreaterThan(0);
+      // Idle again: admitted.
+      expect((await bounded.tokenize('m', { prompt: 'x' })).tokens.length).toBeGreaterThan(0);
+    } finally {
+      await bounded.close();
+    }
+  }, 60_000);
+});
+
+describe('tokenizer worker pool with two workers and one model', () => {
+  it('runs a second job on the idle worker instead of queueing it behind the busy one', async () => {
+    const pool = new TokenizerPool({ workers: 2, sources: { '*': 'npm:qwen3' } });
+    try {
+      await pool.load();
+      const order: string[] = [];
+      const slow = pool.tokenize('m', { prompt: coldPrompt(5, 60_000) }).then(() => order.push('slow'));
+      const quick = pool.tokenize('m', { prompt: 'quick' }).then(() => order.push('quick'));
+      await Promise.all([slow, quick]);
+      expect(order).toEqual(['quick', 'slow']);
     } finally {
       await pool.close();
     }

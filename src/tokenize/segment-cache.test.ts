@@ -1,29 +1,68 @@
 import { describe, it, expect } from '@jest/globals';
+import { mulberry32 } from '../common/random.ts';
 import { loadModelTokenizer } from './model-tokenizer.ts';
-import { safeCuts } from './segment-cache.ts';
+import { isSafeCut, safeCuts } from './segment-cache.ts';
 import { parseTokenizerSource } from './source.ts';
 
 describe('safe cuts', () => {
-  it('cuts only between a newline and a letter, at least chunkChars after the previous cut', () => {
-    const text = 'aaaa\n1111\n\nbbbb\n Éclair\nçava\n';
-    const cuts = safeCuts(text, 3);
-    for (const c of cuts) {
-      expect(text[c - 1]).toBe('\n');
-      expect(text[c]).toMatch(/\p{L}/u);
-    }
-    expect(cuts).toEqual([11, 24]);
+  it('cuts only between a newline and a letter or between a letter and a space, at least chunkChars after the previous cut', () => {
+    const text = 'aaaa\n1111\n\nbbbb Éclair\nçava  x\n 𝐀 z\t\n';
+    const cuts = safeCuts(text, 1);
+    for (const c of cuts)
+      expect(text[c - 1] === '\n' ? /\p{L}/u.test(text.slice(c, c + 2)) : text[c] === ' ' && /\p{L}$/u.test(text.slice(c - 2, c))).toBe(
+        true,
+      );
+    // Every safe place, with chunkChars 1: "\n|bbbb", "b| É", "\n|ç", "a| ", "𝐀| " (after a surrogate pair).
+    expect(cuts).toEqual([11, 15, 23, 27, 34]);
+    expect(safeCuts(text, 12).every((c, i, all) => c - (i === 0 ? 0 : all[i - 1]!) >= 12)).toBe(true);
     expect(safeCuts('short\ntext', 100)).toEqual([]);
   });
 
+  it('never cuts before a space that follows a non-letter, nor between a space and a letter', () => {
+    for (const [text, at] of [
+      ['1 2', 1],
+      ['a\t b', 2],
+      ['a b', 2],
+      ['. x', 1],
+      ['a\n1', 2],
+      ['a\n b', 2],
+    ] as const) {
+      expect({ text, safe: isSafeCut(text, at) }).toEqual({ text, safe: false });
+    }
+    expect(isSafeCut('a b', 1)).toBe(true);
+    expect(isSafeCut('a\nb', 2)).toBe(true);
+  });
+
+  it('cuts a stretch of text the same way whatever precedes it, once the first cut in it coincides', () => {
+    const random = mulberry32(3);
+    const vocabulary = ['cache', 'router', 'gateway', 'token', 'block', 'prefix', 'model', 'pod'];
+    const body = Array.from({ length: 4000 }, () => vocabulary[Math.floor(random() * vocabulary.length)]).join(' ');
+    const cutsIn = (head: string) =>
+      safeCuts(head + body, 256)
+        .map((c) => c - head.length)
+        .filter((c) => c > 2048);
+    // Heads of different lengths shift every position; the cuts, relative to the body, are the same.
+    expect(cutsIn('Request 7: ')).toEqual(cutsIn('Request 12345: '));
+    expect(cutsIn('')).toEqual(cutsIn('A much longer system prompt that differs entirely: '));
+    expect(cutsIn('').length).toBeGreaterThan(10);
+  });
+
   it('finds cuts whose halves tokenize to the whole, where a naive cut would not', async () => {
-    const t = await loadModelTokenizer('llama', parseTokenizerSource('llama3_1'), { maxBytes: 0 });
-    // Control: cutting inside a digit run or before a space changes the ids, so equality below means something.
-    expect([...t.encode('12'), ...t.encode('345')]).not.toEqual(t.encode('12345'));
-    expect([...t.encode('hello'), ...t.encode(' world')]).toEqual(t.encode('hello world'));
-    expect([...t.encode('hello '), ...t.encode('world')]).not.toEqual(t.encode('hello world'));
-    const text = 'Total: 12345\n\n  Résumé of the day\nnext line 678\nÉtape deux\n';
-    for (const cut of safeCuts(text, 1)) {
-      expect([...t.encode(text.slice(0, cut)), ...t.encode(text.slice(cut))]).toEqual(t.encode(text));
+    for (const name of ['llama3_1', 'qwen3', 'gptoss']) {
+      const t = await loadModelTokenizer(name, parseTokenizerSource(name), { maxBytes: 0 });
+      // Control: cutting after a space (or, but for Qwen's one-digit numbers, inside a digit run) changes the ids.
+      if (name !== 'qwen3') expect([...t.encode('12'), ...t.encode('345')]).not.toEqual(t.encode('12345'));
+      expect([...t.encode('hello'), ...t.encode(' world')]).toEqual(t.encode('hello world'));
+      expect([...t.encode('hello '), ...t.encode('world')]).not.toEqual(t.encode('hello world'));
+      const text = "Total: 12345\n\n  Résumé of the day\nnext line 678\nÉtape deux  it's   done\n𝐀 bold e\u0301 x 你好 世界\n";
+      const cuts = safeCuts(text, 1);
+      expect(cuts.length).toBeGreaterThan(10);
+      for (const cut of cuts)
+        expect({ name, cut, ids: [...t.encode(text.slice(0, cut)), ...t.encode(text.slice(cut))] }).toEqual({
+          name,
+          cut,
+          ids: t.encode(text),
+        });
     }
   });
 });

@@ -42,8 +42,10 @@ export function loadTiktokenEncoder(name: TiktokenEncodingName): SegmentEncoder 
     prefixIds: [],
     suffixIds: [],
     // o200k_base and cl100k_base split with GPT-style regexes (see encoder.ts); tiktoken applies no normalizer.
-    newlineLetterCutsAreSafe: true,
+    wordCutsAreSafe: true,
     chatTemplate: null,
+    // tiktoken's encoder is native (wasm) code: fast without one.
+    preTokenCache: false,
     encodeOrdinary: (text) => Array.from(encoding.encode_ordinary(text)),
   };
 }

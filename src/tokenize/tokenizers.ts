@@ -51,15 +51,56 @@ export interface TokenizeOutput {
   fallback?: TokenizerFallback;
 }
 
+/** What the caller of one tokenization allows: it is not started once aborted or past its deadline. */
+export interface TokenizeCall {
+  /** Aborted when the caller no longer wants the result (its RPC was cancelled). */
+  signal?: AbortSignal;
+  /** Epoch milliseconds (Date.now() clock) after which the result is of no use. */
+  deadline?: number;
+}
+
 /** What the service needs: tokenize a request for a model, wherever the tokenizer runs. */
 export interface Tokenization {
   readonly models: string[];
   load(): Promise<void>;
-  tokenize(model: string, input: TokenizeInput): Promise<TokenizeOutput>;
+  /** Rejects with TokenizeShedError, without tokenizing, when `call` is aborted or expired before the work starts. */
+  tokenize(model: string, input: TokenizeInput, call?: TokenizeCall): Promise<TokenizeOutput>;
   close(): Promise<void>;
 }
 
 export class UnknownModelError extends Error {}
+
+/**
+ * Why a tokenization was not done: its caller went away (`cancelled`), its deadline passed before it
+ * started (`deadline`), or the work queued ahead of it could not finish within its deadline (`overloaded`).
+ */
+export type ShedReason = 'cancelled' | 'deadline' | 'overloaded';
+
+export class TokenizeShedError extends Error {
+  readonly reason: ShedReason;
+
+  constructor(reason: ShedReason, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/**
+ * Whether a call must not be started now, and why; null when it may run. A passed deadline wins over
+ * an aborted signal: gRPC servers abort calls when their deadline fires, and the deadline is the cause.
+ */
+export function shedReason(call: TokenizeCall | undefined, now: number): ShedReason | null {
+  if (!call) return null;
+  if (call.deadline !== undefined && now >= call.deadline) return 'deadline';
+  if (call.signal?.aborted) return 'cancelled';
+  return null;
+}
+
+/** The error for a call shed for `reason` before `work` (tokenization, scoring) started. */
+export function shedError(reason: ShedReason, work = 'tokenization'): TokenizeShedError {
+  const why = { cancelled: 'the caller cancelled it', deadline: 'its deadline passed before it started', overloaded: 'the work queued ahead of it cannot finish within its deadline' }[reason];
+  return new TokenizeShedError(reason, `${work} not started: ${why}`);
+}
 
 /** The tokenization metrics, registered once per registry and fed by either implementation. */
 export class TokenizeMetrics {
@@ -156,7 +197,7 @@ export class TokenizerSet implements Tokenization {
         }
       },
     });
-    (this.options.log ?? silentLogger).info('tokenizer loaded', { model, source: tokenizer.source, chatFormat: tokenizer.chatFormat, ms: Math.round(performance.now() - started) });
+    (this.options.log ?? silentLogger).info('tokenizer loaded', { model, source: tokenizer.source, chatFormat: tokenizer.chatFormat, preTokenCache: tokenizer.preTokenCache, ms: Math.round(performance.now() - started) });
     return tokenizer;
   }
 
@@ -211,13 +252,22 @@ export class TokenizerSet implements Tokenization {
     return out;
   }
 
-  /** Tokenizes in the calling thread, loading a family or default tokenizer first if the model needs one. */
-  async tokenize(model: string, input: TokenizeInput): Promise<TokenizeOutput> {
+  /**
+   * Tokenizes in the calling thread, loading a family or default tokenizer first if the model needs
+   * one. A call aborted or past its deadline is shed (TokenizeShedError) instead of tokenized.
+   */
+  async tokenize(model: string, input: TokenizeInput, call?: TokenizeCall): Promise<TokenizeOutput> {
+    const shed = shedReason(call, Date.now());
+    if (shed) throw shedError(shed);
     const configured = this.tokenizers.get(model) ?? this.tokenizers.get('*');
     if (configured) return this.tokenizeWith(configured, input);
     const fallback = fallbackTokenizer(model, this.options.defaultSource);
     if (!fallback) throw new UnknownModelError(unknownModelMessage(model, this.models));
-    const out = this.tokenizeWith(await this.fallbackTokenizer(fallback.source), input);
+    const tokenizer = await this.fallbackTokenizer(fallback.source);
+    // Loading can take a while: the call may have expired meanwhile.
+    const late = shedReason(call, Date.now());
+    if (late) throw shedError(late);
+    const out = this.tokenizeWith(tokenizer, input);
     out.fallback = fallback;
     return out;
   }

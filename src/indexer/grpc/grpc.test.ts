@@ -1,5 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+import { Registry } from 'prom-client';
 import { createLogger, silentLogger } from '../../common/log.ts';
+import { mulberry32 } from '../../common/random.ts';
+import { TokenizerPool } from '../../tokenize/pool.ts';
+import { until } from '../../../test/support/until.ts';
 import { BlockIndex } from '../index/block-index.ts';
 import { IndexerService } from '../scoring/service.ts';
 import { TokenizerSet } from '../../tokenize/tokenizers.ts';
@@ -129,4 +133,45 @@ describe('gRPC scoring API', () => {
     await expect(nobody.score({ model: MODEL, tokens: [1] })).rejects.toThrow(/127\.0\.0\.1:1/);
     nobody.close();
   });
+});
+
+describe('gRPC Score under overload', () => {
+  it('sheds calls whose deadline passes while they wait behind a slow tokenization, without tokenizing them', async () => {
+    const registry = new Registry();
+    const pool = new TokenizerPool({ workers: 1, sources: { [MODEL]: 'npm:qwen3' }, registry });
+    await pool.load();
+    const service = new IndexerService({ index: new BlockIndex({ blockSize: BLOCK }), tokenizers: pool, log: silentLogger, registry });
+    const statuses: string[] = [];
+    const server = await startGrpcServer({ host: '127.0.0.1', port: 0, service, log: silentLogger, ready: () => true, observe: (status) => void statuses.push(status) });
+    const raw = new IndexerGrpcService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    const score = (request: object, deadlineMs: number) =>
+      new Promise<grpc.ServiceError | null>((resolve) =>
+        (raw as unknown as { Score: (r: object, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void }).Score(request, { deadline: Date.now() + deadlineMs }, resolve),
+      );
+    const metric = (name: string) => registry.getSingleMetricAsString(name);
+    const shedTotal = async () => [...(await metric('kvroute_indexer_score_shed_total')).matchAll(/reason="\w+"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    try {
+      // Connected first (token ids need no tokenizer), so the deadlines below are not spent connecting.
+      expect(await score({ model: MODEL, tokens: [1, 2, 3] }, 10_000)).toBeNull();
+      // A hundred thousand made-up words miss every cache: seconds of a worker's time, far past 300 ms.
+      const random = mulberry32(9);
+      const slowPrompt = Array.from({ length: 100_000 }, () => Math.floor(random() * 2 ** 40).toString(36)).join(' ');
+      const slow = score({ model: MODEL, prompt: slowPrompt }, 60_000);
+      await until(() => pool.busy === 1, { message: 'the slow call to reach the worker' });
+      const hasty = await Promise.all(Array.from({ length: 30 }, (_, i) => score({ model: MODEL, prompt: `hasty call ${i}` }, 300)));
+      for (const err of hasty) expect(err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      expect(await slow).toBeNull();
+      // Every hasty call the server got (a busy machine may let a deadline pass before one arrives) was
+      // answered without a score and counted as shed; only the slow call was tokenized.
+      const hastyAnswered = () => statuses.filter((s) => s !== 'OK').length;
+      await until(async () => hastyAnswered() > 0 && (await shedTotal()) === hastyAnswered(), { message: 'every hasty call the server got to be counted as shed' });
+      expect(statuses.filter((s) => s === 'OK')).toHaveLength(2);
+      expect(await metric('kvroute_tokenize_duration_seconds')).toMatch(/_count\{[^}]*\} 1$/m);
+      expect(pool.queued).toBe(0);
+    } finally {
+      raw.close();
+      await server.close();
+      await pool.close();
+    }
+  }, 60_000);
 });

@@ -1,9 +1,12 @@
 // The gRPC server the router calls: Indexer.Score over the same request parsing and service as
-// HTTP, plus grpc.health.v1 (src/common/grpc/health.ts). Client mistakes become INVALID_ARGUMENT naming the field.
+// HTTP, plus grpc.health.v1 (src/common/grpc/health.ts). Client mistakes become INVALID_ARGUMENT naming
+// the field. A call's deadline and cancellation travel with it into the service, which sheds the call
+// rather than work for a caller that already gave up (CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED).
 
 import * as grpc from '@grpc/grpc-js';
 import { HealthService, createHealthImplementation } from '../../common/grpc/health.ts';
 import type { Logger } from '../../common/log.ts';
+import { TokenizeShedError, type ShedReason } from '../../tokenize/tokenizers.ts';
 import { RequestError, parseScoreBody } from '../scoring/request.ts';
 import type { IndexerService } from '../scoring/service.ts';
 import { IndexerService as IndexerGrpcService, type ScoreRequestMessage, type ScoreResponseMessage } from './proto.ts';
@@ -63,6 +66,18 @@ export function scoreBodyFromProto(m: ScoreRequestMessage): Record<string, unkno
   return body;
 }
 
+const SHED_STATUS: Record<ShedReason, grpc.status> = {
+  cancelled: grpc.status.CANCELLED,
+  deadline: grpc.status.DEADLINE_EXCEEDED,
+  overloaded: grpc.status.RESOURCE_EXHAUSTED,
+};
+
+/** A call's deadline as epoch milliseconds (grpc-js gives a Date or a number; Infinity when none). */
+function deadlineMs(deadline: grpc.Deadline): number | undefined {
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const { service, log } = options;
   const server = new grpc.Server();
@@ -70,18 +85,25 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     Score: (call: grpc.ServerUnaryCall<ScoreRequestMessage, ScoreResponseMessage>, callback: grpc.sendUnaryData<ScoreResponseMessage>) => {
       const started = performance.now();
       const finish = (code: grpc.status) => options.observe?.(grpc.status[code] ?? String(code), (performance.now() - started) / 1000);
+      // grpc-js emits 'cancelled' when the client resets the stream and when the deadline timer fires.
+      const aborted = new AbortController();
+      const abort = () => aborted.abort();
+      call.once('cancelled', abort);
+      if (call.cancelled) abort();
       Promise.resolve()
-        .then(() => service.scoreParsed(parseScoreBody(scoreBodyFromProto(call.request))))
+        .then(() => service.scoreParsed(parseScoreBody(scoreBodyFromProto(call.request)), { signal: aborted.signal, deadline: deadlineMs(call.getDeadline()) }))
         .then((result) => {
           finish(grpc.status.OK);
           callback(null, { scores: result.scores, total_blocks: result.totalBlocks ?? 0 });
         })
         .catch((err: unknown) => {
-          const code = err instanceof RequestError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
+          const code =
+            err instanceof RequestError ? grpc.status.INVALID_ARGUMENT : err instanceof TokenizeShedError ? SHED_STATUS[err.reason] : grpc.status.INTERNAL;
           if (code === grpc.status.INTERNAL) log.error('grpc score failed', { err });
           finish(code);
           callback({ code, details: code === grpc.status.INTERNAL ? 'internal error' : (err as Error).message });
-        });
+        })
+        .finally(() => call.off('cancelled', abort));
     },
   });
   const health = createHealthImplementation((service) =>

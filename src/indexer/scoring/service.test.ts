@@ -1,10 +1,11 @@
 import { describe, it, expect, beforeAll } from '@jest/globals';
+import { Registry } from 'prom-client';
 import { createLogger, silentLogger } from '../../common/log.ts';
 import { BlockIndex } from '../index/block-index.ts';
 import { RequestError, parseScoreBody } from './request.ts';
 import { IndexerService } from './service.ts';
 import { chatCrossingBlock, storedBlocks } from '../test-helpers.ts';
-import { TokenizerSet } from '../../tokenize/tokenizers.ts';
+import { TokenizeShedError, TokenizerSet } from '../../tokenize/tokenizers.ts';
 import type { ChatMessage } from '../types.ts';
 import type { BlockStoredEvent } from '../../vllm/events/types.ts';
 
@@ -142,5 +143,54 @@ describe('IndexerService: models and tokenizer fallbacks', () => {
     const service = new IndexerService({ index, tokenizers: none, log: silentLogger });
     await expect(service.score({ model: 'Qwen/Qwen3-0.6B', prompt })).rejects.toThrow(/model: no tokenizer for model "Qwen\/Qwen3-0.6B"/);
     await expect(new TokenizerSet({ sources: {}, defaultSource: 'npm:nope' }).load()).rejects.toThrow(/defaultTokenizer: .*unknown npm tokenizer "nope"/);
+  });
+});
+
+describe('IndexerService: shedding calls nobody waits for', () => {
+  const prompt = 'A call whose caller gave up must cost nothing more. '.repeat(6);
+  let registry: Registry;
+  let scored: number;
+  let service: IndexerService;
+  let clock: number;
+  const tokenizations = async () => Number(/_count\{[^}]*\} (\d+)/.exec(await registry.getSingleMetricAsString('kvroute_tokenize_duration_seconds'))?.[1] ?? 0);
+  const shed = async (reason: string) => Number(new RegExp(`reason="${reason}"\\} (\\d+)`).exec(await registry.getSingleMetricAsString('kvroute_indexer_score_shed_total'))?.[1]);
+
+  beforeAll(async () => {
+    registry = new Registry();
+    const tokenizers = new TokenizerSet({ sources: { [MODEL]: 'npm:llama3_1' }, registry });
+    await tokenizers.load();
+    const index = new BlockIndex({ blockSize: BLOCK });
+    // The real index, counting the scores it is asked for.
+    const counting = { blockSize: index.blockSize, scoreTokens: (...args: Parameters<BlockIndex['scoreTokens']>) => (scored++, index.scoreTokens(...args)) };
+    service = new IndexerService({ index: counting, tokenizers, log: silentLogger, registry, now: () => clock });
+  });
+
+  it('neither tokenizes nor scores a call already cancelled or past its deadline, and counts it by reason', async () => {
+    scored = 0;
+    // The tokenizers read Date.now(): the service's clock starts there, so deadlines mean the same to both.
+    clock = Date.now();
+    const cancelled = new AbortController();
+    cancelled.abort();
+    const request = parseScoreBody({ model: MODEL, prompt });
+    await expect(service.scoreParsed(request, { signal: cancelled.signal })).rejects.toMatchObject({ reason: 'cancelled' });
+    await expect(service.scoreParsed(request, { deadline: clock })).rejects.toBeInstanceOf(TokenizeShedError);
+    expect(await tokenizations()).toBe(0);
+    expect(scored).toBe(0);
+    expect([await shed('cancelled'), await shed('deadline'), await shed('overloaded')]).toEqual([1, 1, 0]);
+    // A live call goes through.
+    await expect(service.scoreParsed(request, { deadline: clock + 600_000, signal: new AbortController().signal })).resolves.toMatchObject({ scores: {} });
+    expect(scored).toBe(1);
+  });
+
+  it('does not score a call cancelled while its prompt was being tokenized', async () => {
+    scored = 0;
+    const before = await tokenizations();
+    const caller = new AbortController();
+    // In-thread tokenization is done by the time scoreParsed first yields; the caller gives up then.
+    const pending = service.scoreParsed(parseScoreBody({ model: MODEL, prompt }), { signal: caller.signal });
+    caller.abort();
+    await expect(pending).rejects.toMatchObject({ reason: 'cancelled' });
+    expect(await tokenizations()).toBe(before + 1);
+    expect(scored).toBe(0);
   });
 });

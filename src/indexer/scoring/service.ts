@@ -1,11 +1,22 @@
 // The indexer's request logic, free of transport: turns a score request (tokens, prompt or chat
 // messages) into token ids with the model's tokenizer and scores them against the block index, on the
-// pods serving the request's model only. It is the in-process PrefixScorer; the HTTP and gRPC servers
-// are thin adapters around it.
+// pods serving the request's model only. A call that was cancelled or whose deadline passed is shed
+// (neither tokenized nor scored) and counted. It is the in-process PrefixScorer; the HTTP and gRPC
+// servers are thin adapters around it.
 
+import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../common/log.ts';
 import { TokenizeInputError } from '../../tokenize/model-tokenizer.ts';
-import { UnknownModelError, type TokenizeOutput, type Tokenization } from '../../tokenize/tokenizers.ts';
+import {
+  TokenizeShedError,
+  UnknownModelError,
+  shedError,
+  shedReason,
+  type ShedReason,
+  type TokenizeCall,
+  type TokenizeOutput,
+  type Tokenization,
+} from '../../tokenize/tokenizers.ts';
 import { RequestError, parseScoreBody, scoreBodyOf, type ParsedScoreRequest } from './request.ts';
 import type { PrefixScorer, ScoreRequest, ScoreResult } from '../types.ts';
 
@@ -37,7 +48,14 @@ export interface IndexerServiceOptions {
    * as that adapter (lora_name = model) on sources of any model, since the adapter's base is not known.
    */
   loraAdapters?: Iterable<string>;
+  /** Where kvroute_indexer_score_shed_total is registered; not counted without one. */
+  registry?: Registry;
+  /** Epoch milliseconds, the clock call deadlines are read against. */
+  now?: () => number;
 }
+
+/** What a caller of one score allows: see TokenizeCall. A shed call rejects with TokenizeShedError. */
+export type ScoreCall = TokenizeCall;
 
 export class IndexerService implements PrefixScorer {
   readonly #index: ScoringIndex;
@@ -45,28 +63,40 @@ export class IndexerService implements PrefixScorer {
   readonly #log: Logger;
   readonly #loraAdapters: ReadonlySet<string>;
   readonly #warnedFallback = new Set<string>();
+  readonly #shed: Counter<'reason'> | null;
+  readonly #now: () => number;
 
   constructor(options: IndexerServiceOptions) {
     this.#index = options.index;
     this.#tokenizers = options.tokenizers;
     this.#log = options.log;
     this.#loraAdapters = new Set(options.loraAdapters ?? []);
+    this.#now = options.now ?? Date.now;
+    this.#shed = options.registry
+      ? new Counter({
+          name: 'kvroute_indexer_score_shed_total',
+          help: 'Score calls dropped without an answer: cancelled by the caller, past their deadline, or refused because the tokenizer queue could not finish them in time (overloaded).',
+          labelNames: ['reason'],
+          registers: [options.registry],
+        })
+      : null;
+    for (const reason of ['cancelled', 'deadline', 'overloaded'] satisfies ShedReason[]) this.#shed?.inc({ reason }, 0);
   }
 
   /**
    * Token ids of a parsed request exactly as vLLM would see them. Rejects with RequestError for a client
    * mistake (unknown model, messages for a model without a chat template, a template that rejects them).
    */
-  async tokenize(request: ParsedScoreRequest): Promise<Tokenized> {
+  async tokenize(request: ParsedScoreRequest, call?: ScoreCall): Promise<Tokenized> {
     if (request.tokens) return { model: request.model, input: 'tokens', tokens: request.tokens };
     try {
       if (request.messages) {
         const chat = { addGenerationPrompt: request.addGenerationPrompt, templateKwargs: request.chatTemplateKwargs, tools: request.tools };
-        const out = await this.#tokenizers.tokenize(request.model, { messages: request.messages, chat });
+        const out = await this.#tokenizers.tokenize(request.model, { messages: request.messages, chat }, call);
         this.#noteFallback(request.model, out);
         return { model: request.model, input: 'messages', tokens: out.tokens, rendered: out.rendered };
       }
-      const out = await this.#tokenizers.tokenize(request.model, { prompt: request.prompt ?? '' });
+      const out = await this.#tokenizers.tokenize(request.model, { prompt: request.prompt ?? '' }, call);
       this.#noteFallback(request.model, out);
       return { model: request.model, input: 'prompt', tokens: out.tokens };
     } catch (err) {
@@ -84,9 +114,29 @@ export class IndexerService implements PrefixScorer {
     this.#log.limited(`tokenizer-fallback:${model}`, 'warn', 'no tokenizer configured for model: using a fallback (set --tokenizer MODEL=SOURCE to choose)', { model, source, reason, ...(family ? { family } : {}) });
   }
 
-  /** Scores a parsed request on the pods of its model; pods that match nothing are left out. */
-  async scoreParsed(request: ParsedScoreRequest): Promise<ScoreResult> {
-    const { tokens } = await this.tokenize(request);
+  /**
+   * Scores a parsed request on the pods of its model; pods that match nothing are left out. A call
+   * cancelled or past its deadline before tokenizing or before scoring, or refused by a full tokenizer
+   * queue, rejects with TokenizeShedError and is counted by reason.
+   */
+  async scoreParsed(request: ParsedScoreRequest, call?: ScoreCall): Promise<ScoreResult> {
+    try {
+      this.#checkCall(call, 'tokenization');
+      const { tokens } = await this.tokenize(request, call);
+      this.#checkCall(call, 'scoring');
+      return this.#scoreTokens(request, tokens);
+    } catch (err) {
+      if (err instanceof TokenizeShedError) this.#shed?.inc({ reason: err.reason });
+      throw err;
+    }
+  }
+
+  #checkCall(call: ScoreCall | undefined, work: string): void {
+    const shed = shedReason(call, this.#now());
+    if (shed) throw shedError(shed, work);
+  }
+
+  #scoreTokens(request: ParsedScoreRequest, tokens: number[]): ScoreResult {
     const { cacheSalt, pods } = request;
     // vLLM's events name the adapter (lora_name) and the topic the base model, which config does not know.
     const adapter = this.#loraAdapters.has(request.model);
