@@ -36,7 +36,7 @@ function mul(ah: number, al: number, bh: number, bl: number): void {
 function round(acch: number, accl: number, lh: number, ll: number): void {
   mul(lh, ll, P2H, P2L);
   let lo = accl + R[0]!;
-  let hi = (acch + R[1]! + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+  const hi = (acch + R[1]! + (lo > 0xffffffff ? 1 : 0)) >>> 0;
   lo >>>= 0;
   // rotl 31
   const nh = ((hi << 31) | (lo >>> 1)) >>> 0;

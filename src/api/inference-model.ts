@@ -15,15 +15,10 @@ export const TargetModel = z.object({
       "the model vLLM runs for these requests: the pool's base model (its served name), or else a LoRA adapter loaded under this name",
   }),
   weight: z.int().min(0).max(1_000_000).optional(),
-  source: z
-    .string()
-    .min(1)
-    .max(1024)
-    .optional()
-    .meta({
-      description:
-        'where vLLM loads the adapter from (--lora-modules name=source): a Hugging Face repo id or a path in the pod; defaults to name',
-    }),
+  source: z.string().min(1).max(1024).optional().meta({
+    description:
+      'where vLLM loads the adapter from (--lora-modules name=source): a Hugging Face repo id or a path in the pod; defaults to name',
+  }),
 });
 export type TargetModel = z.infer<typeof TargetModel>;
 
@@ -37,22 +32,14 @@ export const InferenceModelSpec = z.object({
     .max(512)
     .meta({ 'x-kubernetes-validations': [{ rule: 'self == oldSelf', message: 'modelName is immutable' }] }),
   poolRef: z.object({ name: z.string().min(1).max(253) }),
-  priority: z
-    .int()
-    .min(-2147483648)
-    .max(2147483647)
-    .optional()
-    .meta({
-      description:
-        "GIE's priority: higher is served first, below 0 is shed when the pool is saturated; unset is 0 (or the criticality's value)",
-    }),
-  criticality: z
-    .enum(['Critical', 'Standard', 'Sheddable'])
-    .optional()
-    .meta({
-      description:
-        'deprecated (GIE replaced it with priority): Critical is priority 1, Standard 0, Sheddable -1; priority wins when both are set',
-    }),
+  priority: z.int().min(-2147483648).max(2147483647).optional().meta({
+    description:
+      "GIE's priority: higher is served first, below 0 is shed when the pool is saturated; unset is 0 (or the criticality's value)",
+  }),
+  criticality: z.enum(['Critical', 'Standard', 'Sheddable']).optional().meta({
+    description:
+      'deprecated (GIE replaced it with priority): Critical is priority 1, Standard 0, Sheddable -1; priority wins when both are set',
+  }),
   targetModels: z
     .array(TargetModel)
     .max(32)

@@ -219,11 +219,9 @@ export const IndexerSpec = z
       description:
         'port each pod publishes its KV events on (vLLM --kv-events-config endpoint); the indexer connects to it, and the operator binds vLLM to it when it runs vLLM',
     }),
-    replayPort: Port.nullable()
-      .default(5558)
-      .meta({
-        description: "port of each pod's KV-event replay endpoint, used to recover missed events; null when the pods offer no replay",
-      }),
+    replayPort: Port.nullable().default(5558).meta({
+      description: "port of each pod's KV-event replay endpoint, used to recover missed events; null when the pods offer no replay",
+    }),
   })
   .refine((s) => s.replayPort !== s.eventPort, {
     path: ['replayPort'],

@@ -2,4 +2,4 @@
 // in process or over gRPC. Everything else under src/indexer is internal (ADR 0009).
 
 export type { PrefixScorer, ScoreRequest, ScoreResult } from './types.ts';
-export { createIndexerClient, type IndexerClient, type IndexerClientOptions } from './grpc/client.ts';
+export { createIndexerClient } from './grpc/client.ts';

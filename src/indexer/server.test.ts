@@ -17,7 +17,11 @@ describe('indexer server in engine-key parity mode with LoRA adapters (HTTP, in-
   let registry: Registry;
   const endpoint = 'inproc://indexer-server-test';
   const score = async (body: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
-    const res = await fetch(`http://127.0.0.1:${server.httpPort}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`http://127.0.0.1:${server.httpPort}/v1/score`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   };
 
@@ -36,7 +40,16 @@ describe('indexer server in engine-key parity mode with LoRA adapters (HTTP, in-
     server = await startIndexerServer(config, { log: silentLogger, registry });
     pub = await TestPublisher.start({ topic: `kv@pod-lora@${MODEL}`, connect: endpoint });
     const hashes = [...vllmEngineKeys(tokens, { blockSize: BLOCK, hashSeed: SEED, loraName: 'sql', loraPath: '/adapters/sql-v2' })];
-    const event = { type: 'BlockStored', block_hashes: hashes, parent_block_hash: null, token_ids: tokens, block_size: BLOCK, lora_id: 1, medium: 'GPU', lora_name: 'sql' };
+    const event = {
+      type: 'BlockStored',
+      block_hashes: hashes,
+      parent_block_hash: null,
+      token_ids: tokens,
+      block_size: BLOCK,
+      lora_id: 1,
+      medium: 'GPU',
+      lora_name: 'sql',
+    };
     // ZMQ drops what a PUB sends before the subscription reaches it: publish until it is indexed.
     const deadline = Date.now() + 10_000;
     while ((((await score({ model: MODEL, tokens, lora_name: 'sql' })).json.scores ?? {}) as Record<string, number>)['pod-lora'] !== 3) {
@@ -52,7 +65,10 @@ describe('indexer server in engine-key parity mode with LoRA adapters (HTTP, in-
   });
 
   it('scores a LoRA request with the adapter path from the config, as vLLM 0.33 hashes it', async () => {
-    expect(await score({ model: MODEL, tokens, lora_name: 'sql' })).toEqual({ status: 200, json: { scores: { 'pod-lora': 3 }, totalBlocks: 3 } });
+    expect(await score({ model: MODEL, tokens, lora_name: 'sql' })).toEqual({
+      status: 200,
+      json: { scores: { 'pod-lora': 3 }, totalBlocks: 3 },
+    });
     expect(await score({ model: MODEL, tokens })).toEqual({ status: 200, json: { scores: {}, totalBlocks: 3 } });
   });
 

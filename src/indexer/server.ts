@@ -96,7 +96,8 @@ function httpCall(res: http.ServerResponse): TokenizeCall {
 
 export async function startIndexerServer(config: IndexerConfig, deps: IndexerServerDeps): Promise<IndexerServer> {
   const { log, registry } = deps;
-  if (config.zmq.discovery && !deps.kubeConfig) throw new Error('zmq.discovery is set but no kubeconfig was given to reach the Kubernetes API');
+  if (config.zmq.discovery && !deps.kubeConfig)
+    throw new Error('zmq.discovery is set but no kubeconfig was given to reach the Kubernetes API');
   const metrics = requestMetrics(registry);
   let ready = false;
   const closers: Array<() => Promise<void> | void> = [];
@@ -144,13 +145,16 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       sink: index,
       log: log.child({ component: 'events' }),
       registry,
-      replayEndpoints: (podId) => replayByPod.get(podId) ?? (replayTemplate ? replayEndpointFromTemplate(replayTemplate, podId) : undefined),
+      replayEndpoints: (podId) =>
+        replayByPod.get(podId) ?? (replayTemplate ? replayEndpointFromTemplate(replayTemplate, podId) : undefined),
       sourceIdleTimeoutMs: config.zmq.sourceIdleTimeoutSeconds * 1000,
     });
     closers.push(() => ingestor.close());
     // vLLM's data-parallel rank r publishes to the bind port + r (the config checks the port is fixed).
     const zmqBound: string[] = [];
-    if (config.zmq.bind) for (let rank = 0; rank < config.zmq.dataParallelSize; rank++) zmqBound.push(await ingestor.bind(endpointForRank(config.zmq.bind, rank)));
+    if (config.zmq.bind)
+      for (let rank = 0; rank < config.zmq.dataParallelSize; rank++)
+        zmqBound.push(await ingestor.bind(endpointForRank(config.zmq.bind, rank)));
     for (const pod of config.zmq.pods) await ingestor.connectPod(pod.name, pod.endpoint, pod.replayEndpoint);
 
     const discovery =
@@ -173,7 +177,13 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
         : undefined;
     if (discovery) closers.push(() => discovery.stop());
 
-    const service = new IndexerService({ index, tokenizers, log: log.child({ component: 'service' }), loraAdapters: Object.keys(config.loras), registry });
+    const service = new IndexerService({
+      index,
+      tokenizers,
+      log: log.child({ component: 'service' }),
+      loraAdapters: Object.keys(config.loras),
+      registry,
+    });
 
     const isReady = () => ready && (discovery?.synced ?? true);
     const grpcServer = await startGrpcServer({
@@ -186,11 +196,13 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
     });
     closers.push(() => grpcServer.close());
 
-    const measured = (endpoint: string, handler: RouteHandler): RouteHandler => (req, res, url) => {
-      const started = performance.now();
-      res.once('finish', () => metrics.observe('http', endpoint, res.statusCode, (performance.now() - started) / 1000));
-      return handler(req, res, url);
-    };
+    const measured =
+      (endpoint: string, handler: RouteHandler): RouteHandler =>
+      (req, res, url) => {
+        const started = performance.now();
+        res.once('finish', () => metrics.observe('http', endpoint, res.statusCode, (performance.now() - started) / 1000));
+        return handler(req, res, url);
+      };
 
     const httpServer = await startHttpServer({
       host: config.http.host,
@@ -208,7 +220,13 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
           const parsed = await parsedBody(req);
           const call = httpCall(res);
           const t = await asHttpError(() => service.tokenize(parsed, call));
-          sendJson(res, 200, { model: t.model, input: t.input, count: t.tokens.length, tokens: t.tokens, ...(t.rendered !== undefined ? { rendered: t.rendered } : {}) });
+          sendJson(res, 200, {
+            model: t.model,
+            input: t.input,
+            count: t.tokens.length,
+            tokens: t.tokens,
+            ...(t.rendered !== undefined ? { rendered: t.rendered } : {}),
+          });
         }),
         'GET /v1/pods': measured('/v1/pods', (_req, res) => {
           const { pods, ...summary } = index.stats();
@@ -230,7 +248,9 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       // As bound, one per data-parallel rank (port 0 resolved), so whoever started the indexer can point publishers at it.
       zmqBound,
       pods: config.zmq.pods.length,
-      ...(config.zmq.discovery ? { discoveryNamespace: config.zmq.discovery.namespace, discoverySelector: config.zmq.discovery.selector } : {}),
+      ...(config.zmq.discovery
+        ? { discoveryNamespace: config.zmq.discovery.namespace, discoverySelector: config.zmq.discovery.selector }
+        : {}),
       blockSize: config.blockSize,
       models: tokenizers.models,
     });

@@ -28,7 +28,12 @@ export function chatCrossingBlock(
  * A BlockStored of the first `blocks` full blocks of `tokens`, hashed as vLLM 0.33 does with
  * sha256_cbor (a LoRA adapter gets the path `/adapters/<name>`); `extra` overrides any field.
  */
-export function storedBlocks(tokens: number[], blocks: number, opts: { blockSize: number; hashSeed: string | null }, extra: Partial<BlockStoredEvent> = {}): BlockStoredEvent {
+export function storedBlocks(
+  tokens: number[],
+  blocks: number,
+  opts: { blockSize: number; hashSeed: string | null },
+  extra: Partial<BlockStoredEvent> = {},
+): BlockStoredEvent {
   const ids = tokens.slice(0, blocks * opts.blockSize);
   const loraName = extra.loraName ?? null;
   return {

@@ -82,7 +82,9 @@ export function renderHarmonyPieces(messages: ChatMessage[], options: HarmonyOpt
         break;
       }
       default:
-        throw new Error(`messages[${i + offset}].role: "${m.role}" is not supported by the harmony renderer (expected system, developer, user or assistant)`);
+        throw new Error(
+          `messages[${i + offset}].role: "${m.role}" is not supported by the harmony renderer (expected system, developer, user or assistant)`,
+        );
     }
   });
   parts.push('<|start|>assistant');

@@ -64,7 +64,16 @@ describe('shared-prefix reuse', () => {
 
   it('matches a cold tokenizer on prompts that share a long prefix and diverge anywhere', async () => {
     const cold = await loadModelTokenizer('llama-cold', parseTokenizerSource('llama3_1'), { chunkChars: 1 << 30 });
-    const lines = ['Système: réponds en français.', 'Data 12345 and 6789', '    indented code();', 'Ünïcödé text\twith tabs', '你好世界', "it's what we'd do", '', '!!! punctuation ???'];
+    const lines = [
+      'Système: réponds en français.',
+      'Data 12345 and 6789',
+      '    indented code();',
+      'Ünïcödé text\twith tabs',
+      '你好世界',
+      "it's what we'd do",
+      '',
+      '!!! punctuation ???',
+    ];
     let seed = 7;
     const rand = (n: number) => {
       seed = (seed * 1103515245 + 12345) % 2147483648;
@@ -116,12 +125,15 @@ describe('shared-prefix reuse', () => {
 describe('gpt-oss through tiktoken o200k_harmony', () => {
   it('encodes every golden text as the gpt-oss tokenizer.json does', async () => {
     const t = await loadModelTokenizer('gpt-oss', parseTokenizerSource('tiktoken:o200k_harmony'));
-    for (const g of golden.models.gptoss!.texts) expect({ text: g.text, ids: t.tokenizePrompt(g.text) }).toEqual({ text: g.text, ids: g.prompt });
+    for (const g of golden.models.gptoss!.texts)
+      expect({ text: g.text, ids: t.tokenizePrompt(g.text) }).toEqual({ text: g.text, ids: g.prompt });
   });
 
   it('renders harmony chats exactly as openai-harmony does', async () => {
     const entry = golden.models.gptoss!;
-    const t = await loadModelTokenizer('gpt-oss', parseTokenizerSource('tiktoken:o200k_harmony'), { harmonyStartDate: entry.harmonyStartDate });
+    const t = await loadModelTokenizer('gpt-oss', parseTokenizerSource('tiktoken:o200k_harmony'), {
+      harmonyStartDate: entry.harmonyStartDate,
+    });
     expect(entry.chats.length).toBeGreaterThan(0);
     for (const c of entry.chats) {
       expect(t.renderChat(c.messages)).toBe(c.rendered);
@@ -131,7 +143,12 @@ describe('gpt-oss through tiktoken o200k_harmony', () => {
 
   it('rejects a tool turn with an error naming the message', async () => {
     const t = await loadModelTokenizer('gpt-oss', parseTokenizerSource('tiktoken:o200k_harmony'));
-    expect(() => t.tokenizeChat([{ role: 'user', content: 'x' }, { role: 'tool', content: 'y' }])).toThrow(/messages\[1\]\.role/);
+    expect(() =>
+      t.tokenizeChat([
+        { role: 'user', content: 'x' },
+        { role: 'tool', content: 'y' },
+      ]),
+    ).toThrow(/messages\[1\]\.role/);
   });
 });
 

@@ -20,7 +20,12 @@ export interface ModelTokenizerOptions extends SegmentCacheOptions {
 export class TokenizeInputError extends Error {}
 
 function usesHarmony(encoder: SegmentEncoder): boolean {
-  return encoder.chatTemplate === null && encoder.addedTokens.has('<|start|>') && encoder.addedTokens.has('<|message|>') && encoder.addedTokens.has('<|channel|>');
+  return (
+    encoder.chatTemplate === null &&
+    encoder.addedTokens.has('<|start|>') &&
+    encoder.addedTokens.has('<|message|>') &&
+    encoder.addedTokens.has('<|channel|>')
+  );
 }
 
 export class ModelTokenizer {
@@ -86,7 +91,8 @@ export class ModelTokenizer {
     }
     if (this.chatFormat === 'harmony') {
       // vLLM renders gpt-oss tools into the harmony developer message; that rendering is not built yet.
-      if (options.tools?.length) throw new TokenizeInputError(`model "${this.model}" renders chats with harmony, which does not take tools here yet`);
+      if (options.tools?.length)
+        throw new TokenizeInputError(`model "${this.model}" renders chats with harmony, which does not take tools here yet`);
       const harmony: HarmonyOptions = { startDate: this.harmonyStartDate ?? new Date().toISOString().slice(0, 10) };
       try {
         return renderHarmonyPieces(messages, harmony);
@@ -94,7 +100,9 @@ export class ModelTokenizer {
         throw new TokenizeInputError((err as Error).message);
       }
     }
-    throw new TokenizeInputError(`model "${this.model}" (${this.source}) has no chat template: send "tokens" or "prompt" instead of "messages"`);
+    throw new TokenizeInputError(
+      `model "${this.model}" (${this.source}) has no chat template: send "tokens" or "prompt" instead of "messages"`,
+    );
   }
 
   get cachedPieces(): number {
@@ -102,7 +110,11 @@ export class ModelTokenizer {
   }
 }
 
-export async function loadModelTokenizer(model: string, source: TokenizerSource, options: ModelTokenizerOptions = {}): Promise<ModelTokenizer> {
+export async function loadModelTokenizer(
+  model: string,
+  source: TokenizerSource,
+  options: ModelTokenizerOptions = {},
+): Promise<ModelTokenizer> {
   const encoder = source.kind === 'tiktoken' ? loadTiktokenEncoder(source.encoding) : await loadHfEncoder(source.dir);
   return new ModelTokenizer(model, source, encoder, options);
 }

@@ -10,7 +10,10 @@ import { TokenizeShedError, UnknownModelError } from './tokenizers.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const golden = JSON.parse(fs.readFileSync(path.join(here, 'testdata', 'golden.json'), 'utf8')) as {
-  models: Record<string, { texts: Array<{ text: string; prompt: number[] }>; chats: Array<{ messages: never[]; tokens: number[]; rendered: string }> }>;
+  models: Record<
+    string,
+    { texts: Array<{ text: string; prompt: number[] }>; chats: Array<{ messages: never[]; tokens: number[]; rendered: string }> }
+  >;
 };
 
 describe('tokenizer worker pool', () => {
@@ -71,10 +74,18 @@ describe('tokenizer worker pool with fallbacks', () => {
         pool.tokenize('meta-llama/Llama-3.1-70B-Instruct', { prompt: llamaText.text }),
         pool.tokenize('Meta-Llama-3.1-8B', { prompt: llamaText.text }),
       ]);
-      expect(family).toMatchObject({ tokenizerModel: 'npm:llama3_1', tokens: llamaText.prompt, fallback: { source: 'npm:llama3_1', reason: 'family', family: 'Llama 3.1' } });
+      expect(family).toMatchObject({
+        tokenizerModel: 'npm:llama3_1',
+        tokens: llamaText.prompt,
+        fallback: { source: 'npm:llama3_1', reason: 'family', family: 'Llama 3.1' },
+      });
       expect(again.tokens).toEqual(llamaText.prompt);
       const other = await pool.tokenize('acme/custom', { prompt: qwenText.text });
-      expect(other).toMatchObject({ tokenizerModel: 'npm:qwen3', tokens: qwenText.prompt, fallback: { source: 'npm:qwen3', reason: 'default' } });
+      expect(other).toMatchObject({
+        tokenizerModel: 'npm:qwen3',
+        tokens: qwenText.prompt,
+        fallback: { source: 'npm:qwen3', reason: 'default' },
+      });
     } finally {
       await pool.close();
     }
@@ -132,7 +143,8 @@ describe('tokenizer worker pool shedding', () => {
     const kept = pool.tokenize('m', { prompt: 'kept' });
     for (const c of controllers) c.abort();
     expect(pool.queued).toBe(1);
-    for (const o of await Promise.allSettled(queued)) expect(o.status === 'rejected' && (o.reason as TokenizeShedError).reason).toBe('cancelled');
+    for (const o of await Promise.allSettled(queued))
+      expect(o.status === 'rejected' && (o.reason as TokenizeShedError).reason).toBe('cancelled');
     await slow;
     expect((await kept).tokens.length).toBeGreaterThan(0);
     expect(await jobsRun(registry)).toBe(before + 2);

@@ -33,7 +33,7 @@ function addedTokenPattern(addedTokens: Iterable<string>): RegExp | null {
 }
 
 const LETTER = /^\p{L}$/u;
-const isAsciiLetter = (c: number) => ((c | 32) >= 97 && (c | 32) <= 122);
+const isAsciiLetter = (c: number) => (c | 32) >= 97 && (c | 32) <= 122;
 
 /** Whether the code point starting at `i` is a letter (\p{L}). */
 function letterAt(text: string, i: number): boolean {
@@ -120,7 +120,10 @@ export class SegmentCache {
     const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.cache =
       maxBytes > 0
-        ? new LRUCache<string, Uint32Array>({ maxSize: maxBytes, sizeCalculation: (ids, text) => Math.max(1, text.length * 2 + ids.length * 4) })
+        ? new LRUCache<string, Uint32Array>({
+            maxSize: maxBytes,
+            sizeCalculation: (ids, text) => Math.max(1, text.length * 2 + ids.length * 4),
+          })
         : null;
     this.addedPattern = addedTokenPattern(encoder.addedTokens.keys());
     this.chunkChars = options.chunkChars ?? 512;

@@ -29,7 +29,13 @@ function harmonySpecialTokens(): Map<string, number> {
 
 const BASE_SPECIALS: Record<'o200k_base' | 'cl100k_base', Record<string, number>> = {
   o200k_base: { '<|endoftext|>': 199999, '<|endofprompt|>': 200018 },
-  cl100k_base: { '<|endoftext|>': 100257, '<|fim_prefix|>': 100258, '<|fim_middle|>': 100259, '<|fim_suffix|>': 100260, '<|endofprompt|>': 100276 },
+  cl100k_base: {
+    '<|endoftext|>': 100257,
+    '<|fim_prefix|>': 100258,
+    '<|fim_middle|>': 100259,
+    '<|fim_suffix|>': 100260,
+    '<|endofprompt|>': 100276,
+  },
 };
 
 export function loadTiktokenEncoder(name: TiktokenEncodingName): SegmentEncoder {

@@ -98,7 +98,11 @@ export function shedReason(call: TokenizeCall | undefined, now: number): ShedRea
 
 /** The error for a call shed for `reason` before `work` (tokenization, scoring) started. */
 export function shedError(reason: ShedReason, work = 'tokenization'): TokenizeShedError {
-  const why = { cancelled: 'the caller cancelled it', deadline: 'its deadline passed before it started', overloaded: 'the work queued ahead of it cannot finish within its deadline' }[reason];
+  const why = {
+    cancelled: 'the caller cancelled it',
+    deadline: 'its deadline passed before it started',
+    overloaded: 'the work queued ahead of it cannot finish within its deadline',
+  }[reason];
   return new TokenizeShedError(reason, `${work} not started: ${why}`);
 }
 
@@ -197,7 +201,13 @@ export class TokenizerSet implements Tokenization {
         }
       },
     });
-    (this.options.log ?? silentLogger).info('tokenizer loaded', { model, source: tokenizer.source, chatFormat: tokenizer.chatFormat, preTokenCache: tokenizer.preTokenCache, ms: Math.round(performance.now() - started) });
+    (this.options.log ?? silentLogger).info('tokenizer loaded', {
+      model,
+      source: tokenizer.source,
+      chatFormat: tokenizer.chatFormat,
+      preTokenCache: tokenizer.preTokenCache,
+      ms: Math.round(performance.now() - started),
+    });
     return tokenizer;
   }
 
@@ -246,7 +256,12 @@ export class TokenizerSet implements Tokenization {
     } else {
       tokens = tokenizer.tokenizePrompt(input.prompt ?? '');
     }
-    const out: TokenizeOutput = { tokenizerModel: tokenizer.model, tokens, lookups: this.current, seconds: (performance.now() - started) / 1000 };
+    const out: TokenizeOutput = {
+      tokenizerModel: tokenizer.model,
+      tokens,
+      lookups: this.current,
+      seconds: (performance.now() - started) / 1000,
+    };
     if (rendered !== undefined) out.rendered = rendered;
     this.metrics?.record(out, input.messages ? 'messages' : 'prompt');
     return out;

@@ -8,7 +8,12 @@ import { TokenizerSet, UnknownModelError } from './tokenizers.ts';
 
 const port = parentPort!;
 const setup = workerData as WorkerSetup;
-const tokenizers = new TokenizerSet({ sources: setup.sources, defaultSource: setup.defaultSource, cacheMaxBytes: setup.cacheMaxBytes, harmonyStartDate: setup.harmonyStartDate });
+const tokenizers = new TokenizerSet({
+  sources: setup.sources,
+  defaultSource: setup.defaultSource,
+  cacheMaxBytes: setup.cacheMaxBytes,
+  harmonyStartDate: setup.harmonyStartDate,
+});
 
 try {
   await tokenizers.load();

@@ -1,6 +1,15 @@
 import { describe, it, expect } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
-import { observePod, planConnections, podEndpoint, podLabelSelector, podRankEndpoints, trackPod, type PodObservation, type TrackedPod } from './plan.ts';
+import {
+  observePod,
+  planConnections,
+  podEndpoint,
+  podLabelSelector,
+  podRankEndpoints,
+  trackPod,
+  type PodObservation,
+  type TrackedPod,
+} from './plan.ts';
 
 const GRACE = 10_000;
 
@@ -48,7 +57,11 @@ describe('planConnections', () => {
     ]);
     const connected = new Set(['10.0.0.1']);
     expect(planConnections([flapped], connected, 5_000, GRACE)).toEqual({ connect: [], disconnect: [], recheckAt: 11_000 });
-    expect(planConnections([flapped], connected, 11_000, GRACE)).toEqual({ connect: [], disconnect: [{ ip: '10.0.0.1', reason: 'not_ready' }], recheckAt: null });
+    expect(planConnections([flapped], connected, 11_000, GRACE)).toEqual({
+      connect: [],
+      disconnect: [{ ip: '10.0.0.1', reason: 'not_ready' }],
+      recheckAt: null,
+    });
   });
 
   it('restarts the grace only when the pod was Ready again in between', () => {
@@ -77,7 +90,11 @@ describe('planConnections', () => {
       [seen('10.0.0.9', false), 1_000],
     ]);
     expect(moved.notReadySince).toBeNull();
-    expect(planConnections([moved], new Set(['10.0.0.1']), 1_000, GRACE)).toEqual({ connect: [], disconnect: [{ ip: '10.0.0.1', reason: 'gone' }], recheckAt: null });
+    expect(planConnections([moved], new Set(['10.0.0.1']), 1_000, GRACE)).toEqual({
+      connect: [],
+      disconnect: [{ ip: '10.0.0.1', reason: 'gone' }],
+      recheckAt: null,
+    });
     const movedReady = trackPod(moved, seen('10.0.0.9', true), 2_000);
     expect(planConnections([movedReady], new Set(), 2_000, GRACE).connect).toEqual(['10.0.0.9']);
   });
@@ -100,12 +117,16 @@ describe('planConnections', () => {
 
 describe('podLabelSelector and podEndpoint', () => {
   it('adds the inference-serving label to the pool selector, sorted', () => {
-    expect(podLabelSelector({ app: 'vllm', 'inference.kvroute.io/pool': 'llama' })).toBe('app=vllm,inference.kvroute.io/pool=llama,llm-d.ai/inferenceServing=true');
+    expect(podLabelSelector({ app: 'vllm', 'inference.kvroute.io/pool': 'llama' })).toBe(
+      'app=vllm,inference.kvroute.io/pool=llama,llm-d.ai/inferenceServing=true',
+    );
     expect(podLabelSelector({})).toBe('llm-d.ai/inferenceServing=true');
   });
 
   it("uses the pool's serving label instead of llm-d's default when given one", () => {
-    expect(podLabelSelector({ app: 'vllm' }, { key: 'llm-d.ai/inference-serving', value: 'yes' })).toBe('app=vllm,llm-d.ai/inference-serving=yes');
+    expect(podLabelSelector({ app: 'vllm' }, { key: 'llm-d.ai/inference-serving', value: 'yes' })).toBe(
+      'app=vllm,llm-d.ai/inference-serving=yes',
+    );
   });
 
   it('brackets IPv6 addresses in tcp endpoints', () => {
@@ -130,7 +151,9 @@ describe('podRankEndpoints', () => {
   });
 
   it('leaves every rank without a replay endpoint when the pods have none', () => {
-    expect(podRankEndpoints('10.0.0.1', { port: 6000, replayPort: null, dataParallelSize: 2 }).map((r) => [r.endpoint, r.replayEndpoint])).toEqual([
+    expect(
+      podRankEndpoints('10.0.0.1', { port: 6000, replayPort: null, dataParallelSize: 2 }).map((r) => [r.endpoint, r.replayEndpoint]),
+    ).toEqual([
       ['tcp://10.0.0.1:6000', undefined],
       ['tcp://10.0.0.1:6001', undefined],
     ]);

@@ -92,7 +92,10 @@ export function planConnections(pods: Iterable<TrackedPod>, connected: ReadonlyS
 }
 
 /** The label selector discovery watches with: the pool's labels plus its serving label (llm-d's by default). */
-export function podLabelSelector(selector: Readonly<Record<string, string>>, servingLabel: { key: string; value: string } = DEFAULT_SERVING_LABEL): string {
+export function podLabelSelector(
+  selector: Readonly<Record<string, string>>,
+  servingLabel: { key: string; value: string } = DEFAULT_SERVING_LABEL,
+): string {
   const labels: Record<string, string> = { ...selector, [servingLabel.key]: servingLabel.value };
   return Object.keys(labels)
     .sort()
@@ -116,7 +119,10 @@ export interface RankEndpoints {
  * The publishers of ranks 0..dataParallelSize-1 of the pod at `ip`: vLLM offsets both the publisher
  * and the replay port by the rank, also when it binds (`offset_endpoint_port` in its kv_events).
  */
-export function podRankEndpoints(ip: string, ports: { port: number; replayPort: number | null; dataParallelSize: number }): RankEndpoints[] {
+export function podRankEndpoints(
+  ip: string,
+  ports: { port: number; replayPort: number | null; dataParallelSize: number },
+): RankEndpoints[] {
   return Array.from({ length: ports.dataParallelSize }, (_, rank) => ({
     rank,
     endpoint: podEndpoint(ip, ports.port + rank),

@@ -114,7 +114,11 @@ describe('PodDiscovery', () => {
     await discovery.start();
     source.emit('delete', pod('a', '10.0.0.1', true));
     await until(() => discovery.connected().length === 0, { message: 'a dropped', timeoutMs: 2_000 });
-    expect(subs.calls).toEqual(['connect 10.0.0.1 tcp://10.0.0.1:6000 tcp://10.0.0.1:6100', 'connect 10.0.0.1 tcp://10.0.0.1:6001 tcp://10.0.0.1:6101', 'disconnect 10.0.0.1']);
+    expect(subs.calls).toEqual([
+      'connect 10.0.0.1 tcp://10.0.0.1:6000 tcp://10.0.0.1:6100',
+      'connect 10.0.0.1 tcp://10.0.0.1:6001 tcp://10.0.0.1:6101',
+      'disconnect 10.0.0.1',
+    ]);
     expect((await registry.getSingleMetric('kvroute_indexer_discovery_connects_total')!.get()).values[0]!.value).toBe(1);
     await discovery.stop();
   });

@@ -10,7 +10,15 @@ import type { PodDiscoveryConfig } from '../../api/indexer-config.ts';
 import { Informer, type InformerHandler } from '../../common/kube/informer.ts';
 import { KubeClient } from '../../common/kube/kube-client.ts';
 import type { Logger } from '../../common/log.ts';
-import { observePod, planConnections, podLabelSelector, podRankEndpoints, trackPod, type DisconnectReason, type TrackedPod } from './plan.ts';
+import {
+  observePod,
+  planConnections,
+  podLabelSelector,
+  podRankEndpoints,
+  trackPod,
+  type DisconnectReason,
+  type TrackedPod,
+} from './plan.ts';
 
 /** Where discovered pods are subscribed (the event ingestor, and the index for dropped pods). */
 export interface PodSubscriptions {
@@ -35,16 +43,32 @@ export interface DiscoveryMetrics {
 
 export function discoveryMetrics(registry: Registry): DiscoveryMetrics {
   return {
-    pods: new Gauge({ name: 'kvroute_indexer_discovered_pods', help: 'Pods the indexer is subscribed to through discovery.', registers: [registry] }),
-    connects: new Counter({ name: 'kvroute_indexer_discovery_connects_total', help: 'Pod subscriptions opened by discovery.', registers: [registry] }),
+    pods: new Gauge({
+      name: 'kvroute_indexer_discovered_pods',
+      help: 'Pods the indexer is subscribed to through discovery.',
+      registers: [registry],
+    }),
+    connects: new Counter({
+      name: 'kvroute_indexer_discovery_connects_total',
+      help: 'Pod subscriptions opened by discovery.',
+      registers: [registry],
+    }),
     disconnects: new Counter({
       name: 'kvroute_indexer_discovery_disconnects_total',
       help: 'Pod subscriptions closed by discovery, with the pod entries dropped, by reason (gone, not_ready, terminating).',
       labelNames: ['reason'],
       registers: [registry],
     }),
-    connectErrors: new Counter({ name: 'kvroute_indexer_discovery_errors_total', help: 'Connects or disconnects that failed (retried at the next change).', registers: [registry] }),
-    watchRestarts: new Counter({ name: 'kvroute_indexer_discovery_watch_restarts_total', help: 'Pod list/watch restarts after an error.', registers: [registry] }),
+    connectErrors: new Counter({
+      name: 'kvroute_indexer_discovery_errors_total',
+      help: 'Connects or disconnects that failed (retried at the next change).',
+      registers: [registry],
+    }),
+    watchRestarts: new Counter({
+      name: 'kvroute_indexer_discovery_watch_restarts_total',
+      help: 'Pod list/watch restarts after an error.',
+      registers: [registry],
+    }),
   };
 }
 
@@ -102,7 +126,11 @@ export class PodDiscovery {
     this.listed = true;
     await this.reconcile();
     this.firstListApplied = true;
-    this.log.info('pod discovery synced', { namespace: this.config.namespace, selector: podLabelSelector(this.config.selector, this.config.servingLabel), pods: this.connectedPods.size });
+    this.log.info('pod discovery synced', {
+      namespace: this.config.namespace,
+      selector: podLabelSelector(this.config.selector, this.config.servingLabel),
+      pods: this.connectedPods.size,
+    });
   }
 
   async stop(): Promise<void> {
@@ -171,7 +199,10 @@ export class PodDiscovery {
     } catch (err) {
       this.metrics.connectErrors.inc();
       this.log.error('pod discovered but subscribing failed', { podId: ip, endpoint: ranks[rank]!.endpoint, dataParallelRank: rank, err });
-      if (rank > 0) await this.subs.disconnect(ip).catch((undo: unknown) => this.log.error('dropping a partly subscribed pod failed', { podId: ip, err: undo }));
+      if (rank > 0)
+        await this.subs
+          .disconnect(ip)
+          .catch((undo: unknown) => this.log.error('dropping a partly subscribed pod failed', { podId: ip, err: undo }));
     }
   }
 

@@ -33,13 +33,21 @@ describe('FairQueue', () => {
       },
       onError: () => {},
     });
-    for (let i = 0; i < 20; i++) q.push('slow', () => { clock += 1; });
+    for (let i = 0; i < 20; i++)
+      q.push('slow', () => {
+        clock += 1;
+      });
     await q.idle();
     expect(slices).toBe(5);
   });
 
   it('runs work a task queues for its own source after the work already queued', async () => {
-    const q = new FairQueue({ burst: 2, onError: (_k, err) => { throw err; } });
+    const q = new FairQueue({
+      burst: 2,
+      onError: (_k, err) => {
+        throw err;
+      },
+    });
     const seen: string[] = [];
     q.push('a', () => {
       seen.push('a1');
@@ -55,7 +63,9 @@ describe('FairQueue', () => {
     const errors: string[] = [];
     const q = new FairQueue({ onError: (key) => errors.push(key) });
     const ran: number[] = [];
-    q.push('a', () => { throw new Error('boom'); });
+    q.push('a', () => {
+      throw new Error('boom');
+    });
     q.push('a', () => ran.push(2));
     await q.idle();
     expect(errors).toEqual(['a']);

@@ -17,7 +17,14 @@ afterEach(async () => {
 });
 
 async function centralIngestor(
-  opts: { replay?: Record<string, string>; replayTimeoutMs?: number; sink?: RecordingSink; now?: () => number; sourceIdleTimeoutMs?: number; expirySweepMs?: number } = {},
+  opts: {
+    replay?: Record<string, string>;
+    replayTimeoutMs?: number;
+    sink?: RecordingSink;
+    now?: () => number;
+    sourceIdleTimeoutMs?: number;
+    expirySweepMs?: number;
+  } = {},
 ) {
   const sink = opts.sink ?? new RecordingSink();
   const registry = new Registry();
@@ -45,11 +52,14 @@ async function publisher(options: TestPublisherOptions): Promise<TestPublisher> 
 
 /** Publishes empty batches until the subscriber has one (ZMQ drops what is sent before the subscription arrives). */
 async function sync(pub: TestPublisher, sink: RecordingSink, source: string, dpRank = 0): Promise<void> {
-  await until(() => {
-    if (sink.applied(source) > 0) return true;
-    void pub.publish([], { dpRank });
-    return false;
-  }, { message: `first batch of ${source}` });
+  await until(
+    () => {
+      if (sink.applied(source) > 0) return true;
+      void pub.publish([], { dpRank });
+      return false;
+    },
+    { message: `first batch of ${source}` },
+  );
 }
 
 async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -71,7 +81,9 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await pub.publish([storedEvent([1n, 2n], null)]);
     await rank1.publish([storedEvent([3n], 2n)], { dpRank: 1 });
     await pub.publish([storedEvent([4n], 2n), { type: 'BlockRemoved', block_hashes: [1n], medium: 'GPU' }]);
-    await until(() => storedHashes(sink, 'pod-a').length === 3 && storedHashes(sink, 'pod-a|dp1').length === 1, { message: 'three batches' });
+    await until(() => storedHashes(sink, 'pod-a').length === 3 && storedHashes(sink, 'pod-a|dp1').length === 1, {
+      message: 'three batches',
+    });
     expect(storedHashes(sink, 'pod-a')).toEqual(['BlockStored:1,2', 'BlockStored:4', 'BlockRemoved:1']);
     expect(storedHashes(sink, 'pod-a|dp1')).toEqual(['BlockStored:3']);
     expect(sink.records.find((r) => r.op === 'apply')).toMatchObject({ model: 'org/model@rev' });
@@ -162,7 +174,9 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     await pub.publish([storedEvent([30n], null)]);
     for (let i = 0; i < 4; i++) await pub.publish([storedEvent([31n + BigInt(i)], null)], { drop: true });
     await pub.publish([storedEvent([40n], null)]);
-    await until(() => sink.resets('pod-e') === 1 && storedHashes(sink, 'pod-e').includes('BlockStored:40'), { message: 'reset after a failed replay' });
+    await until(() => sink.resets('pod-e') === 1 && storedHashes(sink, 'pod-e').includes('BlockStored:40'), {
+      message: 'reset after a failed replay',
+    });
     expect(ingestor.stats()).toMatchObject({ gaps: 1, replays: 0, replayFailures: 1 });
     expect(sink.blocks.get('pod-e')?.has(30n)).toBe(false);
     expect(sink.blocks.get('pod-e')?.has(40n)).toBe(true);
@@ -220,10 +234,7 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     const { sink, registry, bind } = await centralIngestor();
     const pub = await publisher({ topic: 'kv@pod-u@m', connect: bind });
     await sync(pub, sink, 'pod-u');
-    await pub.publish([
-      { type: 'BlockPinned', block_hashes: [1n] },
-      storedEvent([80n], null, 4, { future_field: 'x', another: [1, 2] }),
-    ]);
+    await pub.publish([{ type: 'BlockPinned', block_hashes: [1n] }, storedEvent([80n], null, 4, { future_field: 'x', another: [1, 2] })]);
     await until(() => storedHashes(sink, 'pod-u').includes('BlockStored:80'), { message: 'batch with unknown items' });
     expect(await metric(registry, 'kvroute_indexer_skipped_unknown_total', { kind: 'field' })).toBe(2);
     expect(await metric(registry, 'kvroute_indexer_skipped_unknown_total', { kind: 'event_type' })).toBe(1);
@@ -292,7 +303,12 @@ describe('EventIngestor under overload', () => {
   ])('%s', async (_name, withReplay) => {
     const sink = slowSink(3);
     const replayBind = endpoint('replay');
-    const ingestor = new EventIngestor({ sink, log: silentLogger, maxQueuedPerSource: 2, replayEndpoints: () => (withReplay ? replayBind : undefined) });
+    const ingestor = new EventIngestor({
+      sink,
+      log: silentLogger,
+      maxQueuedPerSource: 2,
+      replayEndpoints: () => (withReplay ? replayBind : undefined),
+    });
     cleanups.push(() => ingestor.close());
     const bind = endpoint('central');
     await ingestor.bind(bind);
@@ -305,7 +321,10 @@ describe('EventIngestor under overload', () => {
       expect(sink.resets('busy')).toBe(0);
       expect(ingestor.stats().replays).toBeGreaterThan(0);
     } else {
-      await until(() => sink.resets('busy') > 0 && ingestor.stats().batches === sink.applied('busy'), { message: 'a reset and an idle queue', timeoutMs: 10_000 });
+      await until(() => sink.resets('busy') > 0 && ingestor.stats().batches === sink.applied('busy'), {
+        message: 'a reset and an idle queue',
+        timeoutMs: 10_000,
+      });
       // Whatever survived after the last reset is a consistent chain: nothing applied over a hole.
       const blocks = [...(sink.blocks.get('busy')?.keys() ?? [])];
       for (const h of blocks) if (h !== blocks[0]) expect(sink.blocks.get('busy')!.has(h - 1n)).toBe(true);
@@ -336,7 +355,11 @@ describe('EventIngestor under overload', () => {
         for await (const [id, , start] of router) {
           const from = Number(start!.readBigInt64BE());
           const first = requests++ === 0;
-          if (first) await until(() => ingestor.stats().queued === 0 && heldDrops >= 2, { message: 'batches dropped while holding', timeoutMs: 10_000 });
+          if (first)
+            await until(() => ingestor.stats().queued === 0 && heldDrops >= 2, {
+              message: 'batches dropped while holding',
+              timeoutMs: 10_000,
+            });
           for (const b of pub.buffer) {
             if (b.seq < from || (first && b.seq > snapshot)) continue;
             await router.send([id!, '', topic, sequenceFrame(b.seq), b.payload]);
@@ -358,12 +381,22 @@ describe('EventIngestor under overload', () => {
     await pub.publish([storedEvent([4n], 3n)]); // held: the hold is full (2)
     await pub.publish([storedEvent([5n], 4n)]); // dropped while holding
     await pub.publish([storedEvent([6n], 5n)]); // dropped while holding; nothing is published after it
-    await until(() => {
-      void countHeldDrops();
-      return heldDrops >= 2;
-    }, { message: 'two held_full drops' });
+    await until(
+      () => {
+        void countHeldDrops();
+        return heldDrops >= 2;
+      },
+      { message: 'two held_full drops' },
+    );
     await until(() => sink.chain('held', 6n).length === 6, { message: 'the whole chain, the dropped tail included', timeoutMs: 10_000 });
-    expect(storedHashes(sink, 'held')).toEqual(['BlockStored:1', 'BlockStored:2', 'BlockStored:3', 'BlockStored:4', 'BlockStored:5', 'BlockStored:6']);
+    expect(storedHashes(sink, 'held')).toEqual([
+      'BlockStored:1',
+      'BlockStored:2',
+      'BlockStored:3',
+      'BlockStored:4',
+      'BlockStored:5',
+      'BlockStored:6',
+    ]);
     expect(sink.resets('held')).toBe(0);
     expect(requests).toBe(2);
     expect(pub.seq - base).toBe(6);

@@ -102,7 +102,16 @@ export class EventIngestor {
   private readonly replaysRunning = new Set<Promise<void>>();
   private readonly skipped: SkippedItems = { unknownFields: [], unknownEventTypes: [] };
   private closing = false;
-  private readonly counts: Omit<IngestStats, 'queued' | 'sources'> = { batches: 0, events: 0, malformed: 0, gaps: 0, replays: 0, replayFailures: 0, resets: 0, expired: 0 };
+  private readonly counts: Omit<IngestStats, 'queued' | 'sources'> = {
+    batches: 0,
+    events: 0,
+    malformed: 0,
+    gaps: 0,
+    replays: 0,
+    replayFailures: 0,
+    resets: 0,
+    expired: 0,
+  };
 
   constructor(opts: EventIngestorOptions) {
     this.sink = opts.sink;
@@ -114,7 +123,8 @@ export class EventIngestor {
     this.now = opts.now ?? Date.now;
     this.queue = new FairQueue({ onError: (key, err) => this.log.error('event task failed', { source: key, err }) });
     this.idleTimeoutMs = opts.sourceIdleTimeoutMs ?? 0;
-    if (!Number.isFinite(this.idleTimeoutMs) || this.idleTimeoutMs < 0) throw new Error(`sourceIdleTimeoutMs must be >= 0, got ${this.idleTimeoutMs}`);
+    if (!Number.isFinite(this.idleTimeoutMs) || this.idleTimeoutMs < 0)
+      throw new Error(`sourceIdleTimeoutMs must be >= 0, got ${this.idleTimeoutMs}`);
     const sweepMs = opts.expirySweepMs ?? Math.min(60_000, Math.max(1, Math.floor(this.idleTimeoutMs / 4)));
     this.expiryTimer = this.idleTimeoutMs > 0 ? setInterval(() => this.expireIdleSources(), sweepMs) : null;
     this.expiryTimer?.unref();
@@ -292,7 +302,9 @@ export class EventIngestor {
       // Not accepted: the next accepted batch reveals the gap, or, if none comes, the drained queue does.
       state.overflowSeq = seq;
       this.metrics.dropped.inc({ reason: 'queue_full' });
-      this.log.limited(`queue-full:${state.key}`, 'warn', 'source is behind: batch dropped, will be recovered as a gap', { source: state.key });
+      this.log.limited(`queue-full:${state.key}`, 'warn', 'source is behind: batch dropped, will be recovered as a gap', {
+        source: state.key,
+      });
       return;
     }
     this.offer(state, seq, batch, true);
@@ -338,7 +350,17 @@ export class EventIngestor {
     const key = sourceKey(source);
     let state = this.sources.get(key);
     if (!state) {
-      state = { key, source, tracker: new SequenceTracker(), podReplayEndpoint: conn.podId ? (conn.replayEndpoint ?? null) : undefined, recovering: false, held: [], overflowSeq: null, gone: false, lastSeen: 0 };
+      state = {
+        key,
+        source,
+        tracker: new SequenceTracker(),
+        podReplayEndpoint: conn.podId ? (conn.replayEndpoint ?? null) : undefined,
+        recovering: false,
+        held: [],
+        overflowSeq: null,
+        gone: false,
+        lastSeen: 0,
+      };
       this.sources.set(key, state);
     }
     state.lastSeen = this.now();
@@ -352,7 +374,9 @@ export class EventIngestor {
         // Lost like a queue-full drop: a later batch reveals the gap, or the drained queue recovers it.
         state.overflowSeq = seq;
         this.metrics.dropped.inc({ reason: 'held_full' });
-        this.log.limited(`held-full:${state.key}`, 'warn', 'source is behind during a replay: batch dropped, will be recovered as a gap', { source: state.key });
+        this.log.limited(`held-full:${state.key}`, 'warn', 'source is behind during a replay: batch dropped, will be recovered as a gap', {
+          source: state.key,
+        });
         return;
       }
       state.held.push({ seq, batch });
@@ -381,7 +405,11 @@ export class EventIngestor {
           state.held.unshift({ seq, batch });
           this.recover(state, replayEndpoint, verdict.from);
         } else {
-          this.log.limited(`gap:${state.key}`, 'warn', 'sequence gap without a replay endpoint: resetting source', { source: state.key, from: verdict.from, to: verdict.to });
+          this.log.limited(`gap:${state.key}`, 'warn', 'sequence gap without a replay endpoint: resetting source', {
+            source: state.key,
+            from: verdict.from,
+            to: verdict.to,
+          });
           this.resetSource(state, 'gap');
           this.enqueueApply(state, seq, batch);
         }
@@ -404,7 +432,11 @@ export class EventIngestor {
       this.log.info('source queue overflowed: replaying dropped batches', { source: state.key, from, to: lastDropped });
       this.recover(state, replayEndpoint, from);
     } else {
-      this.log.limited(`overflow:${state.key}`, 'warn', 'source queue overflowed without a replay endpoint: resetting source', { source: state.key, from, to: lastDropped });
+      this.log.limited(`overflow:${state.key}`, 'warn', 'source queue overflowed without a replay endpoint: resetting source', {
+        source: state.key,
+        from,
+        to: lastDropped,
+      });
       this.resetSource(state, 'overflow');
     }
   }

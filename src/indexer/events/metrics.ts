@@ -34,13 +34,15 @@ export function ingestMetrics(registry: Registry): IngestMetrics {
     blocks: counter(registry, 'kvroute_indexer_event_blocks_total', 'Blocks named by applied events, by event type.', ['type']),
     malformed: counter(registry, 'kvroute_indexer_malformed_messages_total', 'Messages rejected, by reason.', ['reason']),
     skipped: counter(registry, 'kvroute_indexer_skipped_unknown_total', 'Unknown event fields and event types skipped.', ['kind']),
-    gaps: counter(registry, 'kvroute_indexer_sequence_gaps_total', 'Gaps detected in a source\'s sequence numbers.'),
+    gaps: counter(registry, 'kvroute_indexer_sequence_gaps_total', "Gaps detected in a source's sequence numbers."),
     replays: counter(registry, 'kvroute_indexer_replays_total', 'Gap recoveries through the replay endpoint, by result.', ['result']),
     resets: counter(registry, 'kvroute_indexer_source_resets_total', 'Sources reset (their entries forgotten), by reason.', ['reason']),
     dropped: counter(registry, 'kvroute_indexer_dropped_batches_total', 'Well-formed batches not applied, by reason.', ['reason']),
     sinkErrors: counter(registry, 'kvroute_indexer_sink_errors_total', 'Batches the index failed to apply (the source is reset).'),
     expired: counter(registry, 'kvroute_indexer_sources_expired_total', 'Sources forgotten after sending nothing for the idle timeout.'),
-    lag: gauge(registry, 'kvroute_indexer_source_lag_seconds', 'Age of the last applied batch of a source (now - publisher ts).', ['source']),
+    lag: gauge(registry, 'kvroute_indexer_source_lag_seconds', 'Age of the last applied batch of a source (now - publisher ts).', [
+      'source',
+    ]),
     queued: gauge(registry, 'kvroute_indexer_queued_batches', 'Batches decoded and waiting to be applied.'),
   };
 }

@@ -63,7 +63,11 @@ export async function* fetchReplay(endpoint: string, fromSeq: number, options: R
         frames = await dealer.receive();
       } catch (err) {
         const code = (err as { code?: string }).code;
-        throw new ReplayError(code === 'EAGAIN' ? `no replay reply from ${endpoint} within ${options.timeoutMs} ms` : `replay from ${endpoint} failed: ${(err as Error).message}`);
+        throw new ReplayError(
+          code === 'EAGAIN'
+            ? `no replay reply from ${endpoint} within ${options.timeoutMs} ms`
+            : `replay from ${endpoint} failed: ${(err as Error).message}`,
+        );
       }
       const reply = parseReplayReply(frames);
       if (!reply) return;

@@ -158,7 +158,8 @@ export class TestPublisher {
         const from = parseSequenceFrame(start);
         for (const b of this.buffer) {
           if (b.seq < from) continue;
-          const body = this.options.replyForm === 'legacy' ? [sequenceFrame(b.seq), b.payload] : [this.options.topic, sequenceFrame(b.seq), b.payload];
+          const body =
+            this.options.replyForm === 'legacy' ? [sequenceFrame(b.seq), b.payload] : [this.options.topic, sequenceFrame(b.seq), b.payload];
           await router.send([id, '', ...body]);
         }
         const end = Buffer.alloc(8, 0xff);

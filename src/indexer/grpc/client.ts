@@ -20,7 +20,7 @@ type ScoreMethod = (
   callback: (err: grpc.ServiceError | null, response?: ScoreResponseMessage) => void,
 ) => void;
 
-export function toProtoRequest(r: ScoreRequest): Partial<ScoreRequestMessage> {
+function toProtoRequest(r: ScoreRequest): Partial<ScoreRequestMessage> {
   const m: Partial<ScoreRequestMessage> = { model: r.model };
   if (r.tokens) m.tokens = r.tokens;
   if (r.prompt !== undefined) m.prompt = r.prompt;

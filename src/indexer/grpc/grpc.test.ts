@@ -57,7 +57,10 @@ describe('gRPC scoring API', () => {
     expect(await client.score({ model: MODEL, tokens })).toEqual(inProcess);
     expect(await client.score({ model: MODEL, prompt })).toEqual(inProcess);
     const hi = [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }];
-    expect(await client.score({ model: MODEL, messages: hi })).toEqual({ scores: {}, totalBlocks: Math.floor(tokenizers.get(MODEL).tokenizeChat(hi).length / BLOCK) });
+    expect(await client.score({ model: MODEL, messages: hi })).toEqual({
+      scores: {},
+      totalBlocks: Math.floor(tokenizers.get(MODEL).tokenizeChat(hi).length / BLOCK),
+    });
     expect(await client.score({ model: MODEL, prompt, pods: ['pod-2'] })).toEqual({ scores: {}, totalBlocks });
   });
 
@@ -69,19 +72,34 @@ describe('gRPC scoring API', () => {
     const request = { model: MODEL, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } };
     expect(await service.score(request)).toEqual({ scores: { 'pod-kw': blocks }, totalBlocks: blocks });
     expect(await client.score(request)).toEqual({ scores: { 'pod-kw': blocks }, totalBlocks: blocks });
-    expect(await client.score({ model: MODEL, messages: chat.messages })).toEqual({ scores: { 'pod-kw': blocks - 1 }, totalBlocks: Math.floor(chat.without.length / BLOCK) });
+    expect(await client.score({ model: MODEL, messages: chat.messages })).toEqual({
+      scores: { 'pod-kw': blocks - 1 },
+      totalBlocks: Math.floor(chat.without.length / BLOCK),
+    });
     // Without the generation prompt the rendering ends before "<|im_start|>assistant", a shorter prefix.
     const noPrompt = qwen.tokenizeChat(chat.messages, { addGenerationPrompt: false });
     const expected = await service.score({ model: MODEL, messages: chat.messages, addGenerationPrompt: false });
-    expect(expected).toEqual({ scores: { 'pod-kw': Math.floor(noPrompt.length / BLOCK) }, totalBlocks: Math.floor(noPrompt.length / BLOCK) });
+    expect(expected).toEqual({
+      scores: { 'pod-kw': Math.floor(noPrompt.length / BLOCK) },
+      totalBlocks: Math.floor(noPrompt.length / BLOCK),
+    });
     expect(await client.score({ model: MODEL, messages: chat.messages, addGenerationPrompt: false })).toEqual(expected);
   });
 
   it('carries tools and tool-call history over gRPC, scoring as in-process does', async () => {
-    const tools = [{ type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const tools = [
+      {
+        type: 'function' as const,
+        function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+      },
+    ];
     const messages = [
       { role: 'user', content: `Weather in Lisbon? ${'Please answer in detail. '.repeat(6)}` },
-      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Lisbon"}' } }] },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Lisbon"}' } }],
+      },
       { role: 'tool', tool_call_id: 'c1', content: '{"temp": 21}' },
     ];
     const tokens = tokenizers.get(MODEL).tokenizeChat(messages, { tools });
@@ -97,10 +115,14 @@ describe('gRPC scoring API', () => {
     const raw = new IndexerGrpcService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
     try {
       const call = (raw as unknown as { Score: (r: object, cb: (err: grpc.ServiceError | null) => void) => void }).Score.bind(raw);
-      const err = await new Promise<grpc.ServiceError | null>((resolve) => call({ model: MODEL, prompt: 'x', chat_template_kwargs_json: '{nope' }, resolve));
+      const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+        call({ model: MODEL, prompt: 'x', chat_template_kwargs_json: '{nope' }, resolve),
+      );
       expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect(err?.details).toMatch(/^chat_template_kwargs_json: expected a JSON object/);
-      const notObject = await new Promise<grpc.ServiceError | null>((resolve) => call({ model: MODEL, prompt: 'x', chat_template_kwargs_json: '[1]' }, resolve));
+      const notObject = await new Promise<grpc.ServiceError | null>((resolve) =>
+        call({ model: MODEL, prompt: 'x', chat_template_kwargs_json: '[1]' }, resolve),
+      );
       expect(notObject?.details).toMatch(/chat_template_kwargs: /);
     } finally {
       raw.close();
@@ -115,12 +137,23 @@ describe('gRPC scoring API', () => {
   it('maps a bug while scoring to INTERNAL with a generic message, and logs the error', async () => {
     const lines: string[] = [];
     const log = createLogger({ write: (line) => void lines.push(line) });
-    const broken = new IndexerService({ index: { blockSize: BLOCK, scoreTokens: () => { throw new TypeError('index bug'); } }, tokenizers, log: silentLogger });
+    const broken = new IndexerService({
+      index: {
+        blockSize: BLOCK,
+        scoreTokens: () => {
+          throw new TypeError('index bug');
+        },
+      },
+      tokenizers,
+      log: silentLogger,
+    });
     const brokenServer = await startGrpcServer({ host: '127.0.0.1', port: 0, service: broken, log, ready: () => true });
     const brokenClient = createIndexerClient(`127.0.0.1:${brokenServer.port}`, { deadlineMs: 5_000 });
     try {
       await expect(brokenClient.score({ model: MODEL, tokens: [1, 2, 3] })).rejects.toThrow(/INTERNAL: internal error/);
-      expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toContainEqual(expect.objectContaining({ level: 'error', msg: 'grpc score failed' }));
+      expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toContainEqual(
+        expect.objectContaining({ level: 'error', msg: 'grpc score failed' }),
+      );
       expect(lines.join('\n')).toContain('index bug');
     } finally {
       brokenClient.close();
@@ -142,14 +175,26 @@ describe('gRPC Score under overload', () => {
     await pool.load();
     const service = new IndexerService({ index: new BlockIndex({ blockSize: BLOCK }), tokenizers: pool, log: silentLogger, registry });
     const statuses: string[] = [];
-    const server = await startGrpcServer({ host: '127.0.0.1', port: 0, service, log: silentLogger, ready: () => true, observe: (status) => void statuses.push(status) });
+    const server = await startGrpcServer({
+      host: '127.0.0.1',
+      port: 0,
+      service,
+      log: silentLogger,
+      ready: () => true,
+      observe: (status) => void statuses.push(status),
+    });
     const raw = new IndexerGrpcService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
     const score = (request: object, deadlineMs: number) =>
       new Promise<grpc.ServiceError | null>((resolve) =>
-        (raw as unknown as { Score: (r: object, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void }).Score(request, { deadline: Date.now() + deadlineMs }, resolve),
+        (raw as unknown as { Score: (r: object, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void }).Score(
+          request,
+          { deadline: Date.now() + deadlineMs },
+          resolve,
+        ),
       );
     const metric = (name: string) => registry.getSingleMetricAsString(name);
-    const shedTotal = async () => [...(await metric('kvroute_indexer_score_shed_total')).matchAll(/reason="\w+"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    const shedTotal = async () =>
+      [...(await metric('kvroute_indexer_score_shed_total')).matchAll(/reason="\w+"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
     try {
       // Connected first (token ids need no tokenizer), so the deadlines below are not spent connecting.
       expect(await score({ model: MODEL, tokens: [1, 2, 3] }, 10_000)).toBeNull();
@@ -164,7 +209,9 @@ describe('gRPC Score under overload', () => {
       // Every hasty call the server got (a busy machine may let a deadline pass before one arrives) was
       // answered without a score and counted as shed; only the slow call was tokenized.
       const hastyAnswered = () => statuses.filter((s) => s !== 'OK').length;
-      await until(async () => hastyAnswered() > 0 && (await shedTotal()) === hastyAnswered(), { message: 'every hasty call the server got to be counted as shed' });
+      await until(async () => hastyAnswered() > 0 && (await shedTotal()) === hastyAnswered(), {
+        message: 'every hasty call the server got to be counted as shed',
+      });
       expect(statuses.filter((s) => s === 'OK')).toHaveLength(2);
       expect(await metric('kvroute_tokenize_duration_seconds')).toMatch(/_count\{[^}]*\} 1$/m);
       expect(pool.queued).toBe(0);

@@ -38,7 +38,8 @@ function parseJsonField(field: string, text: string, kind: 'object' | 'array'): 
 /** A message's extra fields; they are spread into the message, so only an object will do. */
 function messageFields(field: string, text: string): Record<string, unknown> {
   const value = parseJsonField(field, text, 'object');
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RequestError(`${field}: expected a JSON object, got ${text}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new RequestError(`${field}: expected a JSON object, got ${text}`);
   return value as Record<string, unknown>;
 }
 
@@ -46,7 +47,7 @@ function messageFields(field: string, text: string): Record<string, unknown> {
  * The proto request as the JSON body parseScoreBody accepts: unset proto fields become absent. Throws
  * RequestError when a *_json field is not JSON; parseScoreBody checks the rest.
  */
-export function scoreBodyFromProto(m: ScoreRequestMessage): Record<string, unknown> {
+function scoreBodyFromProto(m: ScoreRequestMessage): Record<string, unknown> {
   const body: Record<string, unknown> = { model: m.model };
   if (m.tokens.length > 0) body.tokens = m.tokens;
   if (m.prompt !== undefined && m.prompt !== null) body.prompt = m.prompt;
@@ -60,7 +61,8 @@ export function scoreBodyFromProto(m: ScoreRequestMessage): Record<string, unkno
   if (m.lora_name) body.lora_name = m.lora_name;
   if (m.cache_salt) body.cache_salt = m.cache_salt;
   if (m.pods.length > 0) body.pods = m.pods;
-  if (m.chat_template_kwargs_json) body.chat_template_kwargs = parseJsonField('chat_template_kwargs_json', m.chat_template_kwargs_json, 'object');
+  if (m.chat_template_kwargs_json)
+    body.chat_template_kwargs = parseJsonField('chat_template_kwargs_json', m.chat_template_kwargs_json, 'object');
   if (m.tools_json) body.tools = parseJsonField('tools_json', m.tools_json, 'array');
   if (m.add_generation_prompt !== undefined && m.add_generation_prompt !== null) body.add_generation_prompt = m.add_generation_prompt;
   return body;
@@ -91,14 +93,23 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       call.once('cancelled', abort);
       if (call.cancelled) abort();
       Promise.resolve()
-        .then(() => service.scoreParsed(parseScoreBody(scoreBodyFromProto(call.request)), { signal: aborted.signal, deadline: deadlineMs(call.getDeadline()) }))
+        .then(() =>
+          service.scoreParsed(parseScoreBody(scoreBodyFromProto(call.request)), {
+            signal: aborted.signal,
+            deadline: deadlineMs(call.getDeadline()),
+          }),
+        )
         .then((result) => {
           finish(grpc.status.OK);
           callback(null, { scores: result.scores, total_blocks: result.totalBlocks ?? 0 });
         })
         .catch((err: unknown) => {
           const code =
-            err instanceof RequestError ? grpc.status.INVALID_ARGUMENT : err instanceof TokenizeShedError ? SHED_STATUS[err.reason] : grpc.status.INTERNAL;
+            err instanceof RequestError
+              ? grpc.status.INVALID_ARGUMENT
+              : err instanceof TokenizeShedError
+                ? SHED_STATUS[err.reason]
+                : grpc.status.INTERNAL;
           if (code === grpc.status.INTERNAL) log.error('grpc score failed', { err });
           finish(code);
           callback({ code, details: code === grpc.status.INTERNAL ? 'internal error' : (err as Error).message });
@@ -112,7 +123,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   server.addService(HealthService.service, health.handlers);
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    );
   });
   log.info('grpc server listening', { host: options.host, port });
 

@@ -42,7 +42,12 @@ function stored(a: StoreArgs): BlockStoredEvent {
   };
 }
 
-const removed = (hashes: bigint[], medium: string | null = null, groupIdx: number | null = null): KvEvent => ({ type: 'BlockRemoved', blockHashes: BigUint64Array.from(hashes), medium, groupIdx });
+const removed = (hashes: bigint[], medium: string | null = null, groupIdx: number | null = null): KvEvent => ({
+  type: 'BlockRemoved',
+  blockHashes: BigUint64Array.from(hashes),
+  medium,
+  groupIdx,
+});
 
 /** Engine hashes as a vLLM with its own random seed would send them: opaque, distinct per pod. */
 const engineHashes = (base: bigint, n: number): bigint[] => Array.from({ length: n }, (_, i) => base + BigInt(i));
@@ -261,7 +266,8 @@ describe('BlockIndex (request keys learned from events)', () => {
   it('evicts keys in CLOCK order, sparing a key stored again since the last sweep', () => {
     const index = new BlockIndex({ blockSize: 1, maxKeys: 3 });
     const held = (toks: number[]): number[] => toks.map((tok) => (Object.keys(index.scoreTokens([tok])).length > 0 ? 1 : 0));
-    const put = (pod: string, h: bigint, tok: number): void => index.apply(src(pod), batch(stored({ hashes: [h], tokens: [tok], blockSize: 1 })));
+    const put = (pod: string, h: bigint, tok: number): void =>
+      index.apply(src(pod), batch(stored({ hashes: [h], tokens: [tok], blockSize: 1 })));
     put('a', 1n, 1);
     put('a', 2n, 2);
     put('a', 3n, 3);
@@ -335,28 +341,28 @@ describe('BlockIndex (request keys learned from events)', () => {
     expect(index.scoreTokens(t)).toEqual({ a: 1 });
   });
 
-  it.each([false, true])('indexes a hybrid model by its full-attention group, not a sliding-window group that skips blocks (parity %s)', (parity) => {
-    const t = tokens(27, 64);
-    const opts = { blockSize: 16, hashSeed: '0', engineKeyParity: parity };
-    const index = new BlockIndex(opts);
-    // vLLM hashes every group's blocks alike; the sliding-window group (1) left blocks 0-1 out as null
-    // blocks but sent the token ids of all four.
-    const hashes = parity ? Array.from(vllmEngineKeys(t, opts)) : engineHashes(500n, 4);
-    index.apply(src('a'), batch(
-      stored({ hashes, tokens: t, groupIdx: 0 }),
-      stored({ hashes: hashes.slice(2), tokens: t, groupIdx: 1 }),
-    ));
-    expect(index.stats().dropped).toMatchObject({ sparse_group: 2, token_count_mismatch: 0 });
-    expect(index.scoreTokens(t)).toEqual({ a: 4 });
-    // The window moved on: group 1 evicts its copy, group 0 still holds the block.
-    index.apply(src('a'), batch(removed([hashes[2]!], null, 1)));
-    expect(index.scoreTokens(t)).toEqual({ a: 4 });
-    // A later dense store of the same group is still that group's, and not indexed.
-    index.apply(src('a'), batch(stored({ hashes: hashes.slice(0, 1), tokens: t.slice(0, 16), groupIdx: 1 })));
-    expect(index.stats().dropped.sparse_group).toBe(3);
-    index.apply(src('a'), batch(removed([hashes[2]!], null, 0)));
-    expect(index.scoreTokens(t)).toEqual({ a: 2 });
-  });
+  it.each([false, true])(
+    'indexes a hybrid model by its full-attention group, not a sliding-window group that skips blocks (parity %s)',
+    (parity) => {
+      const t = tokens(27, 64);
+      const opts = { blockSize: 16, hashSeed: '0', engineKeyParity: parity };
+      const index = new BlockIndex(opts);
+      // vLLM hashes every group's blocks alike; the sliding-window group (1) left blocks 0-1 out as null
+      // blocks but sent the token ids of all four.
+      const hashes = parity ? Array.from(vllmEngineKeys(t, opts)) : engineHashes(500n, 4);
+      index.apply(src('a'), batch(stored({ hashes, tokens: t, groupIdx: 0 }), stored({ hashes: hashes.slice(2), tokens: t, groupIdx: 1 })));
+      expect(index.stats().dropped).toMatchObject({ sparse_group: 2, token_count_mismatch: 0 });
+      expect(index.scoreTokens(t)).toEqual({ a: 4 });
+      // The window moved on: group 1 evicts its copy, group 0 still holds the block.
+      index.apply(src('a'), batch(removed([hashes[2]!], null, 1)));
+      expect(index.scoreTokens(t)).toEqual({ a: 4 });
+      // A later dense store of the same group is still that group's, and not indexed.
+      index.apply(src('a'), batch(stored({ hashes: hashes.slice(0, 1), tokens: t.slice(0, 16), groupIdx: 1 })));
+      expect(index.stats().dropped.sparse_group).toBe(3);
+      index.apply(src('a'), batch(removed([hashes[2]!], null, 0)));
+      expect(index.scoreTokens(t)).toEqual({ a: 2 });
+    },
+  );
 
   it('treats a group named sliding_window or mamba as sparse, and still drops a truly short token list as a mismatch', () => {
     const index = new BlockIndex({ blockSize: 16 });
@@ -396,7 +402,8 @@ describe('BlockIndex (request keys learned from events)', () => {
 
 describe('BlockIndex in engine-key parity mode', () => {
   const opts = { blockSize: 16, hashSeed: '0' };
-  const engineKeys = (t: number[], extra: { loraName?: string; cacheSalt?: string } = {}): bigint[] => Array.from(vllmEngineKeys(t, { ...opts, ...extra }));
+  const engineKeys = (t: number[], extra: { loraName?: string; cacheSalt?: string } = {}): bigint[] =>
+    Array.from(vllmEngineKeys(t, { ...opts, ...extra }));
 
   it('scores prompts by vLLM engine keys computed from their tokens', () => {
     const index = new BlockIndex({ ...opts, engineKeyParity: true });
@@ -491,7 +498,8 @@ describe('BlockIndex against a reference model', () => {
       });
       return out;
     };
-    const round = (r: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(v * 1e6) / 1e6]));
+    const round = (r: Record<string, number>): Record<string, number> =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(v * 1e6) / 1e6]));
 
     for (let op = 0; op < 3000; op++) {
       const s = next(sources.length);

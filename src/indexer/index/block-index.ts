@@ -105,18 +105,21 @@ export class BlockIndex implements KvEventSink {
   private readonly scratch = new ScoreScratch();
 
   constructor(opts: BlockIndexOptions) {
-    if (!Number.isInteger(opts.blockSize) || opts.blockSize < 1) throw new Error(`blockSize must be a positive integer, got ${opts.blockSize}`);
+    if (!Number.isInteger(opts.blockSize) || opts.blockSize < 1)
+      throw new Error(`blockSize must be a positive integer, got ${opts.blockSize}`);
     const maxKeys = opts.maxKeys ?? 4_000_000;
     if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new Error(`maxKeys must be a positive integer, got ${maxKeys}`);
     const maxPods = opts.maxPodsPerKey ?? 64;
-    if (!Number.isInteger(maxPods) || maxPods < 1 || maxPods > 65535) throw new Error(`maxPodsPerKey must be an integer in [1, 65535], got ${maxPods}`);
+    if (!Number.isInteger(maxPods) || maxPods < 1 || maxPods > 65535)
+      throw new Error(`maxPodsPerKey must be an integer in [1, 65535], got ${maxPods}`);
     this.blockSize = opts.blockSize;
     this.engineKeyParity = opts.engineKeyParity ?? false;
     this.hashSeed = opts.hashSeed ?? null;
     this.loraPaths = new Map(Object.entries(opts.loraPaths ?? {}));
     this.maxPodsPerKey = maxPods;
     this.maxPending = opts.maxPendingPerSource ?? 8192;
-    if (!Number.isInteger(this.maxPending) || this.maxPending < 1) throw new Error(`maxPendingPerSource must be a positive integer, got ${this.maxPending}`);
+    if (!Number.isInteger(this.maxPending) || this.maxPending < 1)
+      throw new Error(`maxPendingPerSource must be a positive integer, got ${this.maxPending}`);
     this.keys = new KeyTable(maxKeys);
     this.entries = new EntryStore(!this.engineKeyParity);
     this.engine = this.engineKeyParity ? null : new EngineTable(this.entries);
@@ -183,10 +186,21 @@ export class BlockIndex implements KvEventSink {
       if (loraPath === undefined) {
         // Not the client's mistake but a gap in our config: no engine key can match, so nothing scores.
         this.counters.unscored.lora_path_unknown++;
-        this.log.limited('unscored:lora_path_unknown', 'warn', 'LoRA adapter has no path in the indexer config (loras): engine-key parity mode cannot hash it, scoring nothing', { loraName });
+        this.log.limited(
+          'unscored:lora_path_unknown',
+          'warn',
+          'LoRA adapter has no path in the indexer config (loras): engine-key parity mode cannot hash it, scoring nothing',
+          { loraName },
+        );
         return {};
       }
-      const engineKeys = vllmEngineKeys(tokens, { blockSize: this.blockSize, hashSeed: this.hashSeed, loraName, loraPath, cacheSalt: opts.cacheSalt ?? null });
+      const engineKeys = vllmEngineKeys(tokens, {
+        blockSize: this.blockSize,
+        hashSeed: this.hashSeed,
+        loraName,
+        loraPath,
+        cacheSalt: opts.cacheSalt ?? null,
+      });
       keys = new Uint32Array(engineKeys.buffer, engineKeys.byteOffset, engineKeys.length * 2);
       blocks = engineKeys.length;
     } else {
@@ -283,7 +297,13 @@ export class BlockIndex implements KvEventSink {
       // vLLM skips null and masked blocks of such groups but still sends the token ids of every block
       // in the range, so which tokens a hash covers is unknown; the full-attention group's event
       // carries the same hashes for all blocks, so nothing is lost by not indexing this one.
-      return this.drop('sparse_group', n, sid, { groupIdx: ev.groupIdx, kind: ev.kvCacheSpecKind, blocks: n, blockSize: bs, tokens: ev.tokenIds.length });
+      return this.drop('sparse_group', n, sid, {
+        groupIdx: ev.groupIdx,
+        kind: ev.kvCacheSpecKind,
+        blocks: n,
+        blockSize: bs,
+        tokens: ev.tokenIds.length,
+      });
     }
     if (ev.tokenIds.length !== n * bs) {
       return this.drop('token_count_mismatch', n, sid, { blocks: n, blockSize: bs, tokens: ev.tokenIds.length });
@@ -292,7 +312,8 @@ export class BlockIndex implements KvEventSink {
     if (tier < 0) return this.drop('too_many_media', n, sid, { medium: ev.medium });
     const hashes = new Uint32Array(ev.blockHashes.buffer, ev.blockHashes.byteOffset, n * 2);
     if (this.engineKeyParity) {
-      if (bs !== this.blockSize) return this.drop('block_size_incompatible', n, sid, { blockSize: bs, indexBlockSize: this.blockSize, mode: 'engine-key-parity' });
+      if (bs !== this.blockSize)
+        return this.drop('block_size_incompatible', n, sid, { blockSize: bs, indexBlockSize: this.blockSize, mode: 'engine-key-parity' });
       for (let i = 0; i < n; i++) this.addEntry(hashes[2 * i]!, hashes[2 * i + 1]!, sid, tier, 0, 0, 0);
       return;
     }
@@ -453,7 +474,9 @@ export class BlockIndex implements KvEventSink {
     const items = ev.loraName !== null && extra[0] === ev.loraName ? extra.slice(1) : extra;
     const rest = i === 0 && ev.parentBlockHash === null ? items.filter((x) => typeof x !== 'string') : items;
     if (rest.length === 0) return '';
-    return JSON.stringify(rest, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+    return JSON.stringify(rest, (_k, v: unknown) =>
+      typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+    );
   }
 
   private mixTaint(keys: Uint32Array, k: number, taint: string): void {
@@ -530,7 +553,7 @@ export class BlockIndex implements KvEventSink {
 
   private evictKey(id: number): void {
     const en = this.entries;
-    for (let e = this.keys.head[id]!; e >= 0; ) {
+    for (let e = this.keys.head[id]!; e >= 0;) {
       const next = en.nextInKey[e]!;
       this.removeEntry(e);
       e = next;
@@ -576,7 +599,7 @@ export class BlockIndex implements KvEventSink {
   private clearSource(sid: number, tier: number, allTiers: boolean): void {
     if (!allTiers && tier < 0) return;
     const en = this.entries;
-    for (let e = en.sourceHead[sid] ?? -1; e >= 0; ) {
+    for (let e = en.sourceHead[sid] ?? -1; e >= 0;) {
       const next = en.nextInSource[e]!;
       if (allTiers || en.tier[e] === tier) this.removeEntry(e);
       e = next;

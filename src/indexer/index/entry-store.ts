@@ -94,9 +94,17 @@ export class EntryStore {
 
   bytes(): number {
     return (
-      this.key.byteLength + this.source.byteLength + this.tier.byteLength + this.part.byteLength +
-      this.nextInKey.byteLength + this.prevInSource.byteLength + this.nextInSource.byteLength +
-      this.engLo.byteLength + this.engHi.byteLength + this.sourceHead.byteLength + this.sourceCount.byteLength
+      this.key.byteLength +
+      this.source.byteLength +
+      this.tier.byteLength +
+      this.part.byteLength +
+      this.nextInKey.byteLength +
+      this.prevInSource.byteLength +
+      this.nextInSource.byteLength +
+      this.engLo.byteLength +
+      this.engHi.byteLength +
+      this.sourceHead.byteLength +
+      this.sourceCount.byteLength
     );
   }
 

@@ -51,9 +51,30 @@ export interface IndexGaugeSource {
 export function registerIndexMetrics(registry: Registry | undefined, counters: IndexCounters, source: IndexGaugeSource): void {
   if (!registry) return;
   const registers = [registry];
-  new Gauge({ name: 'kvroute_indexer_keys', help: 'Block keys in the index.', registers, collect() { this.set(source.keys()); } });
-  new Gauge({ name: 'kvroute_indexer_entries', help: '(block, source, tier) entries in the index.', registers, collect() { this.set(source.entries()); } });
-  new Gauge({ name: 'kvroute_indexer_bytes', help: 'Bytes held by the index tables.', registers, collect() { this.set(source.bytes()); } });
+  new Gauge({
+    name: 'kvroute_indexer_keys',
+    help: 'Block keys in the index.',
+    registers,
+    collect() {
+      this.set(source.keys());
+    },
+  });
+  new Gauge({
+    name: 'kvroute_indexer_entries',
+    help: '(block, source, tier) entries in the index.',
+    registers,
+    collect() {
+      this.set(source.entries());
+    },
+  });
+  new Gauge({
+    name: 'kvroute_indexer_bytes',
+    help: 'Bytes held by the index tables.',
+    registers,
+    collect() {
+      this.set(source.bytes());
+    },
+  });
   let reported: Record<string, number> = {};
   new Gauge({
     name: 'kvroute_indexer_pod_blocks',
@@ -80,12 +101,30 @@ export function registerIndexMetrics(registry: Registry | undefined, counters: I
       seen.entry = counters.entryEvictions;
     },
   });
-  reasonCounter(registry, 'kvroute_indexer_dropped_blocks_total', 'Stored blocks the index could not place, by reason.', DROP_REASONS, counters.dropped);
-  reasonCounter(registry, 'kvroute_indexer_unscored_requests_total', 'Score requests answered with no scores because the index could not key them, by reason.', UNSCORED_REASONS, counters.unscored);
+  reasonCounter(
+    registry,
+    'kvroute_indexer_dropped_blocks_total',
+    'Stored blocks the index could not place, by reason.',
+    DROP_REASONS,
+    counters.dropped,
+  );
+  reasonCounter(
+    registry,
+    'kvroute_indexer_unscored_requests_total',
+    'Score requests answered with no scores because the index could not key them, by reason.',
+    UNSCORED_REASONS,
+    counters.unscored,
+  );
 }
 
 /** A counter by reason that reads a plain-number record at scrape time. */
-function reasonCounter<R extends string>(registry: Registry, name: string, help: string, reasons: readonly R[], counts: Record<R, number>): void {
+function reasonCounter<R extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  reasons: readonly R[],
+  counts: Record<R, number>,
+): void {
   const seen: Record<string, number> = {};
   new Counter({
     name,

@@ -51,7 +51,15 @@ function reserveChain(words: number, blocks: number): number {
 }
 
 /** Chains the words already at offset 0 of module memory and copies the keys from outPtr into out. */
-function chainInPlace(blocks: number, blockSize: number, seedLo: number, seedHi: number, outPtr: number, out: Uint32Array, outAt: number): void {
+function chainInPlace(
+  blocks: number,
+  blockSize: number,
+  seedLo: number,
+  seedHi: number,
+  outPtr: number,
+  out: Uint32Array,
+  outAt: number,
+): void {
   wasm.chain(0, blocks, blockSize * 4, seedLo >>> 0, seedHi >>> 0, outPtr);
   out.set(wordsView.subarray(outPtr >>> 2, (outPtr >>> 2) + blocks * 2), outAt * 2);
 }

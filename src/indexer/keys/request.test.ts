@@ -21,7 +21,11 @@ describe('xxh64 (WebAssembly)', () => {
     for (const v of vectors.bytes) {
       const [lo, hi] = split(v.seed);
       xxh64Bytes(Uint8Array.from(Buffer.from(v.hex, 'hex')), lo, hi, out, 0);
-      expect({ hex: v.hex, seed: v.seed, got: keyToBigInt(out[0]!, out[1]!).toString() }).toEqual({ hex: v.hex, seed: v.seed, got: v.xxh64 });
+      expect({ hex: v.hex, seed: v.seed, got: keyToBigInt(out[0]!, out[1]!).toString() }).toEqual({
+        hex: v.hex,
+        seed: v.seed,
+        got: v.xxh64,
+      });
     }
   });
 

@@ -35,7 +35,10 @@ export function requestKeyRoot(scope: RequestKeyScope = {}): RequestKeyRoot {
   const cached = rootCache.get(cacheKey);
   if (cached) return cached;
   const parts: Uint8Array[] = [];
-  for (const [tag, value] of [[1, lora], [2, salt]] as const) {
+  for (const [tag, value] of [
+    [1, lora],
+    [2, salt],
+  ] as const) {
     if (value === null) continue;
     const raw = encoder.encode(value);
     const head = new Uint8Array(5);

@@ -23,7 +23,12 @@ describe('score request bodies', () => {
   });
 
   it('maps chat options onto the ScoreRequest', () => {
-    const parsed = parseScoreBody({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }], add_generation_prompt: false, chat_template_kwargs: { enable_thinking: false } });
+    const parsed = parseScoreBody({
+      model: 'm',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }],
+      add_generation_prompt: false,
+      chat_template_kwargs: { enable_thinking: false },
+    });
     expect(parsed).toEqual({
       model: 'm',
       messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }],
@@ -33,17 +38,41 @@ describe('score request bodies', () => {
   });
 
   it('turns an in-process ScoreRequest into the wire body, and back unchanged', () => {
-    const request = { model: 'm', messages: [{ role: 'user', content: 'hi' }], loraName: 'l', cacheSalt: 's', pods: ['a'], chatTemplateKwargs: { k: 1 }, addGenerationPrompt: false };
+    const request = {
+      model: 'm',
+      messages: [{ role: 'user', content: 'hi' }],
+      loraName: 'l',
+      cacheSalt: 's',
+      pods: ['a'],
+      chatTemplateKwargs: { k: 1 },
+      addGenerationPrompt: false,
+    };
     const body = scoreBodyOf(request);
-    expect(body).toEqual({ model: 'm', messages: [{ role: 'user', content: 'hi' }], lora_name: 'l', cache_salt: 's', pods: ['a'], chat_template_kwargs: { k: 1 }, add_generation_prompt: false });
+    expect(body).toEqual({
+      model: 'm',
+      messages: [{ role: 'user', content: 'hi' }],
+      lora_name: 'l',
+      cache_salt: 's',
+      pods: ['a'],
+      chat_template_kwargs: { k: 1 },
+      add_generation_prompt: false,
+    });
     expect(parseScoreBody(body)).toEqual(request);
   });
 
   it('accepts tools in the shared chat schema, defaulting their type, and names a bad one', () => {
-    const parsed = parseScoreBody({ model: 'm', messages: [{ role: 'user', content: 'hi' }], tools: [{ function: { name: 'f', parameters: { type: 'object' } } }] });
+    const parsed = parseScoreBody({
+      model: 'm',
+      messages: [{ role: 'user', content: 'hi' }],
+      tools: [{ function: { name: 'f', parameters: { type: 'object' } } }],
+    });
     expect(parsed.tools).toEqual([{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }]);
-    expect(scoreBodyOf({ model: 'm', messages: [{ role: 'user', content: 'hi' }], tools: parsed.tools })).toMatchObject({ tools: parsed.tools });
-    expect(error({ model: 'm', messages: [{ role: 'user', content: 'hi' }], tools: [{ function: {} }] })).toMatch(/tools\.0\.function\.name: /);
+    expect(scoreBodyOf({ model: 'm', messages: [{ role: 'user', content: 'hi' }], tools: parsed.tools })).toMatchObject({
+      tools: parsed.tools,
+    });
+    expect(error({ model: 'm', messages: [{ role: 'user', content: 'hi' }], tools: [{ function: {} }] })).toMatch(
+      /tools\.0\.function\.name: /,
+    );
   });
 
   it('accepts an empty prompt as a prompt', () => {

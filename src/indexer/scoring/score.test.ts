@@ -28,22 +28,61 @@ function scored(r: ReturnType<typeof scoreLongestPrefix>): Record<number, number
 
 describe('scoreLongestPrefix', () => {
   it('counts consecutive blocks from block 0 and stops each source at its first missing block', () => {
-    const t = table([[[0, 1], [1, 1]], [[0, 1]], [[0, 1], [1, 1]]]);
+    const t = table([
+      [
+        [0, 1],
+        [1, 1],
+      ],
+      [[0, 1]],
+      [
+        [0, 1],
+        [1, 1],
+      ],
+    ]);
     expect(scored(scoreLongestPrefix(keysFor(3), 3, t.lookup, 4, 8))).toEqual({ 0: 3, 1: 1 });
   });
 
   it('gives nothing to a source that lacks block 0 even if it holds later blocks', () => {
-    const t = table([[[0, 1]], [[0, 1], [2, 1]], [[0, 1], [2, 1]]]);
+    const t = table([
+      [[0, 1]],
+      [
+        [0, 1],
+        [2, 1],
+      ],
+      [
+        [0, 1],
+        [2, 1],
+      ],
+    ]);
     expect(scored(scoreLongestPrefix(keysFor(3), 3, t.lookup, 4, 8))).toEqual({ 0: 3 });
   });
 
   it('weights each block by the best tier the source holds it in', () => {
-    const t = table([[[0, 0.8], [0, 1]], [[0, 0.8]], [[0, 0.5], [0, 0.8]]]);
+    const t = table([
+      [
+        [0, 0.8],
+        [0, 1],
+      ],
+      [[0, 0.8]],
+      [
+        [0, 0.5],
+        [0, 0.8],
+      ],
+    ]);
     expect(scored(scoreLongestPrefix(keysFor(3), 3, t.lookup, 2, 8))).toEqual({ 0: 2.6 });
   });
 
   it('leaves out sources that are not allowed', () => {
-    const t = table([[[0, 1], [1, 1]], [[0, 1], [1, 1]]]);
+    const t = table([
+      [
+        [0, 1],
+        [1, 1],
+      ],
+      [
+        [0, 1],
+        [1, 1],
+      ],
+    ]);
     const allowed = Uint8Array.of(0, 1);
     expect(scored(scoreLongestPrefix(keysFor(2), 2, t.lookup, 2, 8, allowed))).toEqual({ 1: 2 });
   });
@@ -66,10 +105,30 @@ describe('scoreLongestPrefix', () => {
 
   it('gives the same scores when one scratch is reused across calls of different shapes', () => {
     const scratch = new ScoreScratch();
-    const long = table([[[0, 1], [1, 0.8]], [[0, 1], [1, 0.8]], [[0, 1]]]);
+    const long = table([
+      [
+        [0, 1],
+        [1, 0.8],
+      ],
+      [
+        [0, 1],
+        [1, 0.8],
+      ],
+      [[0, 1]],
+    ]);
     expect(scored(scoreLongestPrefix(keysFor(3), 3, long.lookup, 2, 4, undefined, scratch))).toEqual({ 0: 3, 1: 1.6 });
     // Stale marks of the previous call must not extend a run: source 1 lacks block 1 here.
-    const short = table([[[1, 1], [0, 1]], [[0, 1]], [[0, 1], [1, 1]]]);
+    const short = table([
+      [
+        [1, 1],
+        [0, 1],
+      ],
+      [[0, 1]],
+      [
+        [0, 1],
+        [1, 1],
+      ],
+    ]);
     expect(scored(scoreLongestPrefix(keysFor(3), 3, short.lookup, 2, 4, undefined, scratch))).toEqual({ 0: 3, 1: 1 });
     const more = table([[[5, 1]], [[5, 1]]]);
     expect(scored(scoreLongestPrefix(keysFor(2), 2, more.lookup, 6, 4, undefined, scratch))).toEqual({ 5: 2 });

@@ -13,7 +13,8 @@ const BLOCK = 16;
 const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 const QWEN = 'Qwen/Qwen3-8B';
 
-const stored = (tokens: number[], blocks: number, extra: Partial<BlockStoredEvent> = {}) => storedBlocks(tokens, blocks, { blockSize: BLOCK, hashSeed: null }, extra);
+const stored = (tokens: number[], blocks: number, extra: Partial<BlockStoredEvent> = {}) =>
+  storedBlocks(tokens, blocks, { blockSize: BLOCK, hashSeed: null }, extra);
 /** The full blocks of a request: the totalBlocks every score result carries. */
 const blocksOf = (tokens: readonly number[]) => Math.floor(tokens.length / BLOCK);
 
@@ -36,9 +37,18 @@ describe('IndexerService (in-process PrefixScorer)', () => {
     const chatTokens = llama.tokenizeChat(messages);
     promptBlocks = blocksOf(promptTokens);
     chatBlocks = blocksOf(chatTokens);
-    index.apply({ podId: 'gpu-pod', model: MODEL, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(promptTokens, 4), stored(chatTokens, 2)] });
-    index.apply({ podId: 'cpu-pod', model: MODEL, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(promptTokens, 4, { medium: 'CPU' })] });
-    index.apply({ podId: 'lora-pod', model: MODEL, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(promptTokens, 3, { loraName: 'adapter-a' })] });
+    index.apply(
+      { podId: 'gpu-pod', model: MODEL, dpRank: 0 },
+      { ts: 0, dpRank: null, events: [stored(promptTokens, 4), stored(chatTokens, 2)] },
+    );
+    index.apply(
+      { podId: 'cpu-pod', model: MODEL, dpRank: 0 },
+      { ts: 0, dpRank: null, events: [stored(promptTokens, 4, { medium: 'CPU' })] },
+    );
+    index.apply(
+      { podId: 'lora-pod', model: MODEL, dpRank: 0 },
+      { ts: 0, dpRank: null, events: [stored(promptTokens, 3, { loraName: 'adapter-a' })] },
+    );
   });
 
   it('scores a prompt with the BOS vLLM adds, weighted by tier, leaving out pods that match nothing', async () => {
@@ -53,8 +63,14 @@ describe('IndexerService (in-process PrefixScorer)', () => {
   });
 
   it('passes the LoRA adapter and the pod filter to the index', async () => {
-    expect(await service.score({ model: MODEL, prompt, loraName: 'adapter-a' })).toEqual({ scores: { 'lora-pod': 3 }, totalBlocks: promptBlocks });
-    expect(await service.score({ model: MODEL, prompt, pods: ['cpu-pod'] })).toEqual({ scores: { 'cpu-pod': 1 }, totalBlocks: promptBlocks });
+    expect(await service.score({ model: MODEL, prompt, loraName: 'adapter-a' })).toEqual({
+      scores: { 'lora-pod': 3 },
+      totalBlocks: promptBlocks,
+    });
+    expect(await service.score({ model: MODEL, prompt, pods: ['cpu-pod'] })).toEqual({
+      scores: { 'cpu-pod': 1 },
+      totalBlocks: promptBlocks,
+    });
   });
 
   it('applies chat_template_kwargs and add_generation_prompt given in-process', async () => {
@@ -62,21 +78,33 @@ describe('IndexerService (in-process PrefixScorer)', () => {
     const chat = chatCrossingBlock((m, kwargs) => qwen.tokenizeChat(m, { templateKwargs: kwargs }), { enable_thinking: false }, BLOCK);
     const blocks = Math.floor(chat.withKwargs.length / BLOCK);
     index.apply({ podId: 'qwen-pod', model: QWEN, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(chat.withKwargs, blocks)] });
-    expect(await service.score({ model: QWEN, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } })).toEqual({ scores: { 'qwen-pod': blocks }, totalBlocks: blocks });
-    expect(await service.score({ model: QWEN, messages: chat.messages })).toEqual({ scores: { 'qwen-pod': blocks - 1 }, totalBlocks: blocksOf(chat.without) });
+    expect(await service.score({ model: QWEN, messages: chat.messages, chatTemplateKwargs: { enable_thinking: false } })).toEqual({
+      scores: { 'qwen-pod': blocks },
+      totalBlocks: blocks,
+    });
+    expect(await service.score({ model: QWEN, messages: chat.messages })).toEqual({
+      scores: { 'qwen-pod': blocks - 1 },
+      totalBlocks: blocksOf(chat.without),
+    });
     const bare = qwen.tokenizeChat(chat.messages, { addGenerationPrompt: false });
     expect(bare.length).toBeLessThan(chat.without.length);
-    expect(await service.tokenize(parseScoreBody({ model: QWEN, messages: chat.messages, add_generation_prompt: false }))).toMatchObject({ tokens: bare });
+    expect(await service.tokenize(parseScoreBody({ model: QWEN, messages: chat.messages, add_generation_prompt: false }))).toMatchObject({
+      tokens: bare,
+    });
   });
 
   it('rejects in-process requests with the same field-naming errors as HTTP', async () => {
-    await expect(service.score({ model: MODEL, prompt, chatTemplateKwargs: 'x' as unknown as Record<string, unknown> })).rejects.toThrow(/chat_template_kwargs: /);
+    await expect(service.score({ model: MODEL, prompt, chatTemplateKwargs: 'x' as unknown as Record<string, unknown> })).rejects.toThrow(
+      /chat_template_kwargs: /,
+    );
     await expect(service.score({ model: MODEL, prompt, bogus: 1 } as never)).rejects.toThrow(/bogus: unknown field/);
   });
 
   it('rejects requests without exactly one input, or for an unknown model, as client errors', async () => {
     await expect(service.score({ model: MODEL })).rejects.toThrow(RequestError);
-    await expect(service.score({ model: MODEL, prompt, tokens: [1] })).rejects.toThrow(/exactly one of tokens, prompt or messages, got tokens and prompt/);
+    await expect(service.score({ model: MODEL, prompt, tokens: [1] })).rejects.toThrow(
+      /exactly one of tokens, prompt or messages, got tokens and prompt/,
+    );
     await expect(service.score({ model: 'nope', prompt })).rejects.toThrow(/model: no tokenizer for model "nope"/);
   });
 });
@@ -93,28 +121,46 @@ describe('IndexerService: models and tokenizer fallbacks', () => {
     index = new BlockIndex({ blockSize: BLOCK });
     index.apply({ podId: 'llama-pod', model: MODEL, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(llamaTokens, 3)] });
     index.apply({ podId: 'qwen-pod', model: QWEN, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(llamaTokens, 2)] });
-    index.apply({ podId: 'adapter-pod', model: QWEN, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(llamaTokens, 4, { loraName: 'sql-adapter' })] });
+    index.apply(
+      { podId: 'adapter-pod', model: QWEN, dpRank: 0 },
+      { ts: 0, dpRank: null, events: [stored(llamaTokens, 4, { loraName: 'sql-adapter' })] },
+    );
   });
 
   it('scores only the pods publishing under the requested model, and nothing for an unknown model', async () => {
     const tokenizers = new TokenizerSet({ sources: {} });
     const service = new IndexerService({ index, tokenizers, log: silentLogger });
-    expect(await service.score({ model: MODEL, tokens: llamaTokens })).toEqual({ scores: { 'llama-pod': 3 }, totalBlocks: blocksOf(llamaTokens) });
-    expect(await service.score({ model: QWEN, tokens: llamaTokens })).toEqual({ scores: { 'qwen-pod': 2 }, totalBlocks: blocksOf(llamaTokens) });
-    expect(await service.score({ model: 'never/published', tokens: llamaTokens })).toEqual({ scores: {}, totalBlocks: blocksOf(llamaTokens) });
+    expect(await service.score({ model: MODEL, tokens: llamaTokens })).toEqual({
+      scores: { 'llama-pod': 3 },
+      totalBlocks: blocksOf(llamaTokens),
+    });
+    expect(await service.score({ model: QWEN, tokens: llamaTokens })).toEqual({
+      scores: { 'qwen-pod': 2 },
+      totalBlocks: blocksOf(llamaTokens),
+    });
+    expect(await service.score({ model: 'never/published', tokens: llamaTokens })).toEqual({
+      scores: {},
+      totalBlocks: blocksOf(llamaTokens),
+    });
   });
 
   it('scores a request whose model is a configured LoRA adapter as that adapter, on pods of any model', async () => {
     const tokenizers = new TokenizerSet({ sources: {} });
     const service = new IndexerService({ index, tokenizers, log: silentLogger, loraAdapters: ['sql-adapter'] });
-    expect(await service.score({ model: 'sql-adapter', tokens: llamaTokens })).toEqual({ scores: { 'adapter-pod': 4 }, totalBlocks: blocksOf(llamaTokens) });
-    expect(await service.score({ model: 'sql-adapter', tokens: llamaTokens, loraName: 'sql-adapter' })).toEqual({ scores: { 'adapter-pod': 4 }, totalBlocks: blocksOf(llamaTokens) });
+    expect(await service.score({ model: 'sql-adapter', tokens: llamaTokens })).toEqual({
+      scores: { 'adapter-pod': 4 },
+      totalBlocks: blocksOf(llamaTokens),
+    });
+    expect(await service.score({ model: 'sql-adapter', tokens: llamaTokens, loraName: 'sql-adapter' })).toEqual({
+      scores: { 'adapter-pod': 4 },
+      totalBlocks: blocksOf(llamaTokens),
+    });
     // Not configured as an adapter: an unknown model, so nothing scores.
     const plain = new IndexerService({ index, tokenizers, log: silentLogger });
     expect(await plain.score({ model: 'sql-adapter', tokens: llamaTokens })).toEqual({ scores: {}, totalBlocks: blocksOf(llamaTokens) });
   });
 
-  it('tokenizes a model without a configured tokenizer with its family\'s or the default one, warning once per model', async () => {
+  it("tokenizes a model without a configured tokenizer with its family's or the default one, warning once per model", async () => {
     const lines: Array<Record<string, unknown>> = [];
     const log = createLogger({ level: 'warn', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
     const tokenizers = new TokenizerSet({ sources: {}, defaultSource: 'npm:qwen3' });
@@ -125,12 +171,20 @@ describe('IndexerService: models and tokenizer fallbacks', () => {
     // A Llama 3.1 fine-tune by its served name: the Llama 3.1 tokenizer, so the llama pod's blocks match.
     const llamaFamily = 'meta-llama/Llama-3.1-8B-Instruct-finetune';
     index.apply({ podId: 'finetune-pod', model: llamaFamily, dpRank: 0 }, { ts: 0, dpRank: null, events: [stored(llamaTokens, 3)] });
-    expect(await service.score({ model: llamaFamily, prompt })).toEqual({ scores: { 'finetune-pod': 3 }, totalBlocks: blocksOf(llamaTokens) });
-    expect(await service.score({ model: llamaFamily, prompt })).toEqual({ scores: { 'finetune-pod': 3 }, totalBlocks: blocksOf(llamaTokens) });
+    expect(await service.score({ model: llamaFamily, prompt })).toEqual({
+      scores: { 'finetune-pod': 3 },
+      totalBlocks: blocksOf(llamaTokens),
+    });
+    expect(await service.score({ model: llamaFamily, prompt })).toEqual({
+      scores: { 'finetune-pod': 3 },
+      totalBlocks: blocksOf(llamaTokens),
+    });
     const custom = await service.tokenize(parseScoreBody({ model: 'acme/custom-model', prompt }));
     expect(custom.tokens).toEqual(qwen.get('q').tokenizePrompt(prompt));
     await service.tokenize(parseScoreBody({ model: 'acme/custom-model', messages: [{ role: 'user', content: prompt }] }));
-    const warnings = lines.filter((l) => l.msg === 'no tokenizer configured for model: using a fallback (set --tokenizer MODEL=SOURCE to choose)');
+    const warnings = lines.filter(
+      (l) => l.msg === 'no tokenizer configured for model: using a fallback (set --tokenizer MODEL=SOURCE to choose)',
+    );
     expect(warnings.map((w) => [w.model, w.source, w.reason])).toEqual([
       [llamaFamily, 'npm:llama3_1', 'family'],
       ['acme/custom-model', 'npm:qwen3', 'default'],
@@ -142,7 +196,9 @@ describe('IndexerService: models and tokenizer fallbacks', () => {
     await none.load();
     const service = new IndexerService({ index, tokenizers: none, log: silentLogger });
     await expect(service.score({ model: 'Qwen/Qwen3-0.6B', prompt })).rejects.toThrow(/model: no tokenizer for model "Qwen\/Qwen3-0.6B"/);
-    await expect(new TokenizerSet({ sources: {}, defaultSource: 'npm:nope' }).load()).rejects.toThrow(/defaultTokenizer: .*unknown npm tokenizer "nope"/);
+    await expect(new TokenizerSet({ sources: {}, defaultSource: 'npm:nope' }).load()).rejects.toThrow(
+      /defaultTokenizer: .*unknown npm tokenizer "nope"/,
+    );
   });
 });
 
@@ -152,8 +208,12 @@ describe('IndexerService: shedding calls nobody waits for', () => {
   let scored: number;
   let service: IndexerService;
   let clock: number;
-  const tokenizations = async () => Number(/_count\{[^}]*\} (\d+)/.exec(await registry.getSingleMetricAsString('kvroute_tokenize_duration_seconds'))?.[1] ?? 0);
-  const shed = async (reason: string) => Number(new RegExp(`reason="${reason}"\\} (\\d+)`).exec(await registry.getSingleMetricAsString('kvroute_indexer_score_shed_total'))?.[1]);
+  const tokenizations = async () =>
+    Number(/_count\{[^}]*\} (\d+)/.exec(await registry.getSingleMetricAsString('kvroute_tokenize_duration_seconds'))?.[1] ?? 0);
+  const shed = async (reason: string) =>
+    Number(
+      new RegExp(`reason="${reason}"\\} (\\d+)`).exec(await registry.getSingleMetricAsString('kvroute_indexer_score_shed_total'))?.[1],
+    );
 
   beforeAll(async () => {
     registry = new Registry();
@@ -161,7 +221,10 @@ describe('IndexerService: shedding calls nobody waits for', () => {
     await tokenizers.load();
     const index = new BlockIndex({ blockSize: BLOCK });
     // The real index, counting the scores it is asked for.
-    const counting = { blockSize: index.blockSize, scoreTokens: (...args: Parameters<BlockIndex['scoreTokens']>) => (scored++, index.scoreTokens(...args)) };
+    const counting = {
+      blockSize: index.blockSize,
+      scoreTokens: (...args: Parameters<BlockIndex['scoreTokens']>) => (scored++, index.scoreTokens(...args)),
+    };
     service = new IndexerService({ index: counting, tokenizers, log: silentLogger, registry, now: () => clock });
   });
 
@@ -178,7 +241,9 @@ describe('IndexerService: shedding calls nobody waits for', () => {
     expect(scored).toBe(0);
     expect([await shed('cancelled'), await shed('deadline'), await shed('overloaded')]).toEqual([1, 1, 0]);
     // A live call goes through.
-    await expect(service.scoreParsed(request, { deadline: clock + 600_000, signal: new AbortController().signal })).resolves.toMatchObject({ scores: {} });
+    await expect(service.scoreParsed(request, { deadline: clock + 600_000, signal: new AbortController().signal })).resolves.toMatchObject({
+      scores: {},
+    });
     expect(scored).toBe(1);
   });
 

@@ -25,7 +25,10 @@ export interface ScoringIndex {
   /** Tokens per block: a request's full blocks are what its scores can reach. */
   readonly blockSize: number;
   /** `model` given: only sources publishing under that model (or under none) are scored. */
-  scoreTokens(tokens: number[], options: { model?: string; loraName?: string; cacheSalt?: string; pods?: string[] }): Record<string, number>;
+  scoreTokens(
+    tokens: number[],
+    options: { model?: string; loraName?: string; cacheSalt?: string; pods?: string[] },
+  ): Record<string, number>;
 }
 
 /** Models whose missing tokenizer was reported; bounded, since any client can name any model. */
@@ -111,7 +114,12 @@ export class IndexerService implements PrefixScorer {
     if (!out.fallback || this.#warnedFallback.has(model)) return;
     if (this.#warnedFallback.size < MAX_WARNED_MODELS) this.#warnedFallback.add(model);
     const { source, reason, family } = out.fallback;
-    this.#log.limited(`tokenizer-fallback:${model}`, 'warn', 'no tokenizer configured for model: using a fallback (set --tokenizer MODEL=SOURCE to choose)', { model, source, reason, ...(family ? { family } : {}) });
+    this.#log.limited(
+      `tokenizer-fallback:${model}`,
+      'warn',
+      'no tokenizer configured for model: using a fallback (set --tokenizer MODEL=SOURCE to choose)',
+      { model, source, reason, ...(family ? { family } : {}) },
+    );
   }
 
   /**
