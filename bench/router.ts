@@ -460,10 +460,15 @@ const SHED_REASONS = ['cancelled', 'deadline', 'overloaded'];
 /** The indexer's and the router's histograms a breakdown is computed from, as read at one moment. */
 function breakdownSnapshot(indexerPage: string, routerPage: string) {
   return {
-    routerCall: histogramBuckets(seriesWith(routerPage, 'plugin_type="precise-prefix-cache-scorer"'), 'kvroute_router_plugin_duration_seconds'),
+    routerCall: histogramBuckets(
+      seriesWith(routerPage, 'plugin_type="precise-prefix-cache-scorer"'),
+      'kvroute_router_plugin_duration_seconds',
+    ),
     score: histogramBuckets(seriesWith(indexerPage, 'protocol="grpc"'), 'kvroute_indexer_request_duration_seconds'),
     tokenize: histogramBuckets(indexerPage, 'kvroute_tokenize_duration_seconds'),
-    shed: Object.fromEntries(SHED_REASONS.map((reason) => [reason, metricValue(indexerPage, 'kvroute_indexer_score_shed_total', { reason }) || 0])),
+    shed: Object.fromEntries(
+      SHED_REASONS.map((reason) => [reason, metricValue(indexerPage, 'kvroute_indexer_score_shed_total', { reason }) || 0]),
+    ),
   };
 }
 
@@ -594,11 +599,15 @@ async function main(): Promise<void> {
         const asksIndexer = variant.configText === undefined;
         const routerPageBefore = await (await fetch(metricsUrl)).text();
         const before = histogramBuckets(routerPageBefore, 'kvroute_router_scheduling_duration_seconds');
-        const indexerBefore = asksIndexer ? breakdownSnapshot(await (await fetch(`${indexerHttp}/metrics`)).text(), routerPageBefore) : undefined;
+        const indexerBefore = asksIndexer
+          ? breakdownSnapshot(await (await fetch(`${indexerHttp}/metrics`)).text(), routerPageBefore)
+          : undefined;
         const latency = summarize(await runClient({ ...config, port: envoy.ports[variant.name]! }));
         const routerPageAfter = await (await fetch(metricsUrl)).text();
         const delta = bucketDelta(histogramBuckets(routerPageAfter, 'kvroute_router_scheduling_duration_seconds'), before);
-        const indexer = indexerBefore ? breakdown(breakdownSnapshot(await (await fetch(`${indexerHttp}/metrics`)).text(), routerPageAfter), indexerBefore) : undefined;
+        const indexer = indexerBefore
+          ? breakdown(breakdownSnapshot(await (await fetch(`${indexerHttp}/metrics`)).text(), routerPageAfter), indexerBefore)
+          : undefined;
         routed[variant.name] = {
           ...latency,
           addedMs: { p50: +(latency.p50Ms - plain.p50Ms).toFixed(3), p99: +(latency.p99Ms - plain.p99Ms).toFixed(3) },
@@ -691,7 +700,15 @@ async function main(): Promise<void> {
       .map((r) => {
         const b = r.routed.default!.indexer!;
         const q = (x: Quantiles) => `${fmt(x.p50)} / ${fmt(x.p99)}`;
-        return [`${r.prompt}`, String(r.rate), q(b.routerCallMs), q(b.indexerScoreMs), q(b.tokenizeMs), `${fmt(b.tokenizeMs.count)} of ${fmt(b.indexerScoreMs.count)}`, SHED_REASONS.map((k) => `${k} ${b.shed[k]}`).join(', ')];
+        return [
+          `${r.prompt}`,
+          String(r.rate),
+          q(b.routerCallMs),
+          q(b.indexerScoreMs),
+          q(b.tokenizeMs),
+          `${fmt(b.tokenizeMs.count)} of ${fmt(b.indexerScoreMs.count)}`,
+          SHED_REASONS.map((k) => `${k} ${b.shed[k]}`).join(', '),
+        ];
       });
     process.stdout.write(
       `\ndefault variant, where the prefix-scoring time goes (p50 / p99 ms):\n${formatTable(['prompt', 'req/s', 'router waits', 'indexer Score', 'tokenize', 'tokenized', 'shed'], breakdownRows)}\n`,
