@@ -17,11 +17,9 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { mulberry32 } from '../src/common/random.ts';
 import { fmt, formatTable } from '../src/common/table.ts';
 import { silentLogger } from '../src/common/log.ts';
 import { Progress } from '../src/common/progress.ts';
@@ -31,6 +29,7 @@ import { histogramBuckets, metricValue } from '../e2e/support/prometheus-text.ts
 import { portOf, spawnKvroute, type KvrouteProcess } from '../test/support/kvroute.ts';
 import { nodeBinary } from '../test/support/node.ts';
 import { until } from '../test/support/until.ts';
+import { startUpstream, words, type Upstream } from './lib/gateway-load.ts';
 import { environment, percentile, writeResults } from './lib/results.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -101,20 +100,6 @@ schedulingProfiles:
       'no --config-file: load-bound-filter, precise-prefix-cache-scorer x3 (the indexer over gRPC, 50 ms timeout), queue-scorer x1, kv-cache-utilization-scorer x1, max-score-picker',
   },
 ];
-
-const VOCABULARY = (
-  'the a cache prefix router gateway envoy block token pod model query stream request answer latency ' +
-  'queue memory kernel engine batch schedule index event topic replica warm cold hot load bound spill ' +
-  'river mountain city garden window paper music number letter question story history science market ' +
-  'water light house table morning evening summer winter purple orange silver golden quiet rapid gentle'
-).split(' ');
-
-function words(seed: number, count: number): string {
-  const random = mulberry32(seed);
-  const out: string[] = new Array(count);
-  for (let i = 0; i < count; i++) out[i] = VOCABULARY[Math.floor(random() * VOCABULARY.length)]!;
-  return out.join(' ');
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Load generator (child process): open loop, constant rate, keep-alive.
@@ -237,56 +222,7 @@ function runClient(config: ClientConfig): Promise<ClientResult> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Upstreams: answer at once; vLLM metrics with the requests they hold as running.
-
-interface Upstream {
-  port: number;
-  close(): Promise<void>;
-}
-
-const COMPLETION = JSON.stringify({
-  id: 'cmpl-bench',
-  object: 'text_completion',
-  created: 0,
-  model: MODEL,
-  choices: [{ index: 0, text: 'ok', logprobs: null, finish_reason: 'length', stop_reason: null }],
-  usage: { prompt_tokens: 0, completion_tokens: 1, total_tokens: 1, prompt_tokens_details: { cached_tokens: 0 } },
-});
-
-function startUpstream(): Promise<Upstream> {
-  let running = 0;
-  const server = http.createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/metrics') {
-      res.setHeader('content-type', 'text/plain; version=0.0.4');
-      res.end(
-        `vllm:num_requests_running{model_name="${MODEL}"} ${running}\n` +
-          `vllm:num_requests_waiting{model_name="${MODEL}"} 0\n` +
-          `vllm:kv_cache_usage_perc{model_name="${MODEL}"} 0\n`,
-      );
-      return;
-    }
-    running++;
-    req.on('data', () => {});
-    req.on('end', () => {
-      running--;
-      res.setHeader('content-type', 'application/json');
-      res.end(COMPLETION);
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({
-        port: (server.address() as AddressInfo).port,
-        close: () =>
-          new Promise<void>((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      }),
-    ),
-  );
-}
+// Upstreams (bench/lib/gateway-load.ts): answer at once; vLLM metrics with the requests they hold as running.
 
 // ---------------------------------------------------------------------------------------------------
 // Envoy: the GIE gateway listener and a plain one on the same upstreams.

@@ -4,13 +4,16 @@
 // decides. Each run writes bench/results/routing-<name>.json (the --json report) and its charts into
 // bench/results/routing-<name>/, and prints the comparison table and the issue's targets.
 // `--only a,b` runs some of them; `--traces DIR` says where the Mooncake traces are (default
-// ../shared/traces beside the repository). Progress goes to stderr. Long: hours on two cores.
+// ../shared/traces beside the repository). `--requests N`, `--strategies a,b` and `--time-scale X`
+// shorten a run (the full set takes hours on two cores); the command line is recorded in each JSON's
+// run.command, so a shortened run says what it was. Progress goes to stderr.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createLogger } from '../src/common/log.ts';
 import { Progress } from '../src/common/progress.ts';
-import { STRATEGY_ORDER, runRoutingBenchmark } from '../src/demo/harness.ts';
+import type { StrategyName } from '../src/api/endpoint-picker-config.ts';
+import { STRATEGY_ORDER, parseStrategies, runRoutingBenchmark } from '../src/demo/harness.ts';
 import { presetFor, workloadKind } from '../src/demo/presets.ts';
 import { renderCharts } from '../src/demo/report/charts.ts';
 import { comparisonTable } from '../src/demo/report/tables.ts';
@@ -45,9 +48,20 @@ const RUNS: RunSpec[] = [
   },
 ];
 
-function parseArgs(argv: string[]): { only: Set<string> | null; traces: string } {
-  let only: Set<string> | null = null;
-  let traces = path.resolve(ROOT, '../shared/traces');
+interface BenchArgs {
+  only: Set<string> | null;
+  traces: string;
+  /** Overrides every run's request count (built-ins: exactly this many; traces: the first this many). */
+  requests?: number;
+  strategies: readonly StrategyName[];
+  /** Overrides the preset's time scale. */
+  timeScale?: number;
+}
+
+const USAGE = `usage: node bench/routing.ts [--only ${RUNS.map((r) => r.name).join(',')}] [--traces DIR] [--requests N] [--strategies ${STRATEGY_ORDER.join(',')}] [--time-scale X]`;
+
+function parseArgs(argv: string[]): BenchArgs {
+  const args: BenchArgs = { only: null, traces: path.resolve(ROOT, '../shared/traces'), strategies: STRATEGY_ORDER };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -57,21 +71,31 @@ function parseArgs(argv: string[]): { only: Set<string> | null; traces: string }
       return v;
     };
     if (flag === '--only') {
-      only = new Set(value().split(','));
+      const only = new Set(value().split(','));
       for (const name of only)
         if (!RUNS.some((r) => r.name === name))
           throw new Error(`--only: unknown run "${name}"; runs: ${RUNS.map((r) => r.name).join(', ')}`);
-    } else if (flag === '--traces') traces = path.resolve(value());
-    else
-      throw new Error(
-        `unknown argument "${arg}"; usage: node bench/routing.ts [--only ${RUNS.map((r) => r.name).join(',')}] [--traces DIR]`,
-      );
+      args.only = only;
+    } else if (flag === '--traces') args.traces = path.resolve(value());
+    else if (flag === '--requests') {
+      const text = value();
+      if (!/^\d+$/.test(text) || Number(text) < 1) throw new Error(`--requests expects a positive integer, got "${text}"`);
+      args.requests = Number(text);
+    } else if (flag === '--strategies') args.strategies = parseStrategies(value());
+    else if (flag === '--time-scale') {
+      const text = value();
+      const x = Number(text);
+      if (text.trim() === '' || !Number.isFinite(x) || x <= 0) throw new Error(`--time-scale expects a positive number, got "${text}"`);
+      args.timeScale = x;
+    } else throw new Error(`unknown argument "${arg}"; ${USAGE}`);
   }
-  return { only, traces };
+  return args;
 }
 
 async function main(): Promise<void> {
-  const { only, traces } = parseArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const { only, traces, requests, strategies, timeScale } = parseArgs(argv);
+  const command = ['node bench/routing.ts', ...argv].join(' ');
   const log = createLogger({ level: 'warn', component: 'bench-routing' });
   for (const spec of RUNS) {
     if (only && !only.has(spec.name)) continue;
@@ -82,21 +106,22 @@ async function main(): Promise<void> {
       continue;
     }
     const preset = presetFor(workloadKind(workload), false, spec.pods);
+    const count = requests ?? spec.requests;
     let progress: Progress | undefined;
     const started = performance.now();
     const result = await runRoutingBenchmark({
       workload,
       quick: false,
-      ...(spec.requests !== undefined ? { requests: spec.requests } : {}),
+      ...(count !== undefined ? { requests: count } : {}),
       seed: 1,
       model: 'Qwen/Qwen3-0.6B',
       tokenizer: 'npm:qwen3',
       pods: spec.pods,
-      strategies: STRATEGY_ORDER,
+      strategies,
       arrivals: { kind: 'closed', concurrency: preset.concurrency, rampUp: true },
       kvBlocks: preset.kvBlocks,
       blockSize: 16,
-      timeScale: preset.timeScale,
+      timeScale: timeScale ?? preset.timeScale,
       gateway: { kind: 'auto' },
       routerTls: true,
       requestTimeoutMs: 1_800_000,
@@ -113,7 +138,8 @@ async function main(): Promise<void> {
     progress?.finish();
     const json = path.join(RESULTS, `routing-${spec.name}.json`);
     mkdirSync(RESULTS, { recursive: true });
-    writeFileSync(json, `${JSON.stringify(result.report, null, 2)}\n`);
+    const report = { ...result.report, run: { ...result.report.run, command } };
+    writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
     const chartDir = path.join(RESULTS, `routing-${spec.name}`);
     mkdirSync(chartDir, { recursive: true });
     for (const [name, svg] of Object.entries(renderCharts(result.report, result.ttftSamples)))

@@ -162,6 +162,9 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
       '0',
       '--grpc-port',
       '0',
+      // indexer.yaml gives the probe and metrics listener a fixed port; two indexers on one host need their own.
+      '--metrics-port',
+      '0',
       '--block-size',
       String(BLOCK),
       '--tokenizer-workers',

@@ -119,11 +119,13 @@ describeKube('router endpoint source against kube-apiserver', () => {
     routerKubeConfig = new KubeConfig();
     routerKubeConfig.loadFromFile(file);
 
-    // An engine's /metrics on pod A's address, so the source's endpoints are scraped end to end.
+    // An engine's /metrics on every loopback address (the pods' IPs 127.0.0.2, .3, ...), so the source's
+    // endpoints are scraped end to end. Each pod must answer: the snapshot leaves out an endpoint whose
+    // scrape finds nothing listening (a killed pod).
     metricsServer = http.createServer((_req, res) =>
       res.end('vllm:num_requests_waiting{model_name="m"} 3\nvllm:kv_cache_usage_perc{model_name="m"} 0.25\n'),
     );
-    await new Promise<void>((r) => metricsServer.listen(0, '127.0.0.2', r));
+    await new Promise<void>((r) => metricsServer.listen(0, '0.0.0.0', r));
     metricsPort = (metricsServer.address() as AddressInfo).port;
   }, 120_000);
 

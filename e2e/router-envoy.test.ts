@@ -183,8 +183,8 @@ describeEnvoy(title('the router behind a real Envoy (GIE standalone gateway), wi
   /**
    * Envoy as GIE's standalone gateway in front of `router`. Fail-open adds what makes FailOpen pass
    * traffic (envoyGatewayConfig's fallback): a route to a round-robin pool of the pods for requests
-   * without a pick, and a health check of the router, without which Envoy 1.40 fails open only for
-   * requests whose body never reached the dead router's ext_proc stream.
+   * without a pick, buffered request bodies (Envoy keeps the body it sent the router, so it can still
+   * fail open when the router dies), and the router's health check and outlier ejection.
    */
   async function startGateway(router: Router, failOpen: boolean): Promise<RunningEnvoy> {
     const config = envoyGatewayConfig({

@@ -119,6 +119,15 @@ export interface KubeEnv {
    * it rediscovers resources only every 30 s, and owners of undiscovered kinds are not watched.
    */
   startGarbageCollector(): Promise<void>;
+  /** etcd's client URL (its v3 JSON gateway answers there too, e.g. POST /v3/kv/compaction). */
+  readonly etcdUrl: string;
+  /** Kills kube-apiserver (SIGKILL by default), leaving etcd running; resolves once it has exited. */
+  stopApiServer(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Starts kube-apiserver again on the same port, certificates and etcd, with `extraArgs` appended to
+   * the flags it started with (a later flag wins); resolves once /readyz answers.
+   */
+  startApiServer(extraArgs?: string[]): Promise<void>;
   logs(): string;
   stop(): Promise<void>;
 }
@@ -134,14 +143,15 @@ function kubeconfigFor(server: string, caFile: string, token: string): string {
   });
 }
 
-export async function startKube(options: { gc?: boolean } = {}): Promise<KubeEnv> {
+export async function startKube(options: { gc?: boolean; apiServerArgs?: string[] } = {}): Promise<KubeEnv> {
   // gc defaults to off so callers can install CRDs first and then call startGarbageCollector().
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvroute-kube-'));
   const procs: ChildProcess[] = [];
   const logs: string[] = [];
   const launch = (bin: string, args: string[]) => {
     const p = spawn(path.join(KUBE_BIN_DIR, bin), args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    const logFile = fs.createWriteStream(path.join(dir, `${bin}.log`));
+    // Appended: a restarted kube-apiserver keeps its earlier log.
+    const logFile = fs.createWriteStream(path.join(dir, `${bin}.log`), { flags: 'a' });
     p.stdout!.pipe(logFile);
     p.stderr!.pipe(logFile);
     p.once('exit', (code, signal) => logs.push(`${bin} exited code=${code} signal=${signal}`));
@@ -169,7 +179,7 @@ export async function startKube(options: { gc?: boolean } = {}): Promise<KubeEnv
       '--unsafe-no-fsync=true',
       '--log-level=warn',
     ]);
-    launch('kube-apiserver', [
+    const apiServerFlags = [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
       `--cert-dir=${dir}`,
       `--tls-cert-file=${path.join(dir, 'apiserver.crt')}`,
@@ -188,7 +198,9 @@ export async function startKube(options: { gc?: boolean } = {}): Promise<KubeEnv
       // No controller creates the default ServiceAccount here, so pods could not be admitted with it.
       '--disable-admission-plugins=ServiceAccount',
       '--v=1',
-    ]);
+      ...(options.apiServerArgs ?? []),
+    ];
+    let apiServer = launch('kube-apiserver', apiServerFlags);
     const server = `https://127.0.0.1:${apiPort}`;
     const kubeconfigPath = path.join(dir, 'kubeconfig');
     fs.writeFileSync(kubeconfigPath, kubeconfigFor(server, path.join(dir, 'ca.crt'), token));
@@ -244,6 +256,32 @@ export async function startKube(options: { gc?: boolean } = {}): Promise<KubeEnv
         return gc;
       },
       startGarbageCollector,
+      etcdUrl: `http://127.0.0.1:${etcdPort}`,
+      stopApiServer: async (signal: NodeJS.Signals = 'SIGKILL') => {
+        const p = apiServer;
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        await new Promise<void>((resolve) => {
+          p.once('exit', () => resolve());
+          p.kill(signal);
+        });
+      },
+      startApiServer: async (extraArgs: string[] = []) => {
+        if (apiServer.exitCode === null && apiServer.signalCode === null) throw new Error('kube-apiserver is still running');
+        const p = launch('kube-apiserver', [...apiServerFlags, ...extraArgs]);
+        apiServer = p;
+        const exited = new Promise<never>((_, reject) =>
+          p.once('exit', (code, signal) => reject(new Error(`kube-apiserver exited on restart code=${code} signal=${signal}; see ${dir}`))),
+        );
+        exited.catch(() => {});
+        await Promise.race([
+          until(() => client.request<string>('GET', '/readyz').then(() => true), {
+            message: 'restarted kube-apiserver /readyz',
+            timeoutMs: 90_000,
+            intervalMs: 100,
+          }),
+          exited,
+        ]);
+      },
       logs: () => logs.join('\n'),
       stop: async () => {
         client.close();

@@ -47,6 +47,8 @@ const RESOURCE_SCOPE: Record<string, 'target' | 'cluster'> = {
   'policy/poddisruptionbudgets': 'target',
   // The router's DestinationRule sits beside the pool (TLS origination to the router Service).
   'networking.istio.io/destinationrules': 'target',
+  // Each pool's NetworkPolicies sit beside its router and model-server pods.
+  'networking.k8s.io/networkpolicies': 'target',
   // Cluster-scoped kinds.
   '/namespaces': 'cluster',
   'apiextensions.k8s.io/customresourcedefinitions': 'cluster',

@@ -213,18 +213,22 @@ schedulingProfiles:
     );
   });
 
-  it("has kvroute's default: load bound, precise prefix 3, queue 1, KV 1, max-score picker, indexer at 127.0.0.1:9004", () => {
+  it("has kvroute's default: load bound, precise prefix 3 (indexer at 127.0.0.1:9004, 200 ms), queue 1, KV 1, running requests 1, max-score picker", () => {
     const profile = DEFAULT_ENDPOINT_PICKER_CONFIG.schedulingProfiles[0]!;
     expect(profile.plugins).toEqual([
       { pluginRef: 'load-bound-filter', weight: 1 },
       { pluginRef: 'precise-prefix-cache-scorer', weight: 3 },
       { pluginRef: 'queue-scorer', weight: 1 },
       { pluginRef: 'kv-cache-utilization-scorer', weight: 1 },
+      { pluginRef: 'running-requests-scorer', weight: 1 },
       { pluginRef: 'max-score-picker', weight: 1 },
     ]);
     expect(DEFAULT_ENDPOINT_PICKER_CONFIG.plugins.find((p) => p.type === 'precise-prefix-cache-scorer')?.parameters).toEqual({
       indexerAddress: '127.0.0.1:9004',
+      timeoutMs: 200,
     });
+    // The benchmark's precise-prefix strategy waits for the indexer as long as kvroute's default does.
+    expect(STRATEGY_CONFIGS['precise-prefix'].plugins[0]!.parameters).toEqual({ indexerAddress: '127.0.0.1:9004', timeoutMs: 200 });
     expect(STRATEGY_CONFIGS.kvroute).toBe(DEFAULT_ENDPOINT_PICKER_CONFIG);
   });
 
@@ -246,6 +250,7 @@ schedulingProfiles:
         'precise-prefix-cache-scorer*3',
         'queue-scorer*1',
         'kv-cache-utilization-scorer*1',
+        'running-requests-scorer*1',
         'max-score-picker*1',
       ],
     });

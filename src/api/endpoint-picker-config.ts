@@ -263,8 +263,26 @@ export function parseEndpointPickerConfig(text: string, source: string): Endpoin
 export const DEFAULT_INDEXER_ADDRESS = '127.0.0.1:9004';
 
 /**
- * kvroute's default: the precise prefix (the indexer) weighted 3, queue depth and KV utilisation 1
- * each, behind the load bound that keeps a hot prefix from piling onto one warm pod.
+ * How long the default profile waits for the indexer before the precise scorer abstains. A miss
+ * routes on load alone and usually costs a cold prefill (about 2.5 s more to first token for a
+ * 4,000-token prompt on the reference numbers), while the answer is normally a few ms but takes
+ * tens of ms when the indexer tokenizes a long uncached chat prompt (ADR 0005) or shares its cores:
+ * in the demo (pods, indexer, router and gateway on two busy cores) a 50 ms deadline was missed by
+ * 10-15% of requests. 200 ms keeps fail-open (a hung indexer costs each request at most this) while
+ * no longer abstaining on a slow answer.
+ */
+const INDEXER_TIMEOUT_MS = 200;
+
+/**
+ * kvroute's default: behind the load bound (filters/load-bound.ts, c = 1.25, floor 3 requests), the
+ * precise prefix (the indexer) weighted 3 and three load scorers weighted 1 each: the engine's queue,
+ * its KV utilisation, and this router's requests in flight. The first two stay flat until an engine
+ * saturates (nothing waits below its batch limit; usage counts only running requests' blocks), so
+ * without the third a match of a block or two that every prompt shares (a platform preamble, the
+ * Mooncake conversation trace's first block) decided where every new prefix went: all onto the
+ * first warm pod (51.6% of the conversation trace's requests on one of 8 pods). The in-flight count
+ * is live, so such near-ties go to the idle pods, while a pod holding a third more of the prompt
+ * than the others (3 x 1/3 = the in-flight scorer's whole range) still keeps the request.
  */
 export const DEFAULT_ENDPOINT_PICKER_CONFIG: EndpointPickerConfig = validateEndpointPickerConfig(
   {
@@ -272,9 +290,10 @@ export const DEFAULT_ENDPOINT_PICKER_CONFIG: EndpointPickerConfig = validateEndp
     kind: 'EndpointPickerConfig',
     plugins: [
       { type: 'load-bound-filter' },
-      { type: 'precise-prefix-cache-scorer', parameters: { indexerAddress: DEFAULT_INDEXER_ADDRESS } },
+      { type: 'precise-prefix-cache-scorer', parameters: { indexerAddress: DEFAULT_INDEXER_ADDRESS, timeoutMs: INDEXER_TIMEOUT_MS } },
       { type: 'queue-scorer' },
       { type: 'kv-cache-utilization-scorer' },
+      { type: 'running-requests-scorer' },
       { type: 'max-score-picker' },
     ],
     schedulingProfiles: [
@@ -285,6 +304,7 @@ export const DEFAULT_ENDPOINT_PICKER_CONFIG: EndpointPickerConfig = validateEndp
           { pluginRef: 'precise-prefix-cache-scorer', weight: 3 },
           { pluginRef: 'queue-scorer', weight: 1 },
           { pluginRef: 'kv-cache-utilization-scorer', weight: 1 },
+          { pluginRef: 'running-requests-scorer', weight: 1 },
           { pluginRef: 'max-score-picker' },
         ],
       },
@@ -341,7 +361,11 @@ export const STRATEGY_CONFIGS: Record<StrategyName, EndpointPickerConfig> = {
   ),
   'precise-prefix': strategy(
     [
-      { type: 'precise-prefix-cache-scorer', parameters: { indexerAddress: DEFAULT_INDEXER_ADDRESS }, weight: 1 },
+      {
+        type: 'precise-prefix-cache-scorer',
+        parameters: { indexerAddress: DEFAULT_INDEXER_ADDRESS, timeoutMs: INDEXER_TIMEOUT_MS },
+        weight: 1,
+      },
       { type: 'max-score-picker', weight: 1 },
     ],
     'precise-prefix',

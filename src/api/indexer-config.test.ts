@@ -7,14 +7,22 @@ import { parseIndexerConfig, readIndexerConfigFile } from './indexer-config.ts';
 describe('indexer config', () => {
   it('fills every default from a minimal central-mode config', () => {
     expect(parseIndexerConfig({ zmq: { bind: 'tcp://0.0.0.0:5557' } })).toEqual({
-      zmq: { bind: 'tcp://0.0.0.0:5557', pods: [], sourceIdleTimeoutSeconds: 0, dataParallelSize: 1 },
-      http: { host: '0.0.0.0', port: 8081 },
-      grpc: { host: '0.0.0.0', port: 9004 },
+      zmq: {
+        bind: 'tcp://0.0.0.0:5557',
+        pods: [],
+        sourceIdleTimeoutSeconds: 0,
+        dataParallelSize: 1,
+        maxBatchBytes: 16 * 1024 * 1024,
+        maxBatchEvents: 65_536,
+        maxMessageBytes: 64 * 1024 * 1024,
+      },
+      http: { host: '0.0.0.0', port: 8081, maxBodyBytes: 16 * 1024 * 1024 },
+      grpc: { host: '0.0.0.0', port: 9004, maxReceiveBytes: 16 * 1024 * 1024 },
       blockSize: 16,
       hashSeed: null,
       engineKeyParity: false,
       loras: {},
-      index: {},
+      index: { maxBlocksPerPod: 1 << 20 },
       tierWeights: { gpu: 1.0, cpu: 0.8 },
       tokenizers: {},
       defaultTokenizer: 'npm:qwen3',

@@ -126,10 +126,47 @@ export const IndexerConfig = z
          * so the indexer binds zmq.bind's port through port + dataParallelSize - 1.
          */
         dataParallelSize: z.int().min(1).max(256).default(1),
+        /** A KV-event payload larger than this is dropped undecoded and counted (reason too_large). */
+        maxBatchBytes: z
+          .int()
+          .min(1)
+          .default(16 * 1024 * 1024),
+        /** A batch of more events is dropped before any is decoded and counted (reason too_many_events). */
+        maxBatchEvents: z.int().min(1).default(65_536),
+        /** libzmq's frame limit (ZMQ_MAXMSGSIZE): a publisher sending more is disconnected before it is buffered. */
+        maxMessageBytes: z
+          .int()
+          .min(1)
+          .default(64 * 1024 * 1024),
       })
       .prefault({}),
-    http: z.strictObject({ host: z.string().default('0.0.0.0'), port: PORT.default(8081) }).prefault({}),
-    grpc: z.strictObject({ host: z.string().default('0.0.0.0'), port: PORT.default(9004) }).prefault({}),
+    http: z
+      .strictObject({
+        host: z.string().default('0.0.0.0'),
+        port: PORT.default(8081),
+        /** Larger request bodies (/v1/score, /v1/tokenize) are refused with 413 while being read. */
+        maxBodyBytes: z
+          .int()
+          .min(1)
+          .default(16 * 1024 * 1024),
+      })
+      .prefault({}),
+    grpc: z
+      .strictObject({
+        host: z.string().default('0.0.0.0'),
+        port: PORT.default(9004),
+        /** Larger Score requests are refused by grpc-js with RESOURCE_EXHAUSTED before they are parsed. */
+        maxReceiveBytes: z
+          .int()
+          .min(1)
+          .default(16 * 1024 * 1024),
+      })
+      .prefault({}),
+    /**
+     * A second HTTP listener with only /metrics, /healthz and /readyz, for kubelet and Prometheus when
+     * the scoring API listens on loopback (the router's sidecar, as the operator renders it). Unset: none.
+     */
+    metrics: z.strictObject({ host: z.string().default('0.0.0.0'), port: PORT }).optional(),
     /** Tokens per block in the index (vLLM's default block size is 16). */
     blockSize: z.int().min(1).max(4096).default(16),
     /** PYTHONHASHSEED of the vLLM pool, as a string; null when unset. Numbers are accepted and stringified. */
@@ -148,6 +185,11 @@ export const IndexerConfig = z
       .strictObject({
         maxKeys: z.int().min(1).optional(),
         maxPodsPerKey: z.int().min(1).optional(),
+        /** Entries one pod may hold; a BlockStored past it is dropped and counted (pod_block_limit). */
+        maxBlocksPerPod: z
+          .int()
+          .min(1)
+          .default(1 << 20),
       })
       .prefault({}),
     /** Score weight per storage tier (vLLM's medium, lower-cased). */

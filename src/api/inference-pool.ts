@@ -170,10 +170,14 @@ export type ModelServerSpec = z.infer<typeof ModelServerSpec>;
  * spec.router.schedulingProfile.scorerWeights.
  * @public a piece of the InferencePool API, exported with it
  */
+// Defaults equal the router's default profile (DEFAULT_ENDPOINT_PICKER_CONFIG), the one the routing
+// benchmark measures as `kvroute`: the running-requests scorer breaks near-ties of a shared preamble
+// towards idle pods (src/router/scheduling/README.md).
 export const ScorerWeights = z.object({
   prefixCache: z.int().min(0).max(100).default(3),
-  queueDepth: z.int().min(0).max(100).default(2),
-  kvCacheUtilization: z.int().min(0).max(100).default(2),
+  queueDepth: z.int().min(0).max(100).default(1),
+  kvCacheUtilization: z.int().min(0).max(100).default(1),
+  runningRequests: z.int().min(0).max(100).default(1),
 });
 
 /**

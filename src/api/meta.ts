@@ -134,5 +134,11 @@ export type ObjectMeta = z.infer<typeof ObjectMeta>;
 
 /** Turns zod issues into one line that names each offending field and what was expected. */
 export function describeIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+  return error.issues
+    .map((i) => {
+      // A bad record key (a label key, say): zod's own message is "Invalid key in record"; the key's issues say what was expected.
+      const message = i.code === 'invalid_key' ? i.issues.map((k) => k.message).join('; ') || i.message : i.message;
+      return `${i.path.length ? i.path.join('.') : '(root)'}: ${message}`;
+    })
+    .join('; ');
 }

@@ -11,6 +11,40 @@ function flagsOf(args: string[]): Parameters<typeof mergeFlags>[1] {
 }
 
 describe('kvroute indexer flags', () => {
+  it('keeps scoring on the listen host and adds a probe and metrics listener with --metrics-port, over the file', () => {
+    const file = { zmq: { bind: 'tcp://*:5557' }, http: { host: '127.0.0.1' }, metrics: { host: '10.0.0.1', port: 9091 } };
+    const config = parseIndexerConfig(mergeFlags(file, flagsOf(['--metrics-port', '0'])));
+    expect(config.http.host).toBe('127.0.0.1');
+    expect(config.metrics).toEqual({ host: '10.0.0.1', port: 0 });
+    expect(parseIndexerConfig(mergeFlags({ zmq: { bind: 'tcp://*:5557' } }, flagsOf([]))).metrics).toBeUndefined();
+    expect(parseIndexerConfig(mergeFlags({ zmq: { bind: 'tcp://*:5557' } }, flagsOf(['--metrics-port', '9091']))).metrics).toEqual({
+      host: '0.0.0.0',
+      port: 9091,
+    });
+  });
+
+  it('merges the input bounds over the file, with documented defaults', () => {
+    const defaults = parseIndexerConfig(mergeFlags({ zmq: { bind: 'tcp://*:5557' } }, flagsOf([])));
+    expect(defaults.zmq).toMatchObject({ maxBatchBytes: 16 * 1024 * 1024, maxBatchEvents: 65_536, maxMessageBytes: 64 * 1024 * 1024 });
+    expect(defaults.index.maxBlocksPerPod).toBe(1 << 20);
+    expect(defaults.http.maxBodyBytes).toBe(16 * 1024 * 1024);
+    expect(defaults.grpc.maxReceiveBytes).toBe(16 * 1024 * 1024);
+    const flags = flagsOf([
+      '--max-event-batch-bytes=1000',
+      '--max-event-batch-events=10',
+      '--zmq-max-message-bytes=4000',
+      '--max-blocks-per-pod=50',
+      '--max-http-body-bytes=2000',
+      '--grpc-max-receive-bytes=3000',
+    ]);
+    const config = parseIndexerConfig(mergeFlags({ zmq: { bind: 'tcp://*:5557', maxBatchEvents: 5 } }, flags));
+    expect(config.zmq).toMatchObject({ maxBatchBytes: 1000, maxBatchEvents: 10, maxMessageBytes: 4000 });
+    expect(config.index.maxBlocksPerPod).toBe(50);
+    expect(config.http.maxBodyBytes).toBe(2000);
+    expect(config.grpc.maxReceiveBytes).toBe(3000);
+    expect(() => flagsOf(['--max-blocks-per-pod=0'])).toThrow(/--max-blocks-per-pod expects an integer >= 1/);
+  });
+
   it('merges LoRA modules and the source idle timeout over the config file', () => {
     const file = { zmq: { bind: 'tcp://0.0.0.0:5557', sourceIdleTimeoutSeconds: 60 }, loras: { a: '/file/a', b: '/file/b' } };
     const flags = flagsOf(['--lora-module', 'b=/flag/b', '--lora-module', 'c=/flag/c', '--source-idle-timeout', '0']);

@@ -29,12 +29,19 @@ interface IndexerFlags {
   listenHost?: string;
   httpPort?: number;
   grpcPort?: number;
+  metricsPort?: number;
   blockSize?: number;
   hashSeed?: string;
   engineKeyParity?: boolean;
   loraModule: Array<[string, string]>;
   maxKeys?: number;
   maxPodsPerKey?: number;
+  maxBlocksPerPod?: number;
+  maxEventBatchBytes?: number;
+  maxEventBatchEvents?: number;
+  zmqMaxMessageBytes?: number;
+  maxHttpBodyBytes?: number;
+  grpcMaxReceiveBytes?: number;
   tokenizer: Array<[string, string]>;
   defaultTokenizer?: string;
   harmonyStartDate?: string;
@@ -131,14 +138,20 @@ export function mergeFlags(
   if (flags.sourceIdleTimeout !== undefined) zmq.sourceIdleTimeoutSeconds = flags.sourceIdleTimeout;
   if (flags.replayEndpointTemplate !== undefined) zmq.replayEndpointTemplate = flags.replayEndpointTemplate;
   if (flags.dpSize !== undefined) zmq.dataParallelSize = flags.dpSize;
+  if (flags.maxEventBatchBytes !== undefined) zmq.maxBatchBytes = flags.maxEventBatchBytes;
+  if (flags.maxEventBatchEvents !== undefined) zmq.maxBatchEvents = flags.maxEventBatchEvents;
+  if (flags.zmqMaxMessageBytes !== undefined) zmq.maxMessageBytes = flags.zmqMaxMessageBytes;
   merged.zmq = zmq;
   const http = section(file, 'http');
   const grpc = section(file, 'grpc');
   if (flags.listenHost !== undefined) http.host = grpc.host = flags.listenHost;
   if (flags.httpPort !== undefined) http.port = flags.httpPort;
   if (flags.grpcPort !== undefined) grpc.port = flags.grpcPort;
+  if (flags.maxHttpBodyBytes !== undefined) http.maxBodyBytes = flags.maxHttpBodyBytes;
+  if (flags.grpcMaxReceiveBytes !== undefined) grpc.maxReceiveBytes = flags.grpcMaxReceiveBytes;
   merged.http = http;
   merged.grpc = grpc;
+  if (flags.metricsPort !== undefined) merged.metrics = { ...section(file, 'metrics'), port: flags.metricsPort };
   if (flags.blockSize !== undefined) merged.blockSize = flags.blockSize;
   if (flags.hashSeed !== undefined) merged.hashSeed = flags.hashSeed;
   if (flags.engineKeyParity !== undefined) merged.engineKeyParity = flags.engineKeyParity;
@@ -146,6 +159,7 @@ export function mergeFlags(
   const index = section(file, 'index');
   if (flags.maxKeys !== undefined) index.maxKeys = flags.maxKeys;
   if (flags.maxPodsPerKey !== undefined) index.maxPodsPerKey = flags.maxPodsPerKey;
+  if (flags.maxBlocksPerPod !== undefined) index.maxBlocksPerPod = flags.maxBlocksPerPod;
   merged.index = index;
   if (flags.tokenizer.length > 0) merged.tokenizers = { ...section(file, 'tokenizers'), ...Object.fromEntries(flags.tokenizer) };
   if (flags.defaultTokenizer !== undefined) merged.defaultTokenizer = flags.defaultTokenizer;
@@ -208,9 +222,17 @@ export function command(): Command {
       'central mode: data-parallel ranks per pod; rank r publishes to the --zmq-bind port + r, so ports port..port+n-1 are bound (default 1)',
       intFlag('--dp-size', 1),
     )
-    .option('--listen-host <host>', 'address the HTTP and gRPC servers listen on (default 0.0.0.0)')
+    .option(
+      '--listen-host <host>',
+      "address the HTTP and gRPC scoring servers listen on (default 0.0.0.0; the operator's sidecar indexer.yaml sets 127.0.0.1)",
+    )
     .option('--http-port <port>', 'HTTP port: /v1/score, /v1/tokenize, /v1/pods, /metrics (default 8081)', intFlag('--http-port', 0))
     .option('--grpc-port <port>', 'gRPC port for the router (default 9004)', intFlag('--grpc-port', 0))
+    .option(
+      '--metrics-port <port>',
+      'a separate listener on 0.0.0.0 (metrics.host in the file) with only /metrics, /healthz and /readyz (default: none)',
+      intFlag('--metrics-port', 0),
+    )
     .option('--block-size <n>', 'tokens per block, as the vLLM pool runs (default 16)', intFlag('--block-size', 1))
     .option('--hash-seed <seed>', "the pool's PYTHONHASHSEED (default: unset)")
     .option('--engine-key-parity', 'the pool runs sha256_cbor with --hash-seed: compute engine keys instead of learning them')
@@ -226,6 +248,36 @@ export function command(): Command {
       intFlag('--max-keys', 1),
     )
     .option('--max-pods-per-key <n>', 'bound on pods remembered per block key', intFlag('--max-pods-per-key', 1))
+    .option(
+      '--max-blocks-per-pod <n>',
+      'bound on index entries one pod holds; a BlockStored past it is dropped and counted (default 1048576)',
+      intFlag('--max-blocks-per-pod', 1),
+    )
+    .option(
+      '--max-event-batch-bytes <n>',
+      'KV-event payloads larger than this are dropped undecoded and counted (default 16777216)',
+      intFlag('--max-event-batch-bytes', 1),
+    )
+    .option(
+      '--max-event-batch-events <n>',
+      'KV-event batches with more events are dropped and counted (default 65536)',
+      intFlag('--max-event-batch-events', 1),
+    )
+    .option(
+      '--zmq-max-message-bytes <n>',
+      'ZMQ_MAXMSGSIZE: a publisher sending a larger frame is disconnected before it is buffered (default 67108864)',
+      intFlag('--zmq-max-message-bytes', 1),
+    )
+    .option(
+      '--max-http-body-bytes <n>',
+      'larger /v1/score and /v1/tokenize bodies are refused with 413 (default 16777216)',
+      intFlag('--max-http-body-bytes', 1),
+    )
+    .option(
+      '--grpc-max-receive-bytes <n>',
+      'larger gRPC Score requests are refused with RESOURCE_EXHAUSTED (default 16777216)',
+      intFlag('--grpc-max-receive-bytes', 1),
+    )
     .option(
       '--tokenizer <model=source>',
       'tokenizer for a model: npm:qwen3|llama3_1|gptoss, tiktoken:o200k_harmony, dir:/path (repeatable; model "*" for any)',

@@ -53,6 +53,29 @@ describe('kvroute render', () => {
     );
   });
 
+  it('renders the pool NetworkPolicies with the peers given, none with --no-network-policies, and names a bad peer', () => {
+    // The GIE path: the referenced inference.networking.k8s.io pool comes on stdin.
+    const giePool =
+      'apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata: {name: gpt-oss, namespace: default}\nspec: {selector: {matchLabels: {app: gpt-oss-vllm}}, targetPorts: [{number: 8000}], endpointPickerRef: {name: gpt-oss-router, port: {number: 9002}}}\n';
+    const pool = ['-f', 'config/samples/inferencepool_gie.yaml', '-f', '-'];
+    const policies = (stdout: string) =>
+      YAML.parseAllDocuments(stdout)
+        .map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: any })
+        .filter((o) => o.kind === 'NetworkPolicy');
+    const peers = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'istio-system' } } }];
+    const withPeers = kvrouteRender([...pool, '--gateway-peers', JSON.stringify(peers)], giePool);
+    expect(withPeers.status).toBe(0);
+    const rendered = policies(withPeers.stdout);
+    expect(rendered.map((p) => p.metadata.name).sort()).toEqual(['gpt-oss-model-servers', 'gpt-oss-router']);
+    expect(JSON.stringify(rendered)).toContain('istio-system');
+    const none = kvrouteRender([...pool, '--no-network-policies'], giePool);
+    expect(none.status).toBe(0);
+    expect(policies(none.stdout)).toEqual([]);
+    const bad = kvrouteRender([...pool, '--gateway-peers', '[{"podSelector": 3}]'], giePool);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('--gateway-peers: [0.podSelector]');
+  });
+
   it('refuses an optional API it does not know in --api-versions and a missing file', () => {
     const api = kvrouteRender(['-f', 'config/samples/inferencepool_llama.yaml', '--api-versions', 'example.com/v1/Thing']);
     expect(api.status).not.toBe(0);

@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import YAML from 'yaml';
+import { peersFlag } from './operator.ts';
 import { renderDocuments, type RenderDocument, type RenderResult } from '../controllers/render.ts';
+import { DEFAULT_GATEWAY_PEERS } from '../controllers/pool/network-policy.ts';
 import { OPTIONAL_APIS, staticServedApis, type ApiKind } from '../controllers/runtime/optional-apis.ts';
 
 export interface RenderFlags {
@@ -18,6 +20,10 @@ export interface RenderFlags {
   gatewayNamespaces: string[];
   /** undefined: every optional API the operator knows is served. */
   apiVersions?: ApiKind[];
+  /** commander's --no-network-policies; undefined (programmatic callers): on. */
+  networkPolicies?: boolean;
+  gatewayPeers?: ReturnType<ReturnType<typeof peersFlag>>;
+  metricsPeers?: ReturnType<ReturnType<typeof peersFlag>>;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -91,6 +97,11 @@ export function render(flags: RenderFlags, stdin?: () => string): RenderResult {
     clusterDomain: flags.clusterDomain,
     gatewayNamespaces: new Set(flags.gatewayNamespaces),
     apis: staticServedApis(flags.apiVersions ?? OPTIONAL_APIS),
+    networkPolicy: {
+      enabled: flags.networkPolicies ?? true,
+      gatewayPeers: flags.gatewayPeers ?? DEFAULT_GATEWAY_PEERS,
+      ...(flags.metricsPeers ? { metricsPeers: flags.metricsPeers } : {}),
+    },
   });
 }
 
@@ -118,6 +129,17 @@ export function command(): Command {
       '--api-versions <list>',
       `optional APIs the target cluster serves, as group/version/Kind (default: all of ${OPTIONAL_APIS.map((a) => a.kind).join(', ')})`,
       apiVersionsFlag,
+    )
+    .option('--no-network-policies', "render no NetworkPolicies (the operator's --no-network-policies)")
+    .option(
+      '--gateway-peers <json>',
+      "JSON array of NetworkPolicy peers that may reach ext_proc (the operator's --gateway-peers)",
+      peersFlag('--gateway-peers'),
+    )
+    .option(
+      '--metrics-peers <json>',
+      "JSON array of NetworkPolicy peers that may scrape metrics (the operator's --metrics-peers)",
+      peersFlag('--metrics-peers'),
     )
     .action((flags: RenderFlags) => {
       // An invalid input throws a RenderError naming every problem; the kvroute entry point prints it and exits 1.

@@ -89,6 +89,28 @@ describe('kvroute router flags', () => {
     expect(() => flagsOf(['--endpoint-selector=app'])).toThrow(/--endpoint-selector expects KEY=VALUE/);
   });
 
+  it('passes the input bounds with their defaults, and refuses a bound below 1', () => {
+    expect(routerOptions(flagsOf(['--endpoints=10.0.0.1:8000']), silentLogger, {}).limits).toEqual({
+      maxRequestBodyBytes: 64 * 1024 * 1024,
+      maxRequestHeaders: 256,
+      maxRequestHeaderBytes: 256 * 1024,
+      maxConcurrentStreams: 10_000,
+    });
+    const flags = [
+      '--max-request-body-bytes=1024',
+      '--max-request-headers=8',
+      '--max-request-header-bytes=512',
+      '--max-concurrent-streams=2',
+    ];
+    expect(routerOptions(flagsOf(['--endpoints=10.0.0.1:8000', ...flags]), silentLogger, {}).limits).toEqual({
+      maxRequestBodyBytes: 1024,
+      maxRequestHeaders: 8,
+      maxRequestHeaderBytes: 512,
+      maxConcurrentStreams: 2,
+    });
+    expect(() => flagsOf(['--max-concurrent-streams=0'])).toThrow(/--max-concurrent-streams expects an integer >= 1/);
+  });
+
   it('takes the pool namespace from $POD_NAMESPACE, else "default"', () => {
     expect(routerOptions(flagsOf(['--endpoints=10.0.0.1:8000']), silentLogger, { POD_NAMESPACE: 'ml' }).poolNamespace).toBe('ml');
     expect(routerOptions(flagsOf(['--endpoints=10.0.0.1:8000']), silentLogger, {}).poolNamespace).toBe('default');

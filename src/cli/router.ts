@@ -29,6 +29,10 @@ export interface RouterFlags {
   metricsStalenessThreshold: number;
   drainTimeout: number;
   conformanceTestHooks?: boolean;
+  maxRequestBodyBytes: number;
+  maxRequestHeaders: number;
+  maxRequestHeaderBytes: number;
+  maxConcurrentStreams: number;
   kubeconfig?: string;
   logLevel: string;
 }
@@ -88,6 +92,15 @@ function portsFlag(text: string, previous: number[] | undefined): number[] {
   return [...(previous ?? []), ...ports];
 }
 
+function countFlag(flag: string) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1)
+      throw new InvalidArgumentError(`${flag} expects an integer >= 1, got "${text}"`);
+    return n;
+  };
+}
+
 function listFlag(text: string, previous: string[] | undefined): string[] {
   return [
     ...(previous ?? []),
@@ -137,6 +150,12 @@ export function routerOptions(flags: RouterFlags, log: Logger, env: NodeJS.Proce
     metricsStalenessMs: flags.metricsStalenessThreshold,
     drainTimeoutMs: flags.drainTimeout,
     ...(flags.conformanceTestHooks ? { conformanceTestHooks: true } : {}),
+    limits: {
+      maxRequestBodyBytes: flags.maxRequestBodyBytes,
+      maxRequestHeaders: flags.maxRequestHeaders,
+      maxRequestHeaderBytes: flags.maxRequestHeaderBytes,
+      maxConcurrentStreams: flags.maxConcurrentStreams,
+    },
     ...(kubeMode ? { kubeConfig: loadKubeConfig(flags.kubeconfig) } : {}),
     log,
   };
@@ -192,6 +211,25 @@ export function command(): Command {
     .option(
       '--conformance-test-hooks',
       'honour test-epp-endpoint-selection and echo x-conformance-test-served-endpoint (GIE conformance tests only: clients could steer requests)',
+    )
+    .option(
+      '--max-request-body-bytes <n>',
+      'larger request bodies are answered 413, checked as the body streams in',
+      countFlag('--max-request-body-bytes'),
+      64 * 1024 * 1024,
+    )
+    .option('--max-request-headers <n>', 'requests with more headers are answered 431', countFlag('--max-request-headers'), 256)
+    .option(
+      '--max-request-header-bytes <n>',
+      'requests whose header names and values total more bytes are answered 431',
+      countFlag('--max-request-header-bytes'),
+      256 * 1024,
+    )
+    .option(
+      '--max-concurrent-streams <n>',
+      'ext_proc streams (requests) served at once; one more is answered 503 router-overloaded',
+      countFlag('--max-concurrent-streams'),
+      10_000,
     )
     .option('--kubeconfig <path>', 'kubeconfig for Kubernetes mode (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))

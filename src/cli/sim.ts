@@ -56,6 +56,7 @@ interface SimFlags {
   publisherStallAfterMs?: number;
   publisherStallMs: number;
   dropEventBatchRate: number;
+  debugEndpoints: boolean;
   seed: number;
   logLevel: string;
 }
@@ -98,6 +99,11 @@ export function command(): Command {
     .option('--publisher-stall-after-ms <ms>', 'wall ms after start when the event publisher stalls', num)
     .option('--publisher-stall-ms <ms>', 'how long the publisher stalls (batches queue, then flush)', num, 0)
     .option('--drop-event-batch-rate <p>', 'fraction of event batches never sent (still replayable)', num, 0)
+    .option(
+      '--debug-endpoints',
+      'serve /debug/kv-cache (resident blocks) and /debug/faults (hang, metrics stall, dropped batches, publisher stall at run time); no authentication, tests only',
+      false,
+    )
     .option('--seed <n>', 'seed for generated tokens and fault injection', num, 0)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
     .action(async (flags: SimFlags) => {
@@ -158,6 +164,7 @@ export function command(): Command {
             publisherStallAfterMs: flags.publisherStallAfterMs ?? null,
             publisherStallMs: flags.publisherStallMs,
             dropEventBatchRate: flags.dropEventBatchRate,
+            debugEndpoints: flags.debugEndpoints,
             seed: flags.seed + i,
           };
           pods.push(await startSimPod(parseSimPodConfig(input), { tokenizer, log }));

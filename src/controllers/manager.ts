@@ -26,6 +26,9 @@ import { LeaderElector } from './runtime/leader-election.ts';
 import { createControllerMetrics } from './runtime/metrics.ts';
 import { ENVOY_FILTER_API, GIE_INFERENCE_POOL_API, OPTIONAL_APIS, OptionalApis, crdName } from './runtime/optional-apis.ts';
 import { OptionalInformer } from './runtime/optional-informer.ts';
+import { createInformerMetrics, withInformerMetrics } from './runtime/informer-metrics.ts';
+import { OPERATOR_INFORMER_BACKOFF } from './runtime/informer-backoff.ts';
+import type { NetworkPolicyOptions } from './pool/network-policy.ts';
 
 /** Where the operator talks to the API server: over HTTP by default; unit tests pass an in-memory fake. */
 export interface OperatorKube {
@@ -36,7 +39,11 @@ export interface OperatorKube {
 
 function httpKube(kc: KubeConfig): OperatorKube {
   const client = new KubeClient(kc);
-  return { client, informer: (options) => new Informer(kc, client, options), close: () => client.close() };
+  return {
+    client,
+    informer: (options) => new Informer(kc, client, { backoff: OPERATOR_INFORMER_BACKOFF, ...options }),
+    close: () => client.close(),
+  };
 }
 
 export interface OperatorOptions {
@@ -56,6 +63,8 @@ export interface OperatorOptions {
   clusterDomain: string;
   /** Namespaces besides a pool's own where pools may place gateway objects (EnvoyFilters); none when absent. */
   gatewayNamespaces?: readonly string[];
+  /** The pools' NetworkPolicies; on, with the default gateway peers, when absent. */
+  networkPolicy?: NetworkPolicyOptions;
   resyncMs: number;
   workers?: number;
   metricsPort?: number;
@@ -113,7 +122,7 @@ export class Operator {
     const { log, namespace } = options;
     const kube = options.kube ?? (options.kubeConfig ? httpKube(options.kubeConfig) : undefined);
     if (!kube) throw new Error('the operator needs a kubeConfig (or, in tests, a kube backend)');
-    this.kube = kube;
+    this.kube = withInformerMetrics(kube, createInformerMetrics(options.registry));
     this.client = this.kube.client;
     const ns = namespace ? `/namespaces/${namespace}` : '';
     const crPath = (plural: string) => `/apis/${API_GROUP}/${API_VERSION}${ns}/${plural}`;
@@ -136,6 +145,8 @@ export class Operator {
       Deployment: make('deployments', `/apis/apps/v1${ns}/deployments`, managed),
       Service: make('services', `/api/v1${ns}/services`, managed),
       ConfigMap: make('configmaps', `/api/v1${ns}/configmaps`, managed),
+      // Watched so a policy deleted or loosened by hand is put back at once: it is what keeps the pool closed.
+      NetworkPolicy: make('networkpolicies', `/apis/networking.k8s.io/v1${ns}/networkpolicies`, managed),
     };
     this.namespaces = make('namespaces', '/api/v1/namespaces');
     this.optionalApis = new OptionalApis({ client: this.client, log });
@@ -205,6 +216,7 @@ export class Operator {
         defaultImage: options.defaultImage,
         clusterDomain: options.clusterDomain,
         gatewayNamespaces: new Set(options.gatewayNamespaces ?? []),
+        ...(options.networkPolicy ? { networkPolicy: options.networkPolicy } : {}),
       },
     });
     const modelReconciler = new ModelReconciler({ client: this.client, pools: this.pools, models: this.models, log, events });

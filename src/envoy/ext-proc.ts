@@ -175,7 +175,8 @@ export function headerValueText(header: HeaderValue): string {
 
 /** Headers by lower-cased name; repeated headers are joined with ', ' as HTTP allows (not for set-cookie). */
 export function headersToRecord(map: HeaderMap | null | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: a header named __proto__ or constructor is a header, not an inherited member.
+  const out = Object.create(null) as Record<string, string>;
   for (const h of map?.headers ?? []) {
     const key = h.key.toLowerCase();
     const text = headerValueText(h);

@@ -9,8 +9,10 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import type { IndexerConfig } from '../api/indexer-config.ts';
 import { HttpError, readJson, sendJson, startHttpServer, type RouteHandler } from '../common/http.ts';
 import type { Logger } from '../common/log.ts';
-import { createPodDiscovery } from './discovery/pod-discovery.ts';
+import { createPodDiscovery, type PodDiscovery } from './discovery/pod-discovery.ts';
 import { EventIngestor } from './events/ingestor.ts';
+import { SourceTrust } from './events/source-trust.ts';
+import { ReadyPods } from './discovery/ready-pods.ts';
 import { endpointForRank, replayEndpointFromTemplate } from '../vllm/events/topic.ts';
 import { startGrpcServer } from './grpc/server.ts';
 import { BlockIndex } from './index/block-index.ts';
@@ -32,6 +34,8 @@ const SHED_HTTP_STATUS = { overloaded: 429, deadline: 504, cancelled: 499 } as c
 export interface IndexerServer {
   httpPort: number;
   grpcPort: number;
+  /** The probe and metrics listener's port, when config.metrics asks for one. */
+  metricsPort?: number;
   service: IndexerService;
   close(): Promise<void>;
 }
@@ -65,10 +69,10 @@ function requestMetrics(registry: Registry) {
   };
 }
 
-/** Parses a body, turning a client mistake into a 400 that names the field. */
-async function parsedBody(req: http.IncomingMessage) {
+/** Parses a body of at most maxBytes (413 past it), turning a client mistake into a 400 that names the field. */
+async function parsedBody(req: http.IncomingMessage, maxBytes: number) {
   try {
-    return parseScoreBody(await readJson(req));
+    return parseScoreBody(await readJson(req, maxBytes));
   } catch (err) {
     if (err instanceof RequestError) throw new HttpError(400, err.message);
     throw err;
@@ -131,6 +135,7 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       blockSize: config.blockSize,
       maxKeys: config.index.maxKeys,
       maxPodsPerKey: config.index.maxPodsPerKey,
+      maxBlocksPerPod: config.index.maxBlocksPerPod,
       tierWeights: config.tierWeights,
       hashSeed: config.hashSeed,
       engineKeyParity: config.engineKeyParity,
@@ -141,30 +146,49 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
 
     const replayByPod = new Map(config.zmq.pods.map((p) => [p.name, p.replayEndpoint]));
     const replayTemplate = config.zmq.replayEndpointTemplate;
+    // Central mode with discovery: the pods publish to us, and only the pool's Ready pods may (ZAP on the
+    // peer address, and the pod a topic names); discovery keeps that set instead of connecting.
+    const readyPods: ReadyPods | undefined =
+      config.zmq.bind && config.zmq.discovery
+        ? new ReadyPods(
+            async (podId) => {
+              await ingestor.disconnectPod(podId);
+              index.removePod(podId);
+            },
+            (ip: string): boolean => discovery?.hasPod(ip) ?? false,
+          )
+        : undefined;
     const ingestor = new EventIngestor({
       sink: index,
       log: log.child({ component: 'events' }),
       registry,
       replayEndpoints: (podId) =>
-        replayByPod.get(podId) ?? (replayTemplate ? replayEndpointFromTemplate(replayTemplate, podId) : undefined),
+        replayByPod.get(podId) ??
+        (replayTemplate ? replayEndpointFromTemplate(replayTemplate, podId) : undefined) ??
+        readyPods?.replayEndpoint(podId),
       sourceIdleTimeoutMs: config.zmq.sourceIdleTimeoutSeconds * 1000,
+      maxBatchBytes: config.zmq.maxBatchBytes,
+      maxBatchEvents: config.zmq.maxBatchEvents,
+      zmqMaxMessageBytes: config.zmq.maxMessageBytes,
     });
     closers.push(() => ingestor.close());
     // vLLM's data-parallel rank r publishes to the bind port + r (the config checks the port is fixed).
     const zmqBound: string[] = [];
+    const trust = readyPods ? await SourceTrust.start(readyPods, log.child({ component: 'events' }), registry) : undefined;
+    if (trust) closers.push(() => trust.close());
     if (config.zmq.bind)
       for (let rank = 0; rank < config.zmq.dataParallelSize; rank++)
-        zmqBound.push(await ingestor.bind(endpointForRank(config.zmq.bind, rank)));
+        zmqBound.push(await ingestor.bind(endpointForRank(config.zmq.bind, rank), trust));
     for (const pod of config.zmq.pods) await ingestor.connectPod(pod.name, pod.endpoint, pod.replayEndpoint);
 
-    const discovery =
+    const discovery: PodDiscovery | undefined =
       config.zmq.discovery && deps.kubeConfig
         ? createPodDiscovery({
             kubeConfig: deps.kubeConfig,
             config: config.zmq.discovery,
             log: log.child({ component: 'discovery' }),
             registry,
-            subscriptions: {
+            subscriptions: readyPods ?? {
               connect: (podId, endpoint, replayEndpoint) => ingestor.connectPod(podId, endpoint, replayEndpoint),
               disconnect: async (podId) => {
                 await ingestor.disconnectPod(podId);
@@ -189,6 +213,7 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
     const grpcServer = await startGrpcServer({
       host: config.grpc.host,
       port: config.grpc.port,
+      maxReceiveBytes: config.grpc.maxReceiveBytes,
       service,
       log: log.child({ component: 'grpc' }),
       ready: isReady,
@@ -212,12 +237,12 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       ready: isReady,
       routes: {
         'POST /v1/score': measured('/v1/score', async (req, res) => {
-          const parsed = await parsedBody(req);
+          const parsed = await parsedBody(req, config.http.maxBodyBytes);
           const call = httpCall(res);
           sendJson(res, 200, await asHttpError(() => service.scoreParsed(parsed, call)));
         }),
         'POST /v1/tokenize': measured('/v1/tokenize', async (req, res) => {
-          const parsed = await parsedBody(req);
+          const parsed = await parsedBody(req, config.http.maxBodyBytes);
           const call = httpCall(res);
           const t = await asHttpError(() => service.tokenize(parsed, call));
           sendJson(res, 200, {
@@ -236,6 +261,18 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
       },
     });
     closers.push(() => httpServer.close());
+    // Probes and scrapes only: no route here reads the index or takes a request body.
+    const metricsServer = config.metrics
+      ? await startHttpServer({
+          host: config.metrics.host,
+          port: config.metrics.port,
+          log: log.child({ component: 'metrics' }),
+          registry,
+          ready: isReady,
+          routes: {},
+        })
+      : undefined;
+    if (metricsServer) closers.push(() => metricsServer.close());
 
     ready = true;
     // Not awaited: the servers answer /healthz while the first list is retried (say, RBAC missing).
@@ -243,7 +280,10 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
     log.info('indexer ready', {
       httpPort: httpServer.port,
       grpcPort: grpcServer.port,
+      ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
       mode: config.zmq.bind ? 'central' : config.zmq.discovery ? 'discovery' : 'per-pod',
+      // Central mode: whether only the pool's Ready pods may publish (with discovery) or anyone who reaches the port.
+      ...(config.zmq.bind ? { publishers: readyPods ? 'ready-pods' : 'any' } : {}),
       zmqBind: config.zmq.bind,
       // As bound, one per data-parallel rank (port 0 resolved), so whoever started the indexer can point publishers at it.
       zmqBound,
@@ -257,6 +297,7 @@ export async function startIndexerServer(config: IndexerConfig, deps: IndexerSer
     return {
       httpPort: httpServer.port,
       grpcPort: grpcServer.port,
+      ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
       service,
       close: async () => {
         ready = false;

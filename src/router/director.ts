@@ -20,7 +20,7 @@ import {
   type SchedulingResult,
 } from './types.ts';
 
-export type RouteStatus = 400 | 404 | 413 | 429 | 500 | 503;
+export type RouteStatus = 400 | 404 | 413 | 429 | 431 | 500 | 503;
 
 /** Why the router answers a request itself instead of routing it. */
 export class RouteError extends Error {

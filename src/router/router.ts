@@ -59,6 +59,8 @@ export interface RouterOptions {
   drainTimeoutMs?: number;
   /** GIE's conformance hooks (test-epp-endpoint-selection, x-conformance-test-served-endpoint); off by default. */
   conformanceTestHooks?: boolean;
+  /** Input bounds (defaults in RequestLimits' comments): larger requests get a 413 or 431, more streams a 503. */
+  limits?: RequestLimits;
 
   log: Logger;
   registry?: Registry;
@@ -66,6 +68,18 @@ export interface RouterOptions {
   endpointSource?: EndpointSource;
   indexerClient?: (address: string) => PrefixScorer;
   random?: () => number;
+}
+
+/** What the router accepts from the gateway; each is a flag of `kvroute router`. */
+export interface RequestLimits {
+  /** Request body bytes, enforced as the body streams in (413); default 64 MiB. */
+  maxRequestBodyBytes?: number;
+  /** Request headers (431); default 256. */
+  maxRequestHeaders?: number;
+  /** Bytes of header names and values (431); default 256 KiB. */
+  maxRequestHeaderBytes?: number;
+  /** Process streams open at once (503 beyond); default 10000. */
+  maxConcurrentStreams?: number;
 }
 
 export interface RunningRouter {
@@ -121,6 +135,7 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
   const log = options.log;
   const registry = options.registry ?? createRegistry();
   const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  const limits = options.limits ?? {};
   const closers: Array<() => Promise<void> | void> = [];
   const closeAll = async () => {
     for (const close of closers.splice(0).reverse()) {
@@ -211,8 +226,20 @@ export async function startRouter(options: RouterOptions): Promise<RunningRouter
       ...(options.certPath !== undefined ? { certPath: options.certPath } : {}),
       synced: () => endpoints.synced(),
       log: streamLog,
+      ...(limits.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: limits.maxConcurrentStreams } : {}),
+      // A BUFFERED body arrives in one message: room for the largest body and header block allowed.
+      maxReceiveMessageBytes: (limits.maxRequestBodyBytes ?? 64 * 1024 * 1024) + (limits.maxRequestHeaderBytes ?? 256 * 1024) + 1024 * 1024,
+      onRefused: (status, reason) => metrics.errors.inc({ code: String(status), reason }),
       handler: (call) =>
-        handleProcessStream(call, { director, log: streamLog, metrics, ...(options.conformanceTestHooks ? { testHooks: true } : {}) }),
+        handleProcessStream(call, {
+          director,
+          log: streamLog,
+          metrics,
+          ...(options.conformanceTestHooks ? { testHooks: true } : {}),
+          ...(limits.maxRequestBodyBytes !== undefined ? { maxRequestBodyBytes: limits.maxRequestBodyBytes } : {}),
+          ...(limits.maxRequestHeaders !== undefined ? { maxRequestHeaders: limits.maxRequestHeaders } : {}),
+          ...(limits.maxRequestHeaderBytes !== undefined ? { maxRequestHeaderBytes: limits.maxRequestHeaderBytes } : {}),
+        }),
     });
     closers.push(() => extProc.close());
 

@@ -49,6 +49,8 @@ const SimPodConfigSchema = z
     publisherStallAfterMs: z.number().nonnegative().nullable().default(null),
     publisherStallMs: z.number().nonnegative().default(0),
     dropEventBatchRate: z.number().min(0).max(1).default(0),
+    /** Serve /debug/kv-cache and /debug/faults (no authentication: tests and the chaos suite only). */
+    debugEndpoints: z.boolean().default(false),
     seed: z.number().int().default(0),
   })
   .superRefine((c, ctx) => {

@@ -1,10 +1,11 @@
 // One simulated vLLM pod: engine + prefix cache, KV event publisher, vLLM metrics in its own
 // registry, and the OpenAI-compatible HTTP server, wired from a SimPodConfig. Faults (failure rate,
-// slow start, publisher stall, dropped event batches) are applied here.
+// slow start, publisher stall, dropped event batches; with debugEndpoints a hung pod and a stalled
+// /metrics, switched at run time) are applied here.
 
 import { STATUS_CODES } from 'node:http';
 import { Counter, Registry } from 'prom-client';
-import { startHttpServer, type RunningHttpServer } from '../common/http.ts';
+import { startHttpServer, type RouteHandler, type RunningHttpServer } from '../common/http.ts';
 import type { Logger } from '../common/log.ts';
 import { mulberry32 } from '../common/random.ts';
 import { RealClock, type SimClock } from './clock.ts';
@@ -14,6 +15,7 @@ import { encodeEventBatch } from '../vllm/events/encode.ts';
 import { MsgpackWriter } from '../vllm/events/msgpack-writer.ts';
 import { KvEventPublisher } from './events/publisher.ts';
 import { requestHasher } from './hashing.ts';
+import { debugRoutes, FaultGate } from './debug.ts';
 import { registerVllmMetrics } from './metrics.ts';
 import {
   chatCompletionsRoute,
@@ -183,6 +185,41 @@ export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promi
     createdAt: Date.now(),
   };
 
+  const faults = new FaultGate();
+  const hung = () => faults.hang;
+  const routes = {
+    'GET /health': withOpenAiErrors(ctx, healthRoute(ctx)),
+    'GET /v1/models': withOpenAiErrors(ctx, modelsRoute(ctx)),
+    'POST /v1/completions': withOpenAiErrors(ctx, completionsRoute(ctx)),
+    'POST /v1/chat/completions': withOpenAiErrors(ctx, chatCompletionsRoute(ctx)),
+    'POST /reset_prefix_cache': withOpenAiErrors(ctx, resetPrefixCacheRoute(ctx)),
+  };
+  const served: Record<string, RouteHandler> = {};
+  if (config.debugEndpoints) {
+    for (const [key, handler] of Object.entries(routes)) served[key] = faults.gate(handler, hung);
+    served['GET /metrics'] = faults.gate(
+      async (_req, res) => {
+        const text = await registry.metrics();
+        res.writeHead(200, { 'content-type': registry.contentType });
+        res.end(text);
+      },
+      () => faults.hang || faults.metricsStall,
+    );
+    Object.assign(
+      served,
+      debugRoutes({
+        podId: config.podId,
+        blockSize: config.blockSize,
+        pool: engine.scheduler.kv.pool,
+        publisher,
+        hasher: ctx.hasherFor(null, null),
+        faults,
+      }),
+    );
+  } else {
+    Object.assign(served, routes);
+  }
+
   let http: RunningHttpServer;
   try {
     http = await startHttpServer({
@@ -191,13 +228,7 @@ export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promi
       log,
       registry,
       ready,
-      routes: {
-        'GET /health': withOpenAiErrors(ctx, healthRoute(ctx)),
-        'GET /v1/models': withOpenAiErrors(ctx, modelsRoute(ctx)),
-        'POST /v1/completions': withOpenAiErrors(ctx, completionsRoute(ctx)),
-        'POST /v1/chat/completions': withOpenAiErrors(ctx, chatCompletionsRoute(ctx)),
-        'POST /reset_prefix_cache': withOpenAiErrors(ctx, resetPrefixCacheRoute(ctx)),
-      },
+      routes: served,
       // Unknown routes and wrong methods answer as vLLM's HTTPException handler does: the status phrase as type.
       errorBody: (status, message) => openAiErrorBody(status, message, null, status === 500 ? undefined : STATUS_CODES[status]),
     });
@@ -226,6 +257,7 @@ export async function startSimPod(config: SimPodConfig, deps: SimPodDeps): Promi
     publisher,
     registry,
     async close() {
+      faults.releaseParked();
       await http.close();
       await engine.stop();
       await publisher?.close();

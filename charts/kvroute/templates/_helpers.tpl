@@ -104,6 +104,10 @@ verbs itself: the RBAC escalation check); manage the Gateway API InferencePool i
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
+# Each pool's NetworkPolicies: server-side applied, watched for drift, pruned; never replaced (no update).
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
 {{- end }}
 
 {{- define "kvroute.namespacesRule" -}}

@@ -18,6 +18,11 @@ export interface InformerOptions {
   log: Logger;
   /** Called each time a failed list/watch is scheduled to restart (for a restart counter). */
   onRestart?: () => void;
+  /**
+   * Called before each LIST: the first, then one per re-list (`relist` true), which follows a watch that
+   * expired (410 Gone: its resourceVersion was compacted away) or a list that failed (for a counter).
+   */
+  onList?: (relist: boolean) => void;
   /** Restart delays after failures: the first, doubling up to the last (default 500 ms to 30 s). */
   backoff?: { initialMs: number; maxMs: number };
 }
@@ -60,10 +65,20 @@ export class Informer<T extends KubernetesObject> implements SharedInformer<T> {
     this.log = options.log.child({ informer: options.name });
     this.backoff = options.backoff ?? { initialMs: INITIAL_RESTART_DELAY_MS, maxMs: MAX_RESTART_DELAY_MS };
     this.restartDelayMs = this.backoff.initialMs;
-    const list = () =>
-      client.list<T>(options.path, { labelSelector: options.labelSelector, fieldSelector: options.fieldSelector }) as unknown as ReturnType<
-        ConstructorParameters<typeof ListWatch<T>>[2]
-      >;
+    const list = () => {
+      // A list after the first sync replaces the cache: the watch could not resume where it left off.
+      if (this.synced) this.log.info('re-listing: the watch expired (410 Gone) or could not resume');
+      options.onList?.(this.synced);
+      const listed = client.list<T>(options.path, { labelSelector: options.labelSelector, fieldSelector: options.fieldSelector });
+      // ListWatch re-lists on its own when its first watch is refused with 410, after start() has
+      // returned: mark the cache synced once such a list has landed (ListWatch stores it synchronously
+      // after the await), or start() would wait forever.
+      listed.then(
+        () => setImmediate(() => this.markSyncedIfListed()),
+        () => {},
+      );
+      return listed as unknown as ReturnType<ConstructorParameters<typeof ListWatch<T>>[2]>;
+    };
     this.lw = new ListWatch<T>(options.path, new Watch(kc), list, false, options.labelSelector, options.fieldSelector);
     this.lw.on('add', (o) => this.emit('add', o));
     this.lw.on('update', (o) => this.emit('update', o));

@@ -32,6 +32,7 @@ const RESOURCES: Record<string, string> = {
   Lease: 'leases',
   EnvoyFilter: 'envoyfilters',
   DestinationRule: 'destinationrules',
+  NetworkPolicy: 'networkpolicies',
   InferencePool: 'inferencepools',
   InferenceModel: 'inferencemodels',
   CustomResourceDefinition: 'customresourcedefinitions',

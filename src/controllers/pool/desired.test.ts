@@ -1,6 +1,6 @@
 import { describe, it, expect } from '@jest/globals';
 import YAML from 'yaml';
-import { parseEndpointPickerConfig } from '../../api/endpoint-picker-config.ts';
+import { DEFAULT_ENDPOINT_PICKER_CONFIG, parseEndpointPickerConfig } from '../../api/endpoint-picker-config.ts';
 import { parseIndexerConfig } from '../../api/indexer-config.ts';
 import { testModel, testPool } from '../testing.ts';
 import { DESTINATION_RULE_API, ENVOY_FILTER_API, GIE_INFERENCE_POOL_API, staticServedApis } from '../runtime/optional-apis.ts';
@@ -102,7 +102,10 @@ describe('router builders', () => {
     const [router, indexer] = d.spec!.template.spec!.containers;
     expect(router!.ports!.map((p) => p.containerPort)).toEqual([9002, 9003, 9090]);
     expect(indexer!.args).toEqual(['indexer', '--config', '/etc/kvroute/indexer.yaml']);
-    expect(indexer!.ports!.map((p) => p.containerPort)).toEqual([8081, 9004]);
+    // Scoring listens on loopback; only the probe and metrics port is declared, and the probes use it.
+    expect(indexer!.ports!.map((p) => p.containerPort)).toEqual([9091]);
+    expect(indexer!.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 9091 });
+    expect(indexer!.livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 9091 });
     expect(indexer!.env).toEqual([{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
     expect(d.spec!.template.spec!.volumes![0]!.configMap!.name).toBe('llama-router');
     // Pods no longer publish to the router Service: each indexer connects to each pod.
@@ -149,7 +152,10 @@ describe('router builders', () => {
   it("renders router.yaml as an EndpointPickerConfig the router accepts: the pool's weights, load bound and the indexer sidecar", () => {
     const pool = testPool({
       ...served,
-      router: { loadBound: 1.5, schedulingProfile: { scorerWeights: { prefixCache: 5, queueDepth: 2, kvCacheUtilization: 1 } } },
+      router: {
+        loadBound: 1.5,
+        schedulingProfile: { scorerWeights: { prefixCache: 5, queueDepth: 2, kvCacheUtilization: 1, runningRequests: 4 } },
+      },
     });
     const text = buildRouterConfigMap(pool, []).data!['router.yaml']!;
     const config = parseEndpointPickerConfig(text, 'router.yaml');
@@ -159,6 +165,7 @@ describe('router builders', () => {
       { name: 'precise-prefix-cache-scorer', type: 'precise-prefix-cache-scorer', parameters: { indexerAddress: '127.0.0.1:9004' } },
       { name: 'queue-scorer', type: 'queue-scorer', parameters: {} },
       { name: 'kv-cache-utilization-scorer', type: 'kv-cache-utilization-scorer', parameters: {} },
+      { name: 'running-requests-scorer', type: 'running-requests-scorer', parameters: {} },
       { name: 'max-score-picker', type: 'max-score-picker', parameters: {} },
     ]);
     expect(config.schedulingProfiles).toEqual([
@@ -169,12 +176,20 @@ describe('router builders', () => {
           { pluginRef: 'precise-prefix-cache-scorer', weight: 5 },
           { pluginRef: 'queue-scorer', weight: 2 },
           { pluginRef: 'kv-cache-utilization-scorer', weight: 1 },
+          { pluginRef: 'running-requests-scorer', weight: 4 },
           { pluginRef: 'max-score-picker', weight: 1 },
         ],
       },
     ]);
     // The gateway, not the router, applies the failure mode.
     expect(text).not.toContain('failureMode');
+  });
+
+  it("renders a pool's default weights as the router's default profile, the one the routing benchmark measures", () => {
+    const weights = (c: { schedulingProfiles: Array<{ plugins: Array<{ pluginRef: string; weight: number }> }> }) =>
+      c.schedulingProfiles[0]!.plugins.map((p) => [p.pluginRef, p.weight]);
+    const config = parseEndpointPickerConfig(buildRouterConfigMap(testPool(served), []).data!['router.yaml']!, 'router.yaml');
+    expect(weights(config)).toEqual(weights(DEFAULT_ENDPOINT_PICKER_CONFIG));
   });
 
   it('leaves out a scorer weighted 0 and adds session affinity above every other scorer', () => {
@@ -190,12 +205,13 @@ describe('router builders', () => {
       'load-bound-filter',
       'precise-prefix-cache-scorer',
       'kv-cache-utilization-scorer',
+      'running-requests-scorer',
       'session-affinity-scorer',
       'max-score-picker',
     ]);
     // The router's scorer reads and sets x-session-token and takes no parameters.
-    expect(config.plugins[3]!.parameters).toEqual({});
-    expect(config.schedulingProfiles[0]!.plugins.find((p) => p.pluginRef === 'session-affinity-scorer')!.weight).toBe(6);
+    expect(config.plugins[4]!.parameters).toEqual({});
+    expect(config.schedulingProfiles[0]!.plugins.find((p) => p.pluginRef === 'session-affinity-scorer')!.weight).toBe(7);
     const off = parseEndpointPickerConfig(buildRouterConfigMap(testPool(served), []).data!['router.yaml']!, 'router.yaml');
     expect(off.plugins.map((p) => p.type)).not.toContain('session-affinity-scorer');
   });
@@ -239,7 +255,11 @@ describe('router builders', () => {
       podIdFrom: 'ip',
       notReadyGraceSeconds: 30,
     });
-    expect(indexer.index).toEqual({ maxKeys: 10_000_000, maxPodsPerKey: 32 });
+    expect(indexer.index).toMatchObject({ maxKeys: 10_000_000, maxPodsPerKey: 32 });
+    // The sidecar's scoring API answers the router over loopback only; probes and scrapes get their own port.
+    expect(indexer.http).toMatchObject({ host: '127.0.0.1', port: 8081 });
+    expect(indexer.grpc).toMatchObject({ host: '127.0.0.1', port: 9004 });
+    expect(indexer.metrics).toEqual({ host: '0.0.0.0', port: 9091 });
   });
 });
 
@@ -322,6 +342,8 @@ describe('desiredPoolObjects', () => {
       'Deployment/llama-router',
       'Service/llama-vllm',
       'Deployment/llama-vllm',
+      'NetworkPolicy/llama-router',
+      'NetworkPolicy/llama-model-servers',
     ]);
     const adopted = desiredPoolObjects(testPool({ model: served.model, selector: { matchLabels: { app: 'vllm' } } }), [], {
       ...options,
@@ -333,7 +355,7 @@ describe('desiredPoolObjects', () => {
       'Service/llama-vllm',
       'DestinationRule/llama-router',
     ]);
-    expect(adopted.apply.at(-1)!.apiVersion).toBe('inference.networking.k8s.io/v1');
+    expect(adopted.apply.find((o) => o.kind === 'InferencePool')!.apiVersion).toBe('inference.networking.k8s.io/v1');
   });
 
   it('names an API the spec needs and the cluster does not serve instead of building its object, and builds it once served', () => {

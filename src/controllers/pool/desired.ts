@@ -17,6 +17,13 @@ import { buildRouterDestinationRule, gatewayNamespace, gatewayNamespaceAllowed }
 import { GIE_POOL_API_VERSION, buildGieInferencePool, wantsGieInferencePool } from './gie-pool.ts';
 import { poolAdapters } from './lora.ts';
 import { buildModelServerDeployment, buildModelServerService } from './model-server.ts';
+import {
+  buildModelServerNetworkPolicy,
+  buildRouterNetworkPolicy,
+  DEFAULT_NETWORK_POLICY,
+  networkPolicyNames,
+  type NetworkPolicyOptions,
+} from './network-policy.ts';
 import { buildRouterConfigMap, buildRouterDeployment, buildRouterRbac, buildRouterService } from './router.ts';
 import { ownSelection, type PoolSelection } from './selection.ts';
 
@@ -49,6 +56,8 @@ export interface DesiredOptions {
    * --gateway-namespaces); none when absent.
    */
   gatewayNamespaces?: ReadonlySet<string>;
+  /** The pool's NetworkPolicies (the operator's --network-policies, --gateway-peers, --metrics-peers); on with defaults when absent. */
+  networkPolicy?: NetworkPolicyOptions;
 }
 
 export interface DesiredState {
@@ -117,6 +126,16 @@ export function desiredPoolObjects(pool: InferencePool, acceptedModels: Inferenc
       namespace: ns,
       name: names.router(name),
     });
+  }
+  // Who may reach the router and model-server pods (network-policy.ts). Applied in the same wave as the
+  // Deployments: the reconciler applies a pool's objects concurrently, so order here is only for reading.
+  const netpol = options.networkPolicy ?? DEFAULT_NETWORK_POLICY;
+  if (netpol.enabled) {
+    add(buildRouterNetworkPolicy(pool, netpol));
+    add(buildModelServerNetworkPolicy(pool, selection, netpol));
+  } else {
+    for (const n of [networkPolicyNames.router(name), networkPolicyNames.modelServers(name)])
+      prune.push({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespace: ns, name: n });
   }
   return { apply, prune, missingApis, ...(gatewayNotAllowed ? { gatewayNotAllowed } : {}) };
 }

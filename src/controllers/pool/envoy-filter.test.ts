@@ -147,6 +147,41 @@ describe('EnvoyFilter ext_proc settings', () => {
     expect(extProcValue(build(gatewayPool())).typed_config.failure_mode_allow).toBe(false);
     expect(extProcValue(build(gatewayPool({}, {}, { router: { failureMode: 'FailOpen' } }))).typed_config.failure_mode_allow).toBe(true);
   });
+
+  it("buffers the request body of a FailOpen pool (a full-duplex body cannot fail open), up to the router's 64 MiB on its routes only", () => {
+    const failOpen = build(gatewayPool({}, {}, { router: { failureMode: 'FailOpen' } }));
+    const mode = {
+      request_header_mode: 'SEND',
+      request_body_mode: 'BUFFERED',
+      request_trailer_mode: 'SEND',
+      response_header_mode: 'SEND',
+      response_body_mode: 'STREAMED',
+      response_trailer_mode: 'SEND',
+    };
+    expect(extProcValue(failOpen).typed_config.processing_mode).toEqual(mode);
+    for (const route of patches(failOpen, 'HTTP_ROUTE')) {
+      const value = route.patch.value as any;
+      expect(value.typed_per_filter_config['kvroute.ext_proc.ml.llama'].overrides.processing_mode).toEqual(mode);
+      expect(value.request_body_buffer_limit).toBe(64 * 1024 * 1024);
+    }
+    // FailClose keeps GIE's full duplex streaming and the listener's buffer limit.
+    const failClose = build(gatewayPool());
+    expect(extProcValue(failClose).typed_config.processing_mode.request_body_mode).toBe('FULL_DUPLEX_STREAMED');
+    expect(patches(failClose, 'HTTP_ROUTE').map((r) => (r.patch.value as any).request_body_buffer_limit)).toEqual(
+      patches(failClose, 'HTTP_ROUTE').map(() => undefined),
+    );
+  });
+
+  it('ejects a pod refusing connections from the fallback pool of a FailOpen pool only', () => {
+    const cluster = (f: EnvoyFilter) => patches(f, 'CLUSTER')[0]!.patch.value as any;
+    const detection = cluster(build(gatewayPool({}, {}, { router: { failureMode: 'FailOpen' } }))).outlier_detection;
+    expect(detection).toMatchObject({
+      split_external_local_origin_errors: true,
+      consecutive_local_origin_failure: 1,
+      enforcing_consecutive_5xx: 0,
+    });
+    expect(cluster(build(gatewayPool())).outlier_detection).toBeUndefined();
+  });
 });
 
 describe('EnvoyFilter cluster patch: the gateway honours the pick', () => {

@@ -7,6 +7,7 @@ import { commonLabels, names, ownerReference, type Owned } from '../objects.ts';
 import { ENVOY_FILTER_API_VERSION, gatewayNamespace, routerHost, type GatewayOptions } from './gateway.ts';
 import { POOL_NAME_LABEL, POOL_NAMESPACE_LABEL } from './ownership.ts';
 import { ROUTER_PORTS } from './router.ts';
+import { duplexProcessingMode, failOpenProcessingMode } from '../../envoy/processing-mode.ts';
 /** The dynamic-metadata namespace the router writes its pick to and reads the served endpoint from. */
 const LB_METADATA_NAMESPACE = 'envoy.lb';
 /** The key (in LB_METADATA_NAMESPACE and as a header) that carries the router's pick, `ip:port[,ip:port...]`. */
@@ -29,18 +30,31 @@ export interface ConfigPatch {
   patch: { operation: 'INSERT_BEFORE' | 'MERGE'; value: Record<string, unknown> };
 }
 
+const processingMode = (pool: InferencePool) =>
+  pool.spec.router.failureMode === 'FailOpen' ? failOpenProcessingMode() : duplexProcessingMode();
+
 /**
- * GIE's processing mode: headers, streamed bodies both ways (the pick waits only for the request body,
- * never for a buffer limit; responses stream through as they are generated), and trailers, which
- * Envoy requires with FULL_DUPLEX_STREAMED because the end of a stream may arrive in them.
+ * The largest body Envoy buffers for a FailOpen pool's router: the router's own default bound
+ * (--max-request-body-bytes, 64 MiB). Set per route (Route.request_body_buffer_limit, Envoy >= 1.36),
+ * so the gateway's listener limit (1 MiB by default) stays as it is for every other route.
  */
-const processingMode = () => ({
-  request_header_mode: 'SEND',
-  request_body_mode: 'FULL_DUPLEX_STREAMED',
-  request_trailer_mode: 'SEND',
-  response_header_mode: 'SEND',
-  response_body_mode: 'FULL_DUPLEX_STREAMED',
-  response_trailer_mode: 'SEND',
+const FAIL_OPEN_BODY_BUFFER_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * A pod that refuses a connection is ejected from the pool's cluster at once (for 5 s, longer on
+ * repeats), so requests failed open to the round-robin fallback skip it; statuses never eject.
+ */
+const connectFailureOutlierDetection = () => ({
+  split_external_local_origin_errors: true,
+  consecutive_local_origin_failure: 1,
+  enforcing_consecutive_local_origin_failure: 100,
+  enforcing_local_origin_success_rate: 0,
+  enforcing_consecutive_5xx: 0,
+  enforcing_consecutive_gateway_failure: 0,
+  enforcing_success_rate: 0,
+  interval: '1s',
+  base_ejection_time: '5s',
+  max_ejection_percent: 50,
 });
 
 /**
@@ -113,7 +127,7 @@ export function buildEnvoyFilter(pool: InferencePool, options: GatewayOptions): 
           failure_mode_allow: pool.spec.router.failureMode === 'FailOpen',
           allow_mode_override: true,
           message_timeout: gw.messageTimeout,
-          processing_mode: processingMode(),
+          processing_mode: processingMode(pool),
           metadata_options: {
             forwarding_namespaces: { untyped: [LB_METADATA_NAMESPACE] },
             receiving_namespaces: { untyped: [LB_METADATA_NAMESPACE] },
@@ -129,7 +143,10 @@ export function buildEnvoyFilter(pool: InferencePool, options: GatewayOptions): 
     patch: {
       operation: 'MERGE',
       value: {
-        typed_per_filter_config: { [filterName]: { '@type': EXT_PROC_PER_ROUTE_TYPE, overrides: { processing_mode: processingMode() } } },
+        typed_per_filter_config: {
+          [filterName]: { '@type': EXT_PROC_PER_ROUTE_TYPE, overrides: { processing_mode: processingMode(pool) } },
+        },
+        ...(pool.spec.router.failureMode === 'FailOpen' ? { request_body_buffer_limit: FAIL_OPEN_BODY_BUFFER_LIMIT } : {}),
       },
     },
   }));
@@ -143,6 +160,8 @@ export function buildEnvoyFilter(pool: InferencePool, options: GatewayOptions): 
     patch: {
       operation: 'MERGE',
       value: {
+        // Only a FailOpen pool sends requests without a pick to the round-robin fallback.
+        ...(pool.spec.router.failureMode === 'FailOpen' ? { outlier_detection: connectFailureOutlierDetection() } : {}),
         load_balancing_policy: {
           policies: [
             {

@@ -18,6 +18,7 @@ import type { FakeKube } from '../testing/fake-kube.ts';
 import { desiredPoolObjects } from './desired.ts';
 import { GATEWAY_CLEANUP_FINALIZER } from './gateway.ts';
 import { PoolReconciler } from './reconciler.ts';
+import { until } from '../../../test/support/until.ts';
 
 type Obj = KubernetesObject & {
   spec?: Record<string, any>;
@@ -193,6 +194,39 @@ describe('PoolReconciler', () => {
 
     expect(kube.peek<Obj>(deploymentPath(router))!.spec!.replicas).toBe(1);
     expect(kube.peek<Obj>(resourcePath('v1', 'ConfigMap', 'ml', router))).toBeDefined();
+  });
+
+  it('puts back a NetworkPolicy opened or deleted by hand, and prunes both when they are turned off', async () => {
+    const { kube, caches, reconciler } = await setup();
+    await createPool(kube);
+    await reconciler.reconcile('ml/llama');
+    const routerPolicy = resourcePath('networking.k8s.io/v1', 'NetworkPolicy', 'ml', 'llama-router');
+    const serversPolicy = resourcePath('networking.k8s.io/v1', 'NetworkPolicy', 'ml', 'llama-model-servers');
+    const wanted = kube.peek<Obj>(routerPolicy)!.spec;
+    // Someone opens ext_proc to everyone, and deletes the model servers' policy.
+    await kube.request('PATCH', routerPolicy, {
+      body: { spec: { ingress: [{}] } },
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager: 'kubectl-edit' },
+    });
+    await kube.delete(serversPolicy);
+    await until(() => caches.owned.NetworkPolicy!.get('llama-model-servers', 'ml') === undefined || undefined, { message: 'delete seen' });
+
+    await reconciler.reconcile('ml/llama');
+    expect(kube.peek<Obj>(routerPolicy)!.spec).toEqual(wanted);
+    expect(kube.peek<Obj>(serversPolicy)).toBeDefined();
+
+    const off = new PoolReconciler({
+      client: kube,
+      caches,
+      log: silentLogger,
+      desired: { ...DESIRED, networkPolicy: { enabled: false, gatewayPeers: [] } },
+      apis: servedApis(kube),
+      now: () => NOW,
+    });
+    await off.reconcile('ml/llama');
+    expect(kube.peek(routerPolicy)).toBeUndefined();
+    expect(kube.peek(serversPolicy)).toBeUndefined();
   });
 
   it('prunes the vLLM Deployment and Service it owned when the pool stops running model servers', async () => {

@@ -31,7 +31,13 @@ import { restrictPodSpec, TMP_DIR } from './security.ts';
 import { ownSelection, type PoolSelection } from './selection.ts';
 
 export const ROUTER_PORTS = { grpc: 9002, health: 9003, metrics: 9090 } as const;
-const INDEXER_PORTS = { http: 8081, grpc: 9004 } as const;
+/**
+ * The indexer sidecar's ports: scoring over HTTP and gRPC on loopback only (the router reaches it there),
+ * and /metrics, /healthz, /readyz on a port of their own that kubelet and Prometheus can reach.
+ */
+export const INDEXER_PORTS = { http: 8081, grpc: 9004, metrics: 9091 } as const;
+/** Where the sidecar's scoring API listens: the router is its only client, in the same pod. */
+const LOOPBACK = '127.0.0.1';
 export const CONFIG_DIR = '/etc/kvroute';
 
 export interface RouterOptions {
@@ -65,10 +71,11 @@ function renderEndpointPickerConfig(pool: InferencePool, models: InferenceModel[
   scorer('precise-prefix-cache-scorer', weights.prefixCache, { indexerAddress: `127.0.0.1:${INDEXER_PORTS.grpc}` });
   scorer('queue-scorer', weights.queueDepth);
   scorer('kv-cache-utilization-scorer', weights.kvCacheUtilization);
+  scorer('running-requests-scorer', weights.runningRequests);
   // llm-d's token strategy: the router sets x-session-token on each response and the client echoes it.
   // The scorer takes no header parameter, so spec.router.sessionAffinity.header does not reach it.
   if (r.sessionAffinity.enabled)
-    scorer('session-affinity-scorer', weights.prefixCache + weights.queueDepth + weights.kvCacheUtilization + 1);
+    scorer('session-affinity-scorer', weights.prefixCache + weights.queueDepth + weights.kvCacheUtilization + weights.runningRequests + 1);
   plugins.push({ type: 'max-score-picker' });
   refs.push({ pluginRef: 'max-score-picker' });
   return {
@@ -117,8 +124,9 @@ export function renderIndexerConfig(
         replayPort: pool.spec.indexer.replayPort,
       },
     },
-    http: { port: INDEXER_PORTS.http },
-    grpc: { port: INDEXER_PORTS.grpc },
+    http: { host: LOOPBACK, port: INDEXER_PORTS.http },
+    grpc: { host: LOOPBACK, port: INDEXER_PORTS.grpc },
+    metrics: { port: INDEXER_PORTS.metrics },
     blockSize: server?.blockSize ?? DEFAULT_BLOCK_SIZE,
     hashSeed: server?.hashSeed ?? null,
     // Only when the operator runs vLLM does it know the hash algorithm and seed for certain.
@@ -187,10 +195,15 @@ function routerArgs(pool: InferencePool): string[] {
   ];
 }
 
+/** The labels that select the pool's router pods (its Deployment, Service and NetworkPolicies). */
+export function routerPodSelector(pool: InferencePool): Record<string, string> {
+  return { 'app.kubernetes.io/instance': pool.metadata.name, 'app.kubernetes.io/component': 'router' };
+}
+
 export function buildRouterDeployment(pool: InferencePool, options: RouterOptions): V1Deployment {
   const meta = ownedMeta(pool, names.router(pool.metadata.name), 'router');
   const image = pool.spec.router.image ?? options.defaultImage;
-  const selector = { 'app.kubernetes.io/instance': pool.metadata.name, 'app.kubernetes.io/component': 'router' };
+  const selector = routerPodSelector(pool);
   const configMount = [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }];
   const router: V1Container = {
     name: 'router',
@@ -212,12 +225,10 @@ export function buildRouterDeployment(pool: InferencePool, options: RouterOption
     args: ['indexer', '--config', `${CONFIG_DIR}/indexer.yaml`],
     // The namespace is in indexer.yaml too; POD_NAMESPACE is the indexer's fallback when it is not.
     env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
-    ports: [
-      { name: 'indexer-http', containerPort: INDEXER_PORTS.http, protocol: 'TCP' },
-      { name: 'indexer-grpc', containerPort: INDEXER_PORTS.grpc, protocol: 'TCP' },
-    ],
-    readinessProbe: httpProbe(INDEXER_PORTS.http, '/readyz'),
-    livenessProbe: httpProbe(INDEXER_PORTS.http, '/healthz'),
+    // Scoring (HTTP, gRPC) listens on loopback (indexer.yaml); only the metrics and probe port is declared.
+    ports: [{ name: 'indexer-metrics', containerPort: INDEXER_PORTS.metrics, protocol: 'TCP' }],
+    readinessProbe: httpProbe(INDEXER_PORTS.metrics, '/readyz'),
+    livenessProbe: httpProbe(INDEXER_PORTS.metrics, '/healthz'),
     volumeMounts: configMount,
   };
   return {
@@ -249,7 +260,7 @@ export function buildRouterService(pool: InferencePool): V1Service {
     kind: 'Service',
     metadata: ownedMeta(pool, names.router(pool.metadata.name), 'router'),
     spec: {
-      selector: { 'app.kubernetes.io/instance': pool.metadata.name, 'app.kubernetes.io/component': 'router' },
+      selector: routerPodSelector(pool),
       ports: [
         { name: 'grpc-ext-proc', port: ROUTER_PORTS.grpc, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'http2' },
         { name: 'grpc-health', port: ROUTER_PORTS.health, targetPort: 'health', protocol: 'TCP', appProtocol: 'http2' },

@@ -151,3 +151,45 @@ describe('LeaderElector', () => {
     expect(lease(kube).spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
   });
 });
+
+describe('LeaderElector waiting for a dead leader', () => {
+  it('tries again the moment the holder’s lease expires on its clock, not a retry period later', async () => {
+    const kube = await fakeCluster({ namespaces: ['kvroute-system'] });
+    const options = {
+      namespace: 'kvroute-system',
+      name: 'kvroute-operator',
+      leaseDurationMs: 1_000,
+      renewDeadlineMs: 500,
+      log: silentLogger,
+    };
+    // a takes the lease and dies (never renews); b's retry period is far longer than the test.
+    await new LeaderElector(kube, { ...options, identity: 'a', retryPeriodMs: 60_000 }).tryAcquireOrRenew();
+    const b = new LeaderElector(kube, { ...options, identity: 'b', retryPeriodMs: 60_000 });
+    electors.push(b);
+    const t0 = Date.now();
+    let started!: () => void;
+    const leading = new Promise<void>((r) => (started = r));
+    const running = b.run(started, () => {});
+    await leading;
+    const tookMs = Date.now() - t0;
+    expect(tookMs).toBeGreaterThanOrEqual(1_000);
+    expect(tookMs).toBeLessThan(10_000);
+    expect(lease(kube).spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
+    await b.stop();
+    await running;
+  });
+
+  it('waits a retry period between attempts while the holder keeps renewing, and at most until the lease it saw expires', async () => {
+    const kube = await fakeCluster({ namespaces: ['kvroute-system'] });
+    await elector(kube, 'a').tryAcquireOrRenew();
+    const b = elector(kube, 'b');
+    expect(await b.tryAcquireOrRenew()).toBe(false);
+    // Just seen renewed: the retry period (2 s, up to 20 % jitter) comes first.
+    expect(b.nextAttemptInMs()).toBeGreaterThanOrEqual(2_000);
+    expect(b.nextAttemptInMs()).toBeLessThanOrEqual(2_400);
+    // 14.5 s later on b's clock without a renewal: the lease (15 s) runs out in 0.5 s.
+    clock += 14_500;
+    expect(await b.tryAcquireOrRenew()).toBe(false);
+    expect(b.nextAttemptInMs()).toBe(501);
+  });
+});

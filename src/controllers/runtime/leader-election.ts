@@ -43,6 +43,8 @@ export class LeaderElector {
   private readonly log: Logger;
   private readonly now: () => number;
   private observed: { holder?: string; renewTime?: string; at: number } = { at: 0 };
+  /** When, on our clock, the live lease someone else holds expires unless we see it renewed first. */
+  private othersLeaseExpiresAt: number | undefined;
   private stopped = false;
   private leading = false;
   private wake: (() => void) | undefined;
@@ -53,9 +55,9 @@ export class LeaderElector {
       namespace: options.namespace,
       name: options.name,
       identity: options.identity,
-      leaseDurationMs: options.leaseDurationMs ?? 15_000,
-      renewDeadlineMs: options.renewDeadlineMs ?? 10_000,
-      retryPeriodMs: options.retryPeriodMs ?? 2_000,
+      leaseDurationMs: options.leaseDurationMs ?? 10_000,
+      renewDeadlineMs: options.renewDeadlineMs ?? 7_000,
+      retryPeriodMs: options.retryPeriodMs ?? 1_500,
     };
     if (this.o.renewDeadlineMs >= this.o.leaseDurationMs) throw new Error('renewDeadline must be shorter than leaseDuration');
     this.log = options.log.child({ lease: `${options.namespace}/${options.name}`, identity: options.identity });
@@ -106,9 +108,13 @@ export class LeaderElector {
     if (holder !== this.observed.holder || lease.spec?.renewTime !== this.observed.renewTime) {
       this.observed = { holder, renewTime: lease.spec?.renewTime, at: now };
     }
+    this.othersLeaseExpiresAt = undefined;
     if (holder && holder !== this.o.identity) {
       const durationMs = (lease.spec?.leaseDurationSeconds ?? Math.ceil(this.o.leaseDurationMs / 1000)) * 1000;
-      if (this.observed.at + durationMs > now) return false;
+      if (this.observed.at + durationMs > now) {
+        this.othersLeaseExpiresAt = this.observed.at + durationMs;
+        return false;
+      }
     }
     try {
       await this.client.replace({ ...lease, spec: this.spec(lease.spec, now) });
@@ -117,6 +123,17 @@ export class LeaderElector {
       if (isConflict(err)) return false;
       throw err;
     }
+  }
+
+  /**
+   * The wait before the next acquire attempt: the jittered retry period, or less when the holder's lease
+   * expires sooner (on our clock), so a dead leader is replaced as soon as its lease runs out rather than
+   * up to a retry period later. A live leader renews first, and the attempt then just sees it renewed.
+   */
+  nextAttemptInMs(): number {
+    const retry = this.o.retryPeriodMs * (1 + Math.random() * 0.2);
+    if (this.othersLeaseExpiresAt === undefined) return retry;
+    return Math.min(retry, Math.max(0, this.othersLeaseExpiresAt - this.now()) + 1);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -138,9 +155,10 @@ export class LeaderElector {
       try {
         if (await this.tryAcquireOrRenew()) break;
       } catch (err) {
+        this.othersLeaseExpiresAt = undefined;
         this.log.warn('lease acquire attempt failed', { err });
       }
-      await this.sleep(this.o.retryPeriodMs * (1 + Math.random() * 0.2));
+      await this.sleep(this.nextAttemptInMs());
     }
     if (this.stopped) return;
     this.leading = true;

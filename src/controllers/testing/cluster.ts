@@ -68,6 +68,11 @@ export async function startPoolCaches(kube: FakeKube): Promise<PoolCaches & { st
       Deployment: kube.informer<KubernetesObject>({ name: 'deployments', path: '/apis/apps/v1/deployments', ...managed }),
       Service: kube.informer<KubernetesObject>({ name: 'services', path: '/api/v1/services', ...managed }),
       ConfigMap: kube.informer<KubernetesObject>({ name: 'configmaps', path: '/api/v1/configmaps', ...managed }),
+      NetworkPolicy: kube.informer<KubernetesObject>({
+        name: 'networkpolicies',
+        path: '/apis/networking.k8s.io/v1/networkpolicies',
+        ...managed,
+      }),
     },
     namespaces: kube.informer<KubernetesObject>({ name: 'namespaces', path: '/api/v1/namespaces' }),
     envoyFilters: kube.informer<KubernetesObject>({

@@ -81,6 +81,8 @@ const RunSettingsSchema = z.strictObject({
   arrivals: z.string().min(1),
   seed: z.number().int(),
   model: z.string().min(1),
+  /** The command line that produced the report, when a benchmark records it (bench/routing.ts). */
+  command: z.string().min(1).optional(),
 });
 export type RunSettings = z.infer<typeof RunSettingsSchema>;
 

@@ -15,7 +15,7 @@ describe('parseWorkloadSpec', () => {
     const w = await parseWorkloadSpec('shared-prefix', { ...base, quick: true });
     expect(w.requests).toEqual(sharedPrefixWorkload({ ...SHARED_PREFIX_QUICK, ...base }));
     expect(w.name).toBe(
-      'shared-prefix(groups=12,usersPerGroup=5,systemPromptLen=1500,sharedPrefixLen=64,questionLen=200,outputLen=16,questionsPerUser=1,rounds=4,seed=11)',
+      'shared-prefix(groups=12,usersPerGroup=5,systemPromptLen=3400,sharedPrefixLen=64,questionLen=600,outputLen=16,questionsPerUser=1,rounds=4,seed=11)',
     );
   });
 

@@ -115,6 +115,15 @@ export class PodDiscovery {
     return this.firstListApplied;
   }
 
+  /**
+   * Whether `ip` is the address of a pod of the pool in any state but terminating (Ready or not yet):
+   * who may connect to a central-mode indexer, which then applies only what Ready pods publish.
+   */
+  hasPod(ip: string): boolean {
+    for (const pod of this.tracked.values()) if (pod.ip === ip && !pod.terminating) return true;
+    return false;
+  }
+
   /** Pod ids (IPs) subscribed now, sorted. */
   connected(): string[] {
     return [...this.connectedPods].sort();

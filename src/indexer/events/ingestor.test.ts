@@ -209,6 +209,87 @@ describe('EventIngestor (central mode, real ZMQ sockets)', () => {
     expect(ingestor.stats()).toMatchObject({ gaps: 0, resets: 1 });
   });
 
+  it('drops a live batch that arrives after its replayed copy as a duplicate, not a restart (issue 10 race)', async () => {
+    const replayBind = endpoint('replay');
+    const { sink, ingestor, registry, bind } = await centralIngestor({ replay: { 'pod-l': replayBind } });
+    const topic = 'kv@pod-l@m';
+    const pub = await publisher({ topic, connect: bind, replayBind });
+    await sync(pub, sink, 'pod-l');
+    const sendLive = async (seq: number) => pub.raw([topic, sequenceFrame(seq), pub.buffer.find((b) => b.seq === seq)!.payload]);
+    await pub.publish([storedEvent([70n], null)]);
+    await pub.publish([storedEvent([71n], 70n)], { drop: true }); // lost on the wire
+    const revealing = await pub.publish([storedEvent([72n], 71n)], { drop: true });
+    // Buffered by the publisher but not yet delivered on PUB when the replay reads the buffer.
+    const late = await pub.publish([storedEvent([73n], 72n)], { drop: true });
+    await sendLive(revealing); // reveals the gap: the replay applies 71, 72 and 73
+    await until(() => sink.chain('pod-l', 73n).length === 4 && ingestor.stats().replays === 1, { message: 'replay ran ahead of PUB' });
+    const duplicatesBefore = await metric(registry, 'kvroute_indexer_dropped_batches_total', { reason: 'duplicate' });
+    await sendLive(late); // the late live copy of 73
+    await pub.publish([storedEvent([74n], 73n)]);
+    await pub.publish([storedEvent([75n], 74n)]);
+    await until(() => sink.chain('pod-l', 75n).length === 6, { message: 'live batches after the late one' });
+    expect(sink.resets('pod-l')).toBe(0);
+    expect(storedHashes(sink, 'pod-l')).toEqual([
+      'BlockStored:70',
+      'BlockStored:71',
+      'BlockStored:72',
+      'BlockStored:73',
+      'BlockStored:74',
+      'BlockStored:75',
+    ]);
+    expect(ingestor.stats()).toMatchObject({ gaps: 1, replays: 1, resets: 0 });
+    // The late live copy of 73, skipped and counted.
+    expect(await metric(registry, 'kvroute_indexer_dropped_batches_total', { reason: 'duplicate' })).toBe(duplicatesBefore + 1);
+  });
+
+  it('learns on first contact what the publisher still buffers, by a replay from 0', async () => {
+    const replayBind = endpoint('replay');
+    const { sink, ingestor, registry, bind } = await centralIngestor({ replay: { 'pod-c': replayBind } });
+    const pub = await publisher({ topic: 'kv@pod-c@m', connect: bind, replayBind });
+    // Stored before the indexer heard of the pod (as before an indexer restart): never delivered live.
+    await pub.publish([storedEvent([80n], null)], { drop: true });
+    await pub.publish([storedEvent([81n], 80n)], { drop: true });
+    await pub.publish([storedEvent([82n], 81n)], { drop: true });
+    await sync(pub, sink, 'pod-c');
+    await pub.publish([storedEvent([83n], 82n)]);
+    await until(() => sink.chain('pod-c', 83n).length === 4, { message: 'blocks stored before first contact' });
+    expect(storedHashes(sink, 'pod-c')).toEqual(['BlockStored:80', 'BlockStored:81', 'BlockStored:82', 'BlockStored:83']);
+    expect(sink.resets('pod-c')).toBe(0);
+    expect(ingestor.stats()).toMatchObject({ catchUps: 1, catchUpFailures: 0, gaps: 0, resets: 0 });
+    expect(await metric(registry, 'kvroute_indexer_catch_up_replays_total', { result: 'ok' })).toBe(1);
+  });
+
+  it('learns on first contact only what the bounded replay buffer still holds', async () => {
+    const replayBind = endpoint('replay');
+    const { sink, ingestor, bind } = await centralIngestor({ replay: { 'pod-b': replayBind } });
+    const pub = await publisher({ topic: 'kv@pod-b@m', connect: bind, replayBind, bufferSteps: 3 });
+    for (let i = 0; i < 6; i++) await pub.publish([storedEvent([90n + BigInt(i)], i === 0 ? null : 89n + BigInt(i))], { drop: true });
+    // Live from here (seq 6 on); the catch-up starts at the oldest batch still buffered, seq 4 at best.
+    await sync(pub, sink, 'pod-b');
+    await pub.publish([storedEvent([96n], 95n)]);
+    await until(() => sink.blocks.get('pod-b')?.has(96n) === true, { message: 'the live batch after the catch-up' });
+    for (const gone of [90n, 91n, 92n, 93n]) expect(sink.blocks.get('pod-b')?.has(gone)).toBe(false);
+    expect(ingestor.stats()).toMatchObject({ catchUps: 1, catchUpFailures: 0, resets: 0, gaps: 0 });
+  });
+
+  it('after a publisher restart whose first batches were lost, replays them from 0', async () => {
+    const replayBind = endpoint('replay');
+    const { sink, ingestor, bind } = await centralIngestor({ replay: { 'pod-x': replayBind } });
+    const pub = await publisher({ topic: 'kv@pod-x@m', connect: bind, replayBind });
+    await sync(pub, sink, 'pod-x');
+    await pub.publish([storedEvent([60n], null)]);
+    await pub.publish([storedEvent([61n], 60n)]);
+    await until(() => sink.chain('pod-x', 61n).length === 2, { message: 'before the restart' });
+    pub.seq = 0;
+    pub.buffer.length = 0; // a new publisher, a new buffer
+    await pub.publish([storedEvent([160n], null)], { drop: true });
+    await pub.publish([storedEvent([161n], 160n)]);
+    await until(() => sink.chain('pod-x', 161n).length === 2, { message: 'the new publisher from 0' });
+    expect(sink.resets('pod-x')).toBe(1);
+    expect(sink.blocks.get('pod-x')?.has(60n)).toBe(false);
+    expect(ingestor.stats()).toMatchObject({ gaps: 0, resets: 1 });
+  });
+
   it('counts malformed frames by reason and keeps ingesting', async () => {
     const { sink, ingestor, registry, bind } = await centralIngestor();
     const pub = await publisher({ topic: 'kv@pod-m@m', connect: bind });
@@ -354,6 +435,12 @@ describe('EventIngestor under overload', () => {
       try {
         for await (const [id, , start] of router) {
           const from = Number(start!.readBigInt64BE());
+          if (from === 0) {
+            // The catch-up on first contact (when the first batch seen was not seq 0): answer it in full.
+            for (const b of pub.buffer) await router.send([id!, '', topic, sequenceFrame(b.seq), b.payload]);
+            await router.send([id!, '', '', Buffer.alloc(8, 0xff), '']);
+            continue;
+          }
           const first = requests++ === 0;
           if (first)
             await until(() => ingestor.stats().queued === 0 && heldDrops >= 2, {

@@ -12,6 +12,7 @@ import { FairQueue } from './fair-queue.ts';
 import { ingestMetrics, type IngestMetrics } from './metrics.ts';
 import { fetchReplay } from './replay.ts';
 import { SequenceTracker } from './sequence.ts';
+import type { SourceTrust } from './source-trust.ts';
 import { endpointForRank, parseSequenceFrame, parseTopicFrame, TopicError, type TopicParts } from '../../vllm/events/topic.ts';
 
 export interface EventIngestorOptions {
@@ -34,7 +35,19 @@ export interface EventIngestorOptions {
   sourceIdleTimeoutMs?: number;
   /** How often idle sources are looked for (default a quarter of the timeout, at most 60 s). */
   expirySweepMs?: number;
+  /** Larger payloads are dropped undecoded and counted (reason too_large); default 16 MiB. */
+  maxBatchBytes?: number;
+  /** Batches of more events are dropped before decoding them and counted (reason too_many_events); default 65536. */
+  maxBatchEvents?: number;
+  /**
+   * libzmq's hard bound on one received frame (ZMQ_MAXMSGSIZE): a peer sending a larger one is
+   * disconnected before it is buffered, and the loss is recovered as a sequence gap. Default 64 MiB.
+   */
+  zmqMaxMessageBytes?: number;
 }
+
+/** Defaults of the ingestion bounds (the indexer's flags document them). */
+const INGEST_LIMIT_DEFAULTS = { maxBatchBytes: 16 * 1024 * 1024, maxBatchEvents: 65_536, zmqMaxMessageBytes: 64 * 1024 * 1024 };
 
 export interface IngestStats {
   batches: number;
@@ -43,6 +56,9 @@ export interface IngestStats {
   gaps: number;
   replays: number;
   replayFailures: number;
+  /** Catch-up replays on first contact with a source (or after its publisher restarted) that ended / failed. */
+  catchUps: number;
+  catchUpFailures: number;
   resets: number;
   /** Sources forgotten after sending nothing for sourceIdleTimeoutMs. */
   expired: number;
@@ -58,13 +74,20 @@ interface Connection {
   /** Set in per-pod mode: the pod is known from the connection, not the topic. */
   podId?: string;
   replayEndpoint?: string;
+  /** Central mode with discovery: who may connect (ZAP) and which pods a topic may name. */
+  trust?: SourceTrust;
   done: Promise<void>;
 }
 
 interface HeldBatch {
   seq: number;
   batch: EventBatch;
+  /** What the sequence tracker said when it arrived live: the live stream went back (a restart). */
+  restarted: boolean;
 }
+
+/** Why a replay runs: a gap in a known sequence, or learning what a newly seen publisher still buffers. */
+type ReplayKind = 'gap' | 'catch_up';
 
 interface SourceState {
   key: string;
@@ -77,6 +100,8 @@ interface SourceState {
   held: HeldBatch[];
   /** The newest batch dropped because the source's queue was full, until that loss is dealt with. */
   overflowSeq: number | null;
+  /** A batch that showed a publisher restart was dropped (queue or hold full): the next one carries the restart. */
+  restartPending: boolean;
   gone: boolean;
   /** When the source last sent a well-formed message (ms, the ingestor's clock). */
   lastSeen: number;
@@ -91,6 +116,9 @@ export class EventIngestor {
   private readonly replayEndpoints: ((podId: string) => string | undefined) | undefined;
   private readonly replayTimeoutMs: number;
   private readonly maxQueuedPerSource: number;
+  private readonly maxBatchBytes: number;
+  private readonly maxBatchEvents: number;
+  private readonly zmqMaxMessageBytes: number;
   private readonly now: () => number;
   private readonly idleTimeoutMs: number;
   private readonly expiryTimer: NodeJS.Timeout | null;
@@ -109,6 +137,8 @@ export class EventIngestor {
     gaps: 0,
     replays: 0,
     replayFailures: 0,
+    catchUps: 0,
+    catchUpFailures: 0,
     resets: 0,
     expired: 0,
   };
@@ -120,6 +150,9 @@ export class EventIngestor {
     this.replayEndpoints = opts.replayEndpoints;
     this.replayTimeoutMs = opts.replayTimeoutMs ?? 2000;
     this.maxQueuedPerSource = opts.maxQueuedPerSource ?? 4096;
+    this.maxBatchBytes = opts.maxBatchBytes ?? INGEST_LIMIT_DEFAULTS.maxBatchBytes;
+    this.maxBatchEvents = opts.maxBatchEvents ?? INGEST_LIMIT_DEFAULTS.maxBatchEvents;
+    this.zmqMaxMessageBytes = opts.zmqMaxMessageBytes ?? INGEST_LIMIT_DEFAULTS.zmqMaxMessageBytes;
     this.now = opts.now ?? Date.now;
     this.queue = new FairQueue({ onError: (key, err) => this.log.error('event task failed', { source: key, err }) });
     this.idleTimeoutMs = opts.sourceIdleTimeoutMs ?? 0;
@@ -158,12 +191,12 @@ export class EventIngestor {
    * Central mode: binds a SUB socket that pods' publishers connect to; the pod comes from each topic.
    * Returns the endpoint as bound (a port 0 or * resolved to the port the kernel picked).
    */
-  async bind(endpoint: string): Promise<string> {
-    const socket = this.newSubscriber();
+  async bind(endpoint: string, trust?: SourceTrust): Promise<string> {
+    const socket = this.newSubscriber(trust);
     await socket.bind(endpoint);
-    this.start({ socket, endpoint, done: Promise.resolve() });
+    this.start({ socket, endpoint, ...(trust ? { trust } : {}), done: Promise.resolve() });
     const bound = socket.lastEndpoint ?? endpoint;
-    this.log.info('subscribed to KV events', { mode: 'central', endpoint: bound });
+    this.log.info('subscribed to KV events', { mode: 'central', endpoint: bound, publishers: trust ? 'ready-pods-only' : 'any' });
     return bound;
   }
 
@@ -219,8 +252,11 @@ export class EventIngestor {
     await this.queue.idle();
   }
 
-  private newSubscriber(): Subscriber {
-    const socket = new Subscriber({ linger: 0, receiveHighWaterMark: 100_000 });
+  private newSubscriber(trust?: SourceTrust): Subscriber {
+    // With a trust, the socket lives in the trust's context and every connection is put to its ZAP
+    // handler; enforcing the domain makes a missing handler refuse, never admit.
+    const guarded = trust ? { context: trust.context, zapDomain: trust.zapDomain, zapEnforceDomain: true } : {};
+    const socket = new Subscriber({ linger: 0, receiveHighWaterMark: 100_000, maxMessageSize: this.zmqMaxMessageBytes, ...guarded });
     // Everything, not just "kv@": a misconfigured topic is then counted and logged, not invisible.
     socket.subscribe();
     return socket;
@@ -287,6 +323,7 @@ export class EventIngestor {
       this.malformed('topic', (err as Error).message, { endpoint: conn.endpoint });
       return;
     }
+    if (conn.trust && !conn.trust.admitsTopic(parts.podId, conn.endpoint)) return;
     try {
       seq = parseSequenceFrame(seqFrame);
       if (seq < 0) throw new TopicError(`sequence number ${seq} is negative`);
@@ -298,16 +335,20 @@ export class EventIngestor {
     if (!batch) return;
     const source: EventSource = { podId: parts.podId, model: parts.model, dpRank: batch.dpRank ?? 0 };
     const state = this.sourceState(source, conn);
+    // Noted on arrival, before any hold or drop: the live stream's own order tells a restart apart.
+    const restarted = state.tracker.arrivedLive(seq) || state.restartPending;
+    state.restartPending = false;
     if (this.queue.size(state.key) >= this.maxQueuedPerSource && !state.recovering) {
       // Not accepted: the next accepted batch reveals the gap, or, if none comes, the drained queue does.
       state.overflowSeq = seq;
+      state.restartPending = restarted;
       this.metrics.dropped.inc({ reason: 'queue_full' });
       this.log.limited(`queue-full:${state.key}`, 'warn', 'source is behind: batch dropped, will be recovered as a gap', {
         source: state.key,
       });
       return;
     }
-    this.offer(state, seq, batch, true);
+    this.offer(state, seq, batch, restarted, true);
   }
 
   /** In per-pod mode the connection names the pod; the topic only contributes the model, if it has one. */
@@ -321,8 +362,15 @@ export class EventIngestor {
 
   private decode(payload: Uint8Array, podId: string, seq: number): EventBatch | null {
     const skipped = this.skipped;
+    if (payload.byteLength > this.maxBatchBytes) {
+      this.malformed('too_large', `payload of ${payload.byteLength} bytes exceeds the batch limit of ${this.maxBatchBytes}`, {
+        podId,
+        seq,
+      });
+      return null;
+    }
     try {
-      const batch = decodeEventBatch(payload, skipped);
+      const batch = decodeEventBatch(payload, skipped, this.maxBatchEvents);
       if (skipped.unknownFields.length > 0 || skipped.unknownEventTypes.length > 0) {
         this.metrics.skipped.inc({ kind: 'field' }, skipped.unknownFields.length);
         this.metrics.skipped.inc({ kind: 'event_type' }, skipped.unknownEventTypes.length);
@@ -358,6 +406,7 @@ export class EventIngestor {
         recovering: false,
         held: [],
         overflowSeq: null,
+        restartPending: false,
         gone: false,
         lastSeen: 0,
       };
@@ -367,32 +416,41 @@ export class EventIngestor {
     return state;
   }
 
-  /** Routes one well-formed batch through the source's sequence state. */
-  private offer(state: SourceState, seq: number, batch: EventBatch, live: boolean): void {
+  /**
+   * Routes one well-formed live batch through the source's sequence state. `restarted` is the
+   * tracker's word on its arrival; `fresh` is false for a batch released from the hold after a replay.
+   */
+  private offer(state: SourceState, seq: number, batch: EventBatch, restarted: boolean, fresh: boolean): void {
     if (state.recovering) {
       if (state.held.length >= this.maxQueuedPerSource) {
         // Lost like a queue-full drop: a later batch reveals the gap, or the drained queue recovers it.
         state.overflowSeq = seq;
+        state.restartPending = restarted;
         this.metrics.dropped.inc({ reason: 'held_full' });
         this.log.limited(`held-full:${state.key}`, 'warn', 'source is behind during a replay: batch dropped, will be recovered as a gap', {
           source: state.key,
         });
         return;
       }
-      state.held.push({ seq, batch });
+      state.held.push({ seq, batch, restarted });
       return;
     }
-    const verdict = state.tracker.classify(seq, live);
+    const firstContact = state.tracker.expected === null;
+    const verdict = state.tracker.classify(seq, restarted);
     switch (verdict.kind) {
       case 'next':
+        if (firstContact && fresh && this.catchUp(state, seq, batch)) return;
         this.enqueueApply(state, seq, batch);
         return;
       case 'duplicate':
+        // A replayed copy, or a live batch whose replayed copy was applied first (the replay read the
+        // publisher's buffer before PUB delivered it).
         this.metrics.dropped.inc({ reason: 'duplicate' });
         return;
       case 'restart':
         this.log.info('publisher restarted: resetting source', { source: state.key, expected: state.tracker.expected, got: seq });
         this.resetSource(state, 'restart');
+        if (fresh && this.catchUp(state, seq, batch)) return;
         this.enqueueApply(state, seq, batch);
         return;
       case 'gap': {
@@ -402,8 +460,8 @@ export class EventIngestor {
         const replayEndpoint = this.replayEndpointOf(state);
         if (replayEndpoint && !this.closing) {
           this.log.info('sequence gap: replaying', { source: state.key, from: verdict.from, to: verdict.to, endpoint: replayEndpoint });
-          state.held.unshift({ seq, batch });
-          this.recover(state, replayEndpoint, verdict.from);
+          state.held.unshift({ seq, batch, restarted: false });
+          this.recover(state, replayEndpoint, verdict.from, 'gap');
         } else {
           this.log.limited(`gap:${state.key}`, 'warn', 'sequence gap without a replay endpoint: resetting source', {
             source: state.key,
@@ -430,7 +488,7 @@ export class EventIngestor {
     const replayEndpoint = this.replayEndpointOf(state);
     if (replayEndpoint) {
       this.log.info('source queue overflowed: replaying dropped batches', { source: state.key, from, to: lastDropped });
-      this.recover(state, replayEndpoint, from);
+      this.recover(state, replayEndpoint, from, 'gap');
     } else {
       this.log.limited(`overflow:${state.key}`, 'warn', 'source queue overflowed without a replay endpoint: resetting source', {
         source: state.key,
@@ -528,13 +586,30 @@ export class EventIngestor {
     }
   }
 
-  private recover(state: SourceState, endpoint: string, from: number): void {
+  /**
+   * First contact with a publisher (a new source, a restarted indexer, a restarted publisher): its
+   * batches before `seq` are not lost, only unseen, and its replay buffer may still hold them. Asks
+   * for everything from 0 (vLLM answers with every buffered batch numbered at or above it) and holds
+   * `seq` until then. Returns false, and the caller applies the batch, when there is nothing before
+   * it or no replay endpoint to ask.
+   */
+  private catchUp(state: SourceState, seq: number, batch: EventBatch): boolean {
+    if (seq === 0 || this.closing) return false;
+    const endpoint = this.replayEndpointOf(state);
+    if (!endpoint) return false;
+    this.log.info('new publisher: replaying what it still buffers', { source: state.key, to: seq - 1, endpoint });
+    state.held.unshift({ seq, batch, restarted: false });
+    this.recover(state, endpoint, 0, 'catch_up');
+    return true;
+  }
+
+  private recover(state: SourceState, endpoint: string, from: number, kind: ReplayKind): void {
     state.recovering = true;
-    const run = this.replay(state, endpoint, from).finally(() => this.replaysRunning.delete(run));
+    const run = this.replay(state, endpoint, from, kind).finally(() => this.replaysRunning.delete(run));
     this.replaysRunning.add(run);
   }
 
-  private async replay(state: SourceState, endpoint: string, from: number): Promise<void> {
+  private async replay(state: SourceState, endpoint: string, from: number, kind: ReplayKind): Promise<void> {
     let problem: string | null = null;
     let ended = false;
     let dealer: Dealer | undefined;
@@ -556,7 +631,8 @@ export class EventIngestor {
           break;
         }
         if ((batch.dpRank ?? 0) !== state.source.dpRank) continue;
-        const verdict = state.tracker.classify(reply.seq, false);
+        // On a catch-up the tracker is fresh, so the oldest batch still buffered is taken as the start.
+        const verdict = state.tracker.classify(reply.seq);
         if (verdict.kind === 'duplicate') continue;
         if (verdict.kind === 'gap') {
           problem = `publisher no longer buffers batches ${verdict.from}..${verdict.to}`;
@@ -571,7 +647,8 @@ export class EventIngestor {
       if (dealer) this.replaySockets.delete(dealer);
     }
     if (state.gone) return;
-    if (ended) {
+    if (kind === 'catch_up') this.endCatchUp(state, ended, problem);
+    else if (ended) {
       this.counts.replays++;
       this.metrics.replays.inc({ result: 'ok' });
       this.log.info('sequence gap recovered by replay', { source: state.key, from, next: state.tracker.expected });
@@ -585,7 +662,27 @@ export class EventIngestor {
     // Batches that arrived live meanwhile, in order; a new gap among them starts another replay.
     while (state.held.length > 0 && !state.recovering) {
       const held = state.held.shift()!;
-      this.offer(state, held.seq, held.batch, false);
+      this.offer(state, held.seq, held.batch, held.restarted, false);
     }
+  }
+
+  private endCatchUp(state: SourceState, ended: boolean, problem: string | null): void {
+    const learned = state.tracker.expected;
+    if (ended) {
+      this.counts.catchUps++;
+      this.metrics.catchUps.inc({ result: 'ok' });
+      this.log.info('new publisher caught up by replay', { source: state.key, next: learned });
+      return;
+    }
+    this.counts.catchUpFailures++;
+    this.metrics.catchUps.inc({ result: 'failed' });
+    // Nothing applied: the source simply starts at the held batch, as without a replay endpoint.
+    // Part applied: what follows may not join it, so start afresh.
+    if (learned === null) {
+      this.log.warn('catch-up replay failed: starting from the live stream', { source: state.key, problem });
+      return;
+    }
+    this.log.warn('catch-up replay failed: resetting source', { source: state.key, problem });
+    this.resetSource(state, 'replay_failed');
   }
 }

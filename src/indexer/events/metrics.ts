@@ -11,6 +11,7 @@ export interface IngestMetrics {
   skipped: Counter<'kind'>;
   gaps: Counter;
   replays: Counter<'result'>;
+  catchUps: Counter<'result'>;
   resets: Counter<'reason'>;
   dropped: Counter<'reason'>;
   sinkErrors: Counter;
@@ -36,6 +37,12 @@ export function ingestMetrics(registry: Registry): IngestMetrics {
     skipped: counter(registry, 'kvroute_indexer_skipped_unknown_total', 'Unknown event fields and event types skipped.', ['kind']),
     gaps: counter(registry, 'kvroute_indexer_sequence_gaps_total', "Gaps detected in a source's sequence numbers."),
     replays: counter(registry, 'kvroute_indexer_replays_total', 'Gap recoveries through the replay endpoint, by result.', ['result']),
+    catchUps: counter(
+      registry,
+      'kvroute_indexer_catch_up_replays_total',
+      'Replays from 0 on first contact with a publisher (or after it restarted), by result.',
+      ['result'],
+    ),
     resets: counter(registry, 'kvroute_indexer_source_resets_total', 'Sources reset (their entries forgotten), by reason.', ['reason']),
     dropped: counter(registry, 'kvroute_indexer_dropped_batches_total', 'Well-formed batches not applied, by reason.', ['reason']),
     sinkErrors: counter(registry, 'kvroute_indexer_sink_errors_total', 'Batches the index failed to apply (the source is reset).'),

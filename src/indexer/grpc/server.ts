@@ -14,6 +14,8 @@ import { IndexerService as IndexerGrpcService, type ScoreRequestMessage, type Sc
 export interface GrpcServerOptions {
   host: string;
   port: number;
+  /** Larger requests are refused by grpc-js with RESOURCE_EXHAUSTED before they are parsed (default 16 MiB). */
+  maxReceiveBytes?: number;
   service: IndexerService;
   log: Logger;
   ready: () => boolean;
@@ -82,7 +84,7 @@ function deadlineMs(deadline: grpc.Deadline): number | undefined {
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const { service, log } = options;
-  const server = new grpc.Server();
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': options.maxReceiveBytes ?? 16 * 1024 * 1024 });
   server.addService(IndexerGrpcService.service, {
     Score: (call: grpc.ServerUnaryCall<ScoreRequestMessage, ScoreResponseMessage>, callback: grpc.sendUnaryData<ScoreResponseMessage>) => {
       const started = performance.now();

@@ -550,3 +550,21 @@ describe('BlockIndex against a reference model', () => {
     }
   });
 });
+
+describe('BlockIndex bound on blocks per pod', () => {
+  it('drops a BlockStored that would take a pod past maxBlocksPerPod, counts it, and stores again once blocks are removed', () => {
+    const index = new BlockIndex({ blockSize: 4, maxBlocksPerPod: 3 });
+    index.apply(src('a'), batch(stored({ hashes: [1n, 2n], tokens: tokens(1, 8), blockSize: 4 })));
+    // Rank 1 of the same pod counts against the same bound.
+    index.apply(src('a', 1), batch(stored({ hashes: [3n, 4n], tokens: tokens(2, 8), blockSize: 4 })));
+    index.apply(src('b'), batch(stored({ hashes: [5n, 6n], tokens: tokens(3, 8), blockSize: 4 })));
+    expect(index.stats()).toMatchObject({ pods: { a: 2, b: 2 }, dropped: { pod_block_limit: 2 } });
+    index.apply(src('a'), batch({ type: 'BlockRemoved', blockHashes: BigUint64Array.of(2n), medium: null, groupIdx: null }));
+    index.apply(src('a'), batch(stored({ hashes: [7n, 8n], tokens: tokens(4, 8), blockSize: 4 })));
+    expect(index.stats().pods).toEqual({ a: 3, b: 2 });
+  });
+
+  it('refuses a non-positive maxBlocksPerPod', () => {
+    expect(() => new BlockIndex({ blockSize: 4, maxBlocksPerPod: 0 })).toThrow(/maxBlocksPerPod must be a positive integer/);
+  });
+});

@@ -38,6 +38,12 @@ export interface BlockIndexOptions {
   loraPaths?: Record<string, string>;
   /** Partial index blocks kept per source (FIFO) when engine blocks are smaller. Default 8192 (~2 MB). */
   maxPendingPerSource?: number;
+  /**
+   * Bound on entries one pod (all its data-parallel ranks) may hold: a BlockStored that would pass it
+   * is dropped and counted (pod_block_limit), so one publisher cannot crowd every other pod out of
+   * the index. Default 1Mi, above any real GPU plus CPU-offload cache.
+   */
+  maxBlocksPerPod?: number;
   registry?: Registry;
   log?: Logger;
 }
@@ -75,6 +81,8 @@ interface PendingRun {
 }
 
 const NO_PARENT = -1;
+/** Default bound on one pod's entries (BlockIndexOptions.maxBlocksPerPod). */
+const DEFAULT_MAX_BLOCKS_PER_POD = 1 << 20;
 const MAX_PARTS = 255;
 /** KV-cache group kinds (vLLM's KVCacheSpecKind) that keep only some blocks of a prefix. */
 const SPARSE_GROUP_KINDS = new Set(['sliding_window', 'sliding_window_mla', 'mamba', 'chunked_local_attention']);
@@ -91,6 +99,7 @@ export class BlockIndex implements KvEventSink {
   private readonly tiers: Tiers;
   private readonly maxPodsPerKey: number;
   private readonly maxPending: number;
+  private readonly maxBlocksPerPod: number;
   private readonly pending = new Map<number, Map<bigint, PendingRun>>();
   /** Per source id: KV-cache groups seen to skip blocks (sliding window, Mamba); not indexed. */
   private readonly sparseGroups = new Map<number, Set<number>>();
@@ -120,6 +129,9 @@ export class BlockIndex implements KvEventSink {
     this.maxPending = opts.maxPendingPerSource ?? 8192;
     if (!Number.isInteger(this.maxPending) || this.maxPending < 1)
       throw new Error(`maxPendingPerSource must be a positive integer, got ${this.maxPending}`);
+    this.maxBlocksPerPod = opts.maxBlocksPerPod ?? DEFAULT_MAX_BLOCKS_PER_POD;
+    if (!Number.isInteger(this.maxBlocksPerPod) || this.maxBlocksPerPod < 1)
+      throw new Error(`maxBlocksPerPod must be a positive integer, got ${this.maxBlocksPerPod}`);
     this.keys = new KeyTable(maxKeys);
     this.entries = new EntryStore(!this.engineKeyParity);
     this.engine = this.engineKeyParity ? null : new EngineTable(this.entries);
@@ -255,6 +267,13 @@ export class BlockIndex implements KvEventSink {
     return this.keys.bytes() + this.entries.bytes() + (this.engine?.bytes() ?? 0);
   }
 
+  /** Entries held by the pod of source `sid`, over all its data-parallel ranks. */
+  private podEntries(sid: number): number {
+    let n = 0;
+    for (const other of this.sources.ofPod(this.sources.pods[sid]!)) n += this.entries.sourceCount[other] ?? 0;
+    return n;
+  }
+
   private podBlocks(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const pod of this.sources.podIds()) {
@@ -310,6 +329,10 @@ export class BlockIndex implements KvEventSink {
     }
     const tier = this.tiers.idOf(ev.medium);
     if (tier < 0) return this.drop('too_many_media', n, sid, { medium: ev.medium });
+    const held = this.podEntries(sid);
+    const adds = bs >= this.blockSize ? n * Math.max(1, Math.floor(bs / this.blockSize)) : Math.ceil((n * bs) / this.blockSize);
+    if (held + adds > this.maxBlocksPerPod)
+      return this.drop('pod_block_limit', n, sid, { held, adding: adds, limit: this.maxBlocksPerPod });
     const hashes = new Uint32Array(ev.blockHashes.buffer, ev.blockHashes.byteOffset, n * 2);
     if (this.engineKeyParity) {
       if (bs !== this.blockSize)
@@ -388,6 +411,9 @@ export class BlockIndex implements KvEventSink {
     }
     for (let i = 0; i < n; i++) {
       const have = run.tokens.length;
+      // A publisher that changed its block size mid-chain (never vLLM) leaves a run that no longer ends on an index block.
+      if (have + bs > this.blockSize)
+        return this.drop('block_size_incompatible', n - i, sid, { blockSize: bs, indexBlockSize: this.blockSize, pendingTokens: have });
       const buf = this.runBuf;
       buf.set(run.tokens, 0);
       buf.set(ev.tokenIds.subarray(i * bs, (i + 1) * bs), have);

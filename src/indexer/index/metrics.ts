@@ -10,7 +10,8 @@ export type DropReason =
   | 'invalid_block_size'
   | 'too_many_media'
   | 'too_many_sources'
-  | 'sparse_group';
+  | 'sparse_group'
+  | 'pod_block_limit';
 const DROP_REASONS: readonly DropReason[] = [
   'unknown_parent',
   'token_count_mismatch',
@@ -19,6 +20,7 @@ const DROP_REASONS: readonly DropReason[] = [
   'too_many_media',
   'too_many_sources',
   'sparse_group',
+  'pod_block_limit',
 ];
 
 /** Why a score request got no scores without any pod lacking the prefix. */

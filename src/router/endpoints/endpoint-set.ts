@@ -2,7 +2,8 @@
 // (through MetricsScraper), the requests this router has in flight to each, the load estimate built
 // from both (load.ts), and the per-endpoint and pool-wide engine gauges (in-flight and ready-endpoint
 // gauges are src/router/metrics.ts's, read from the same snapshot). A removed endpoint leaves the
-// snapshot, the scrape loop and every series at once.
+// snapshot, the scrape loop and every series at once; an endpoint the scraper finds gone or silent (killed
+// or hung, MetricsScraper.availability) leaves the snapshot until it answers again.
 
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../common/log.ts';
@@ -138,14 +139,26 @@ export class EndpointSet {
     return this.#tracked.size;
   }
 
+  /**
+   * The endpoints to schedule on, with fresh-or-null metrics. Endpoints the scraper finds gone (nothing
+   * listening: a killed pod, within one scrape interval) or silent (scrapes timing out past the
+   * staleness threshold: a hung pod) are left out. When none is left, the silent ones are offered (a
+   * router starved of CPU times every scrape out at once; they may well be alive), and when every
+   * endpoint is gone, all are, as there is nothing better to pick.
+   */
   snapshot(): EndpointState[] {
     const now = this.#now();
-    const out: EndpointState[] = [];
+    const available: EndpointState[] = [];
+    const silent: EndpointState[] = [];
+    const gone: EndpointState[] = [];
     for (const t of this.#tracked.values()) {
       const metrics = this.#scraper.fresh(t.endpoint.address, now);
-      out.push({ endpoint: t.endpoint, metrics, inFlight: t.inFlight, load: endpointLoad(t.inFlight, metrics) });
+      const state = { endpoint: t.endpoint, metrics, inFlight: t.inFlight, load: endpointLoad(t.inFlight, metrics) };
+      const kind = this.#scraper.availability(t.endpoint.address, now);
+      (kind === 'available' ? available : kind === 'silent' ? silent : gone).push(state);
     }
-    return out;
+    if (available.length > 0) return available;
+    return silent.length > 0 ? silent : gone;
   }
 
   requestStarted(address: string): void {

@@ -1,7 +1,56 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { fromStruct, headersToRecord } from '../../envoy/ext-proc.ts';
-import { MAX_BODY_CHUNK, chunkBody, immediateErrorResponse, pickHeadersResponse, streamedRequestBody } from './responses.ts';
+import type * as grpc from '@grpc/grpc-js';
+import { encodeProcessingResponse } from '../../envoy/ext-proc-codec.ts';
+import {
+  ExternalProcessorService,
+  fromStruct,
+  headersToRecord,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from '../../envoy/ext-proc.ts';
+import {
+  MAX_BODY_CHUNK,
+  bufferedPickResponse,
+  chunkBody,
+  continueRequestHeaders,
+  continueResponseBody,
+  immediateErrorResponse,
+  pickHeadersResponse,
+  requestTrailersResponse,
+  responseHeadersResponse,
+  responseTrailersResponse,
+  streamedRequestBody,
+  streamedResponseChunk,
+} from './responses.ts';
+
+describe('the responses on the wire', () => {
+  // The router's server encodes with the hand-written codec; proto-loader's is the reference.
+  const reference = ExternalProcessorService['Process'] as grpc.MethodDefinition<ProcessingRequest, ProcessingResponse>;
+  const all: ProcessingResponse[] = [
+    pickHeadersResponse('10.0.0.1:8000', 13_027),
+    pickHeadersResponse('10.0.0.1:8000,10.0.0.2:8000', undefined),
+    ...streamedRequestBody(Buffer.alloc(130_000, 0x61), true),
+    ...streamedRequestBody(Buffer.alloc(0)),
+    bufferedPickResponse('[fd00::1]:8000', Buffer.from('{"model":"x"}')),
+    continueRequestHeaders(),
+    responseHeadersResponse({ 'x-session-token': 'MTAuMC4wLjE6ODAwMA==' }),
+    responseHeadersResponse({}),
+    streamedResponseChunk(Buffer.from('data: {}\n\n'), false),
+    streamedResponseChunk(new Uint8Array(0), true),
+    continueResponseBody(),
+    requestTrailersResponse(),
+    responseTrailersResponse(),
+    immediateErrorResponse(429, 'rejected-saturated', 'every endpoint is saturated'),
+    immediateErrorResponse(400, 'bad-request', 'prompt: expected a string ✗'),
+  ];
+
+  it('encodes every response the router sends to the same bytes as proto-loader', () => {
+    for (const message of all) {
+      expect(encodeProcessingResponse(message).toString('hex')).toBe(reference.responseSerialize(message).toString('hex'));
+    }
+  });
+});
 
 describe('chunkBody', () => {
   it('reassembles to the same bytes for any body, every chunk within the bound and only the last short', () => {

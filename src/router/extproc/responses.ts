@@ -104,6 +104,7 @@ const ERROR_TYPES: Record<number, string> = {
   400: 'invalid_request_error',
   404: 'invalid_request_error',
   413: 'invalid_request_error',
+  431: 'invalid_request_error',
   429: 'rate_limit_exceeded',
   500: 'server_error',
   503: 'service_unavailable',

@@ -38,6 +38,9 @@ import {
 import { StreamTail, extractUsage } from './usage.ts';
 
 const DEFAULT_MAX_REQUEST_BODY_BYTES = 64 * 1024 * 1024;
+/** Above Envoy's own defaults (100 headers, 60 KiB), so only a gateway configured past them meets these. */
+const DEFAULT_MAX_REQUEST_HEADERS = 256;
+const DEFAULT_MAX_REQUEST_HEADER_BYTES = 256 * 1024;
 /** GIE's conformance hook: the endpoint that served, echoed to the client. */
 const SERVED_ECHO_HEADER = 'x-conformance-test-served-endpoint';
 
@@ -47,6 +50,10 @@ export interface StreamDeps {
   metrics?: RouterMetrics;
   /** Larger request bodies are refused with 413 rather than buffered (default 64 MiB). */
   maxRequestBodyBytes?: number;
+  /** Requests with more headers are refused with 431 (default 256). */
+  maxRequestHeaders?: number;
+  /** Requests whose header names and values total more bytes are refused with 431 (default 256 KiB). */
+  maxRequestHeaderBytes?: number;
   /** Echo the served endpoint in x-conformance-test-served-endpoint (GIE's conformance suite). */
   testHooks?: boolean;
 }
@@ -76,6 +83,8 @@ class ProcessStreamHandler {
   private headers: Record<string, string> = {};
   private path = '/';
   private requestId = '';
+  /** request_headers came: the protocol sends them once, first (a body before them has no path to route by). */
+  private headersSeen = false;
   private requestMode: RequestBodyHandling = 'duplex';
   private responseDuplex = true;
   private subset: unknown[] | undefined;
@@ -184,6 +193,10 @@ class ProcessStreamHandler {
   }
 
   private async onRequestHeaders(h: HttpHeaders, message: ProcessingRequest): Promise<void> {
+    // A second pick would overwrite the first one's in-flight count, which then never ends.
+    if (this.headersSeen) throw new RouteError(400, 'bad-request', 'ext_proc request_headers arrived twice on one stream');
+    this.headersSeen = true;
+    this.checkHeaderBounds(h);
     this.headers = headersToRecord(h.headers);
     this.path = requestPath(this.headers[':path'] ?? '/');
     this.requestId = this.headers['x-request-id'] || randomUUID();
@@ -199,7 +212,21 @@ class ProcessStreamHandler {
     if (this.requestMode === 'buffered') await this.send(continueRequestHeaders());
   }
 
+  /** Refuses a header block past the count or byte bound with 431, before anything is copied out of it. */
+  private checkHeaderBounds(h: HttpHeaders): void {
+    const list = h.headers?.headers ?? [];
+    const maxCount = this.deps.maxRequestHeaders ?? DEFAULT_MAX_REQUEST_HEADERS;
+    if (list.length > maxCount)
+      throw new RouteError(431, 'request-headers-too-large', `request has ${list.length} headers, more than ${maxCount}`);
+    const maxBytes = this.deps.maxRequestHeaderBytes ?? DEFAULT_MAX_REQUEST_HEADER_BYTES;
+    let bytes = 0;
+    for (const header of list) bytes += header.key.length + (header.raw_value?.length ?? 0) + (header.value?.length ?? 0);
+    if (bytes > maxBytes)
+      throw new RouteError(431, 'request-headers-too-large', `request headers total ${bytes} bytes, more than ${maxBytes} bytes`);
+  }
+
   private async onRequestBody(b: HttpBody): Promise<void> {
+    if (!this.headersSeen) throw new RouteError(400, 'bad-request', 'ext_proc request_body arrived before the request headers');
     if (this.bodyComplete) {
       this.log.debug('ignoring request body after end of stream', { requestId: this.requestId, bytes: b.body?.length ?? 0 });
       return;
@@ -220,6 +247,7 @@ class ProcessStreamHandler {
   }
 
   private async onRequestTrailers(): Promise<void> {
+    if (!this.headersSeen) throw new RouteError(400, 'bad-request', 'ext_proc request_trailers arrived before the request headers');
     if (!this.bodyComplete) {
       // Trailers end a request whose last body chunk had no end_of_stream.
       this.bodyComplete = true;

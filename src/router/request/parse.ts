@@ -2,6 +2,7 @@
 // the fields scheduling needs (model, prompt or messages, cache_salt, stream), anything else passed on
 // as kind 'other'. A body that cannot be routed is a RequestParseError naming the field (a 400).
 
+import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
 import { describeIssues } from '../../api/meta.ts';
 import { ChatMessageSchema, ChatToolSchema, type ChatMessage, type ChatTool } from '../../common/chat.ts';
@@ -96,12 +97,34 @@ function decodeJson(body: Uint8Array): unknown {
   return JSON.parse(text) as unknown;
 }
 
+/**
+ * How deep a request body's JSON may nest. JSON.parse takes any depth, but JSON.stringify (a model
+ * rewrite, the indexer client's tools and kwargs fields) overflows the stack near 10,000 levels; no
+ * OpenAI request needs more than a few dozen.
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/** Whether `value` nests arrays and objects deeper than `limit`; iterative, so any depth is safe to check. */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= limit) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v))
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function jsonObject(body: Uint8Array): Record<string, unknown> {
   if (body.byteLength === 0) throw new RequestParseError('request body is empty: expected a JSON object');
+  // JSON is UTF-8 (RFC 8259) and vLLM refuses anything else; decoding would swap bad bytes for U+FFFD.
+  if (!isUtf8(body)) throw new RequestParseError('request body is not valid UTF-8: expected a JSON object');
   let value: unknown;
   try {
     value = decodeJson(body);
@@ -109,6 +132,7 @@ function jsonObject(body: Uint8Array): Record<string, unknown> {
     throw new RequestParseError(`request body is not valid JSON: ${(err as Error).message}`);
   }
   if (!isObject(value)) throw new RequestParseError('request body: expected a JSON object');
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) throw new RequestParseError(`request body: JSON nests deeper than ${MAX_JSON_DEPTH} levels`);
   return value;
 }
 
@@ -141,7 +165,8 @@ export function parseRequestBody(path: string, body: Uint8Array): ParsedBody {
     } catch {
       json = undefined;
     }
-    if (!isObject(json)) return { kind, path, model: '', stream: false };
+    // Too deep to re-serialize: passed on untouched, as a body that is not JSON is.
+    if (!isObject(json) || nestsDeeperThan(json, MAX_JSON_DEPTH)) return { kind, path, model: '', stream: false };
     const model = typeof json.model === 'string' ? json.model : '';
     return { kind, path, model, stream: json.stream === true, json };
   }

@@ -47,27 +47,42 @@ describe('buildScheduler', () => {
       endpoint('10.0.0.1:8000', { metrics: { waitingRequests: 0 } }),
       endpoint('10.0.0.2:8000', { metrics: { waitingRequests: warmWaiting } }),
     ];
-    // Loads 0 and 1: bound ceil(1.25 * 2 / 2) = 2 keeps both.
-    const result = await scheduler.schedule(request({ prompt: 'hello' }), pool(1));
+    // Loads 0 and 2: bound max(ceil(1.25 * 3 / 2), 3) = 3 keeps both.
+    const result = await scheduler.schedule(request({ prompt: 'hello' }), pool(2));
     expect(result).toMatchObject({
       profile: 'default',
       targets: [{ address: '10.0.0.2:8000' }],
       predictedPrefix: { matchedBlocks: 6, totalBlocks: 8 },
     });
-    expect(result.scores['10.0.0.2:8000']).toBeCloseTo(3 * 0.75 + 0 + 1);
-    expect(result.scores['10.0.0.1:8000']).toBeCloseTo(0 + 1 + 1);
-    // Loads 0 and 2: bound ceil(1.25 * 3 / 2) = 2, so the warm pod (2 + 1 > 2) is left out.
-    const diverted = await scheduler.schedule(request({ prompt: 'hello' }), pool(2));
+    // prefix 3 * 6/8, queue 0 (the longer queue), KV 1, running requests 1 (none in flight anywhere).
+    expect(result.scores['10.0.0.2:8000']).toBeCloseTo(3 * 0.75 + 0 + 1 + 1);
+    expect(result.scores['10.0.0.1:8000']).toBeCloseTo(0 + 1 + 1 + 1);
+    // Loads 0 and 3: bound max(ceil(1.25 * 4 / 2), 3) = 3, so the warm pod (3 + 1 > 3) is left out.
+    const diverted = await scheduler.schedule(request({ prompt: 'hello' }), pool(3));
     expect(diverted).toMatchObject({ targets: [{ address: '10.0.0.1:8000' }], predictedPrefix: { matchedBlocks: 0, totalBlocks: 8 } });
     expect(await metricValue(scheduler.registry, 'kvroute_router_load_bound_diversions_total')).toBe(1);
+  });
+
+  it('sends a new prefix to an idle pod rather than to the busy pod holding a preamble every prompt shares, but keeps a long match on its busy pod', async () => {
+    // The engines' queues are empty and their caches nearly so (the queue and KV scorers tie), as
+    // below saturation; 10.0.0.2 has 2 requests in flight, within the load bound.
+    const pool = [endpoint('10.0.0.1:8000'), endpoint('10.0.0.2:8000', { inFlight: 2 }), endpoint('10.0.0.3:8000')];
+    // 1 of 27 blocks (the shared preamble): 3 * 1/27 is less than the running-requests scorer's 1.
+    const preamble = testScheduler(DEFAULT_ENDPOINT_PICKER_CONFIG, { indexer: indexer({ '10.0.0.2': 1 }, 27) });
+    expect((await preamble.schedule(request({ prompt: 'hello' }), pool)).targets[0]!.address).not.toBe('10.0.0.2:8000');
+    // 24 of 27 blocks (its own conversation so far): the prefix outweighs the load.
+    const long = testScheduler(DEFAULT_ENDPOINT_PICKER_CONFIG, { indexer: indexer({ '10.0.0.2': 24 }, 27) });
+    expect((await long.schedule(request({ prompt: 'hello' }), pool)).targets[0]!.address).toBe('10.0.0.2:8000');
+    preamble.close();
+    long.close();
   });
 
   it('filters and scores the candidates as PickTime re-reads them once the indexer has answered, and reserves the pick before answering', async () => {
     const scheduler = testScheduler(DEFAULT_ENDPOINT_PICKER_CONFIG, { indexer: indexer({ '10.0.0.1': 8 }, 8) });
     const idle = [endpoint('10.0.0.1:8000'), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
-    // While the indexer was being asked, two requests were picked for the warm pod: loads 2, 0, 0,
-    // bound max(ceil(1.25 * 3 / 3), 2) = 2, so the warm pod (2 + 1 > 2) is out.
-    const now = [endpoint('10.0.0.1:8000', { inFlight: 2 }), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
+    // While the indexer was being asked, three requests were picked for the warm pod: loads 3, 0, 0,
+    // bound max(ceil(1.25 * 4 / 3), 3) = 3, so the warm pod (3 + 1 > 3) is out.
+    const now = [endpoint('10.0.0.1:8000', { inFlight: 3 }), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
     const reserved: string[] = [];
     const result = await scheduler.schedule(request({ prompt: 'hello' }), idle, {
       refresh: () => now,

@@ -51,6 +51,13 @@ export class BlockPool {
     return this.freeQueue.toArray();
   }
 
+  /** Distinct cached digests (a digest held by several blocks counts once), for the debug dump. */
+  cachedDigests(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const ids of this.cached.values()) if (ids.length > 0) out.push(this.blockHash[ids[0]!]!);
+    return out;
+  }
+
   getCachedBlock(hashKey: string): number {
     const ids = this.cached.get(hashKey);
     return ids && ids.length > 0 ? ids[0]! : -1;

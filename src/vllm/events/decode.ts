@@ -127,10 +127,19 @@ class EventFields {
  */
 class EventDecoder extends MsgpackReader {
   readonly skipped: SkippedItems | undefined;
+  readonly maxEvents: number;
 
-  constructor(bytes: Uint8Array, skipped: SkippedItems | undefined) {
+  constructor(bytes: Uint8Array, skipped: SkippedItems | undefined, maxEvents: number) {
     super(bytes);
     this.skipped = skipped;
+    this.maxEvents = maxEvents;
+  }
+
+  /** The publisher's timestamp: vLLM sends time.time(), so anything not finite is not a batch. */
+  ts(): number {
+    const ts = this.number('ts');
+    if (!Number.isFinite(ts)) this.fail('bad_batch', `ts: expected a finite number of seconds, got ${ts}`);
+    return ts;
   }
 
   extraKeys(what: string): unknown[] | null {
@@ -335,6 +344,7 @@ class EventDecoder extends MsgpackReader {
   events(): KvEvent[] {
     const n = this.expectArray('events');
     if (n > this.end - this.pos) this.fail('truncated', `events: array claims ${n} elements but only ${this.end - this.pos} bytes remain`);
+    if (n > this.maxEvents) this.fail('too_many_events', `events: batch has ${n} events, more than the limit of ${this.maxEvents}`);
     const out: KvEvent[] = [];
     const f = new EventFields();
     for (let i = 0; i < n; i++) {
@@ -353,18 +363,19 @@ class EventDecoder extends MsgpackReader {
 /**
  * Decodes one KV-event payload: `[ts, events, dp_rank?]` (vLLM, SGLang) or a map with the same field
  * names. Events may be tagged arrays (older vLLM, SGLang) or maps tagged by "type" (current vLLM).
- * Unknown event types and fields are skipped and, when `skipped` is given, recorded there.
+ * Unknown event types and fields are skipped and, when `skipped` is given, recorded there. A batch of
+ * more than `maxEvents` events is rejected before any of them is decoded.
  * @throws KvEventDecodeError naming the place and the problem when the payload is malformed.
  */
-export function decodeEventBatch(payload: Uint8Array, skipped?: SkippedItems): EventBatch {
-  const r = new EventDecoder(payload, skipped);
+export function decodeEventBatch(payload: Uint8Array, skipped?: SkippedItems, maxEvents = Number.POSITIVE_INFINITY): EventBatch {
+  const r = new EventDecoder(payload, skipped, maxEvents);
   let ts: number | null = null;
   let events: KvEvent[] | null = null;
   let dpRank: number | null = null;
   const an = r.arrayHeader('batch');
   if (an >= 0) {
     if (an < 2) r.fail('bad_batch', `batch: expected an array [ts, events, data_parallel_rank?], got ${an} element(s)`);
-    ts = r.number('ts');
+    ts = r.ts();
     events = r.events();
     if (an >= 3) dpRank = r.optionalInteger('data_parallel_rank', 0);
     for (let i = 3; i < an; i++) {
@@ -386,7 +397,7 @@ export function decodeEventBatch(payload: Uint8Array, skipped?: SkippedItems): E
         continue;
       }
       r.pos += len;
-      if (id === 1) ts = r.number('ts');
+      if (id === 1) ts = r.ts();
       else if (id === 2) events = r.events();
       else dpRank = r.optionalInteger('data_parallel_rank', 0);
     }

@@ -4,7 +4,8 @@
 // event schema, which lives in decode.ts.
 
 /** Why a payload was rejected; also the `reason` label of the malformed-messages metric. */
-export type DecodeFailureReason = 'truncated' | 'invalid_msgpack' | 'bad_batch' | 'bad_event' | 'bad_field' | 'trailing_bytes';
+export type DecodeFailureReason =
+  'truncated' | 'invalid_msgpack' | 'bad_batch' | 'bad_event' | 'bad_field' | 'trailing_bytes' | 'too_many_events';
 
 /** A payload that is not a well-formed KV-event batch; the message names the place and the problem. */
 export class KvEventDecodeError extends Error {
@@ -604,7 +605,8 @@ export class MsgpackReader {
     }
     const mn = this.mapHeader(what);
     if (mn >= 0) {
-      const out: Record<string, unknown> = {};
+      // No prototype: a "__proto__" key from the wire is then an ordinary key, not a prototype swap.
+      const out = Object.create(null) as Record<string, unknown>;
       for (let i = 0; i < mn; i++) {
         const key = this.any(`${what} key`, depth + 1);
         if (typeof key !== 'string' && typeof key !== 'number') this.fail('bad_field', `${what}: map key must be a string or integer`);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { endpoint, metricValue, profileConfig, request, testScheduler } from '../test-helpers.ts';
-import { withinLoadBound } from './load-bound.ts';
+import { loadBoundFilter, withinLoadBound } from './load-bound.ts';
 
-const options = { loadBound: 1.25, minBound: 2, kvCacheUsageThreshold: 0.95 };
+const options = { loadBound: 1.25, minBound: 3, kvCacheUsageThreshold: 0.95 };
 const addresses = (states: Array<{ endpoint: { address: string } }>) => states.map((s) => s.endpoint.address);
 
 describe('load-bound-filter', () => {
@@ -21,14 +21,18 @@ describe('load-bound-filter', () => {
     expect(addresses(withinLoadBound(pool(10), { ...options, loadBound: 2 }))).toEqual(['10.0.0.1:8000', '10.0.0.2:8000', '10.0.0.3:8000']);
   });
 
-  it('keeps a pod with one request among idle pods (minBound 2, the default), and without the floor (minBound 1) does not', () => {
-    // n = 3, c = 1.25: ceil(1.25 * 2 / 3) = 1, so the bare rule leaves a pod with load 1 out.
-    const pool = [endpoint('10.0.0.1:8000', { inFlight: 1 }), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
+  it('keeps a pod with two requests among idle pods (minBound 3, the default), and without the floor (minBound 1) does not', () => {
+    // n = 3, c = 1.25: ceil(1.25 * 3 / 3) = 2, so the bare rule leaves a pod with load 2 out.
+    const pool = [endpoint('10.0.0.1:8000', { inFlight: 2 }), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
     expect(addresses(withinLoadBound(pool, options))).toEqual(['10.0.0.1:8000', '10.0.0.2:8000', '10.0.0.3:8000']);
     expect(addresses(withinLoadBound(pool, { ...options, minBound: 1 }))).toEqual(['10.0.0.2:8000', '10.0.0.3:8000']);
-    // The floor is a floor: a second request on the pod (load 2) is past it, and past ceil(1.25 * 3 / 3) = 2.
-    pool[0] = endpoint('10.0.0.1:8000', { inFlight: 2 });
+    // The floor is a floor: a third request on the pod (load 3) is past it, and past ceil(1.25 * 4 / 3) = 2.
+    pool[0] = endpoint('10.0.0.1:8000', { inFlight: 3 });
     expect(addresses(withinLoadBound(pool, options))).toEqual(['10.0.0.2:8000', '10.0.0.3:8000']);
+  });
+
+  it('defaults to c = 1.25, minBound 3 and a 0.95 KV-cache threshold', () => {
+    expect(loadBoundFilter.parameters.parse(undefined)).toEqual(options);
   });
 
   it("compares EndpointState.load, which does not count this router's finished requests a lagging scrape still shows", () => {

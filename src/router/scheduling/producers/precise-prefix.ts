@@ -17,7 +17,7 @@ const PreciseParameters = z
     /** The indexer's gRPC address (host:port); the --indexer flag overrides it. */
     indexerAddress: z.string().min(1).default(DEFAULT_INDEXER_ADDRESS),
     /** How long scheduling waits for the indexer before the prefix scorers abstain. */
-    timeoutMs: z.number().gt(0).max(10_000).default(50),
+    timeoutMs: z.number().gt(0).max(10_000).default(200),
   })
   .prefault({});
 type PreciseParameters = z.output<typeof PreciseParameters>;
