@@ -8,7 +8,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { createLogger } from '../../src/common/log.ts';
 import { checkIndex, PickSampler, type IndexCheck } from './observe.ts';
-import { ChaosPool, pollUntil, type ChaosGateway, type FailureMode } from './pool.ts';
+import { until } from '../../test/support/until.ts';
+import { ChaosPool, type ChaosGateway, type FailureMode } from './pool.ts';
 import type { DataPlaneReport, DataPlaneScenarioResult, TargetCheck } from './report.ts';
 import { hitRate, Traffic, type RequestRecord } from './traffic.ts';
 
@@ -232,7 +233,11 @@ const SCENARIOS: Scenario[] = [
     description: "sim-0's prefix cache reset under traffic (running requests reset too): AllBlocksCleared with its next step",
     async run(ctx) {
       const at = ctx.traffic.now();
-      await pollUntil(() => resetPrefixCache(ctx.pool.pods[0]!.url), 10_000, 'sim-0 did not reset its prefix cache');
+      await until(() => resetPrefixCache(ctx.pool.pods[0]!.url), {
+        message: 'sim-0 to reset its prefix cache',
+        timeoutMs: 10_000,
+        intervalMs: 25,
+      });
       return { faultAtMs: at, recoveredAtMs: ctx.traffic.now(), checkIndex: true, expectNoFailures: true };
     },
   },

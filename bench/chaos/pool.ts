@@ -10,9 +10,11 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import YAML from 'yaml';
 import { createLogger, type Logger } from '../../src/common/log.ts';
-import { startKvroute, type KvrouteChild, type LogRecord } from '../../src/demo/process.ts';
+import { startKvroute, type KvrouteChild } from '../../src/demo/process.ts';
 import { envoyGatewayConfig } from '../../src/gateway/envoy-config.ts';
 import { findEnvoy, startEnvoy, type RunningEnvoy } from '../../src/gateway/envoy-process.ts';
+import { portOf } from '../../test/support/kvroute.ts';
+import { until } from '../../test/support/until.ts';
 
 export interface ChaosPoolOptions {
   pods: number;
@@ -56,13 +58,6 @@ export interface ChaosGateway {
 
 const DEFAULT_START_TIMEOUT_MS = 120_000;
 
-function portField(record: LogRecord, field: string, what: string): number {
-  const value = record[field];
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0)
-    throw new Error(`${what}: its "${String(record.msg)}" log line has no port in "${field}"`);
-  return value;
-}
-
 /** `tcp://*:P` as logged by a pod, as a peer on this machine connects to it. */
 function localEndpoint(bound: unknown, what: string): string {
   if (typeof bound !== 'string') throw new Error(`${what}: the simulator logged no bound endpoint`);
@@ -71,23 +66,7 @@ function localEndpoint(bound: unknown, what: string): string {
   return `tcp://127.0.0.1:${m[1]}`;
 }
 
-const portOf = (endpoint: string): number => Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
-
-/** Polls `check` every 25 ms until true; throws `message` at the deadline. */
-export async function pollUntil(check: () => Promise<boolean> | boolean, timeoutMs: number, message: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${message} within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await delay(25);
-  }
-}
+const endpointPort = (endpoint: string): number => Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
 
 export class ChaosPool {
   readonly pods: ChaosPod[] = [];
@@ -147,8 +126,8 @@ export class ChaosPool {
       `--kv-blocks=${this.#o.kvBlocks}`,
       `--time-scale=${this.#o.timeScale}`,
       `--seed=${i}`,
-      `--kv-events-endpoint=tcp://*:${pod ? portOf(pod.events) : 0}`,
-      `--kv-events-replay-endpoint=tcp://*:${pod ? portOf(pod.replay) : 0}`,
+      `--kv-events-endpoint=tcp://*:${pod ? endpointPort(pod.events) : 0}`,
+      `--kv-events-replay-endpoint=tcp://*:${pod ? endpointPort(pod.replay) : 0}`,
       '--debug-endpoints',
     ];
   }
@@ -161,7 +140,7 @@ export class ChaosPool {
       existing.child = child;
       return existing;
     }
-    const port = portField(ready, 'port', `pod sim-${i}`);
+    const port = portOf(ready, 'port');
     const pod: ChaosPod = {
       name: `sim-${i}`,
       address: `127.0.0.1:${port}`,
@@ -219,8 +198,8 @@ export class ChaosPool {
       { name: 'kvroute indexer', logFile: join(this.logDir, 'indexer.log') },
     );
     const ready = await child.waitForLog('indexer ready', this.#startTimeoutMs);
-    this.indexerHttpPort = portField(ready, 'httpPort', 'kvroute indexer');
-    this.indexerGrpcPort = portField(ready, 'grpcPort', 'kvroute indexer');
+    this.indexerHttpPort = portOf(ready, 'httpPort');
+    this.indexerGrpcPort = portOf(ready, 'grpcPort');
     this.indexerUrl = `http://127.0.0.1:${this.indexerHttpPort}`;
     this.indexer = child;
   }
@@ -251,16 +230,16 @@ export class ChaosPool {
       { name: `kvroute router-${i}`, logFile: join(this.logDir, `router-${i}.log`) },
     );
     const ready = await child.waitForLog('router started', this.#startTimeoutMs);
-    const metricsPort = portField(ready, 'metricsPort', `router-${i}`);
-    await pollUntil(
-      async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok,
-      this.#startTimeoutMs,
-      `router-${i} did not become ready`,
-    );
+    const metricsPort = portOf(ready, 'metricsPort');
+    await until(async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok, {
+      message: `router-${i} to become ready`,
+      timeoutMs: this.#startTimeoutMs,
+      intervalMs: 25,
+    });
     this.routers[i] = {
       name: `router-${i}`,
-      grpcPort: portField(ready, 'grpcPort', `router-${i}`),
-      healthPort: portField(ready, 'healthPort', `router-${i}`),
+      grpcPort: portOf(ready, 'grpcPort'),
+      healthPort: portOf(ready, 'healthPort'),
       metricsPort,
       metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
       child,

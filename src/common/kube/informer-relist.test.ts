@@ -3,9 +3,8 @@
 // re-list through onList and its log, and its cache and events follow the new list.
 
 import { afterEach, describe, expect, it } from '@jest/globals';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { startHttpApiServer } from '../../../test/support/http-api-server.ts';
 import { until } from '../../../test/support/until.ts';
 import { createLogger } from '../log.ts';
 import { Informer } from './informer.ts';
@@ -17,8 +16,7 @@ const GONE = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Exp
 async function expiringApiServer(expiry: 'event' | 'status') {
   const requests: { watch: boolean; resourceVersion: string | null }[] = [];
   let lists = 0;
-  const open: http.ServerResponse[] = [];
-  const server = http.createServer((req, res) => {
+  const api = await startHttpApiServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const watch = url.searchParams.get('watch') === 'true';
     requests.push({ watch, resourceVersion: url.searchParams.get('resourceVersion') });
@@ -46,26 +44,9 @@ async function expiringApiServer(expiry: 'event' | 'status') {
       res.end(JSON.stringify({ type: 'ERROR', object: GONE }) + '\n');
       return;
     }
-    res.flushHeaders();
-    open.push(res);
+    res.flushHeaders(); // later watches stay open until close()
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return {
-    requests,
-    kc,
-    close: async () => {
-      for (const r of open) r.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return { requests, ...api };
 }
 
 const cleanups: (() => Promise<void>)[] = [];

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { startHttpApiServer } from '../../../test/support/http-api-server.ts';
 import { until } from '../../../test/support/until.ts';
 import { createLogger } from '../log.ts';
 import { Informer } from './informer.ts';
@@ -10,8 +9,7 @@ import { KubeClient } from './kube-client.ts';
 /** An API server stand-in for one collection: 404 (kind not served) until `serve` is set, then a list and an open watch. */
 async function fakeApiServer() {
   const state = { serve: false, requests: [] as { at: number; watch: boolean }[] };
-  const watches: http.ServerResponse[] = [];
-  const server = http.createServer((req, res) => {
+  const api = await startHttpApiServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const watch = url.searchParams.get('watch') === 'true';
     state.requests.push({ at: Date.now(), watch });
@@ -41,27 +39,9 @@ async function fakeApiServer() {
       );
       return;
     }
-    res.flushHeaders();
-    watches.push(res);
+    res.flushHeaders(); // the watch stays open until close()
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    // client-node refuses plain HTTP unless TLS verification is off.
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return {
-    state,
-    kc,
-    close: async () => {
-      for (const w of watches) w.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return { state, ...api };
 }
 
 const cleanups: (() => Promise<void>)[] = [];

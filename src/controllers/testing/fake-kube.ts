@@ -34,7 +34,15 @@ import {
   type RequestOptions,
 } from '../../common/kube/kube-client.ts';
 import { FakeInformer, type FakeInformerOptions } from './fake-informer.ts';
-import { ApplyConflictError, FieldOwners, clone, type Json, type JsonObject, type ManagerKey } from './managed-fields.ts';
+import {
+  ApplyConflictError,
+  FieldOwners,
+  SERVER_METADATA_FIELDS,
+  clone,
+  type Json,
+  type JsonObject,
+  type ManagerKey,
+} from './managed-fields.ts';
 import { fieldSelector, labelSelector, type Selector } from './selectors.ts';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -702,17 +710,7 @@ export class FakeKube implements KubeApi {
 function withoutServerFields(body: JsonObject, type: ResourceType): JsonObject {
   const out = clone(body);
   const m = meta(out);
-  for (const f of [
-    'uid',
-    'resourceVersion',
-    'generation',
-    'creationTimestamp',
-    'deletionTimestamp',
-    'deletionGracePeriodSeconds',
-    'managedFields',
-    'selfLink',
-  ])
-    delete m[f];
+  for (const f of SERVER_METADATA_FIELDS) delete m[f];
   if (type.status) delete out.status;
   return out;
 }

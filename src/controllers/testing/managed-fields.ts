@@ -42,23 +42,23 @@ export const clone = <T>(v: T): T => structuredClone(v);
 
 const overlaps = (a: FieldPath, b: FieldPath) => a === b || a.startsWith(b + SEP) || b.startsWith(a + SEP);
 
+/** Metadata the API server sets: a writer's body never sets it, and nobody owns it. */
+export const SERVER_METADATA_FIELDS = [
+  'uid',
+  'resourceVersion',
+  'generation',
+  'creationTimestamp',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'managedFields',
+  'selfLink',
+] as const;
+
 /** Fields the API server sets or that identify the object: nobody owns them. */
 const SYSTEM_FIELDS = new Set([
   'f:apiVersion',
   'f:kind',
-  ...[
-    'name',
-    'namespace',
-    'uid',
-    'resourceVersion',
-    'generation',
-    'creationTimestamp',
-    'deletionTimestamp',
-    'deletionGracePeriodSeconds',
-    'managedFields',
-    'selfLink',
-    'generateName',
-  ].map((f) => `f:metadata${SEP}f:${f}`),
+  ...['name', 'namespace', ...SERVER_METADATA_FIELDS, 'generateName'].map((f) => `f:metadata${SEP}f:${f}`),
 ]);
 
 /** The leaf field paths of a value: map keys recursed, set-list items one by one, everything else whole. */
