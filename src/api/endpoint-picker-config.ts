@@ -271,7 +271,7 @@ export const DEFAULT_INDEXER_ADDRESS = '127.0.0.1:9004';
  * 10-15% of requests. 200 ms keeps fail-open (a hung indexer costs each request at most this) while
  * no longer abstaining on a slow answer.
  */
-const INDEXER_TIMEOUT_MS = 200;
+export const INDEXER_TIMEOUT_MS = 200;
 
 /**
  * kvroute's default: behind the load bound (filters/load-bound.ts, c = 1.25, floor 3 requests), the

@@ -5,7 +5,7 @@
 // Exports the producer (for prefix-cache-scorer) and llm-d's self-contained precise-prefix-cache-scorer.
 
 import { z } from 'zod';
-import { DEFAULT_INDEXER_ADDRESS } from '../../../api/endpoint-picker-config.ts';
+import { DEFAULT_INDEXER_ADDRESS, INDEXER_TIMEOUT_MS } from '../../../api/endpoint-picker-config.ts';
 import type { PrefixScorer, ScoreRequest } from '../../../indexer/public.ts';
 import type { InferenceRequest } from '../../types.ts';
 import { scoresByEndpoint } from '../pod-identity.ts';
@@ -17,7 +17,7 @@ const PreciseParameters = z
     /** The indexer's gRPC address (host:port); the --indexer flag overrides it. */
     indexerAddress: z.string().min(1).default(DEFAULT_INDEXER_ADDRESS),
     /** How long scheduling waits for the indexer before the prefix scorers abstain. */
-    timeoutMs: z.number().gt(0).max(10_000).default(200),
+    timeoutMs: z.number().gt(0).max(10_000).default(INDEXER_TIMEOUT_MS),
   })
   .prefault({});
 type PreciseParameters = z.output<typeof PreciseParameters>;
