@@ -477,18 +477,24 @@ describeEnvoy(title('the router behind a real Envoy (GIE standalone gateway), wi
     it('still routes every request, and counts the indexer errors', async () => {
       const ask = (i: number) => post(gateway, { model: MODEL, prompt: `Indexer down test ${i}. ${words(400 + i, 30)}`, max_tokens: 2 });
       const errors = async () => metricValue(await page(router.metricsUrl), 'kvroute_router_indexer_errors_total') || 0;
-      // The first score may time out while the new indexer loads the model's tokenizer; after that
-      // it answers, and a request adds no error.
-      expect((await ask(0)).status).toBe(200);
+      // The first scores may time out while the new indexer loads the model's tokenizer (longer on a
+      // busy machine); once it is warm, a request adds no error. Warm-up requests use their own prompts.
+      let warm = 0;
+      await until(
+        async () => {
+          const before = await errors();
+          expect((await ask(100 + warm++)).status).toBe(200);
+          return (await errors()) === before;
+        },
+        { message: 'the indexer to answer a score within the deadline', timeoutMs: 60_000 },
+      );
       const errorsBefore = await errors();
-      expect((await ask(1)).status).toBe(200);
-      expect(await errors()).toBe(errorsBefore);
 
       ownIndexer.proc.child.kill('SIGKILL');
       await ownIndexer.proc.exited;
 
       const after = [];
-      for (let i = 2; i <= 6; i++) after.push(await ask(i));
+      for (let i = 1; i <= 5; i++) after.push(await ask(i));
       expect(after.map((r) => r.status)).toEqual(Array(5).fill(200));
       for (const r of after) expect(POD_IPS).toContain(r.pod);
       // One failed indexer call per request: the precise scorer abstained and the others decided.
