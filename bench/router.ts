@@ -20,6 +20,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
+import { INDEXER_TIMEOUT_MS } from '../src/api/endpoint-picker-config.ts';
 import { fmt, formatTable } from '../src/common/table.ts';
 import { silentLogger } from '../src/common/log.ts';
 import { Progress } from '../src/common/progress.ts';
@@ -30,7 +31,7 @@ import { portOf, spawnKvroute, type KvrouteProcess } from '../test/support/kvrou
 import { nodeBinary } from '../test/support/node.ts';
 import { until } from '../test/support/until.ts';
 import { startUpstream, words, type Upstream } from './lib/gateway-load.ts';
-import { environment, percentile, writeResults } from './lib/results.ts';
+import { cpuSeconds, environment, percentile, writeResults } from './lib/results.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const RESULTS = path.join(ROOT, 'bench/results/router.json');
@@ -96,8 +97,7 @@ schedulingProfiles:
   },
   {
     name: 'default',
-    description:
-      'no --config-file: load-bound-filter, precise-prefix-cache-scorer x3 (the indexer over gRPC, 50 ms timeout), queue-scorer x1, kv-cache-utilization-scorer x1, max-score-picker',
+    description: `no --config-file: load-bound-filter, precise-prefix-cache-scorer x3 (the indexer over gRPC, ${INDEXER_TIMEOUT_MS} ms timeout), queue-scorer x1, kv-cache-utilization-scorer x1, max-score-picker`,
   },
 ];
 
@@ -354,6 +354,8 @@ const errorCount = (l: Latency) => Object.values(l.errors).reduce((a, b) => a + 
 interface RoutedResult extends Latency {
   addedMs: { p50: number; p99: number };
   schedulingMs: { p50: number; p99: number; count: number };
+  /** The router process's CPU time (user + system, from /proc) over the run, per completed request. */
+  routerCpuMsPerRequest: number;
   /** For variants that ask the indexer: where the prefix-scoring time goes during the run. */
   indexer?: IndexerBreakdown;
 }
@@ -365,7 +367,7 @@ interface Quantiles {
 }
 
 interface IndexerBreakdown {
-  /** The router's precise-prefix-cache-scorer plugin: the indexer call as the router waits for it (50 ms timeout). */
+  /** The router's precise-prefix-cache-scorer plugin: the indexer call as the router waits for it (INDEXER_TIMEOUT_MS). */
   routerCallMs: Quantiles;
   /** The indexer's gRPC Score, handler to answer: queueing for and running tokenization, then scoring. */
   indexerScoreMs: Quantiles;
@@ -417,6 +419,20 @@ function breakdown(after: ReturnType<typeof breakdownSnapshot>, before: ReturnTy
   };
 }
 
+/**
+ * The runs to make: all by default; `--only 2k` (or `--only 2k@200,100k@1000`) keeps some, for a quick
+ * comparison. A partial run does not overwrite bench/results/router.json (it writes router-partial.json).
+ */
+function selectedRuns(argv: string[]): typeof RUNS {
+  const at = argv.indexOf('--only');
+  if (at < 0) return RUNS;
+  const wanted = (argv[at + 1] ?? '').split(',').filter(Boolean);
+  const runs = RUNS.filter((r) => wanted.some((w) => w === r.prompt || w === `${r.prompt}@${r.rate}`));
+  if (runs.length === 0)
+    throw new Error(`--only: expected prompt names or prompt@rate from ${RUNS.map((r) => `${r.prompt}@${r.rate}`).join(', ')}`);
+  return runs;
+}
+
 async function main(): Promise<void> {
   const clientAt = process.argv.indexOf('--client');
   if (clientAt >= 0) {
@@ -435,7 +451,7 @@ async function main(): Promise<void> {
     const indexer = await spawnKvroute(['indexer', ...indexerFlags.split(' ')], { readyLine: 'indexer ready' });
     peers.push(indexer);
     const indexerHttp = `http://127.0.0.1:${portOf(indexer.ready, 'httpPort')}`;
-    const routers: Record<string, { grpcPort: number; metricsUrl: string }> = {};
+    const routers: Record<string, { pid: number | undefined; grpcPort: number; metricsUrl: string }> = {};
     for (const variant of VARIANTS) {
       const flags = `--grpc-port 0 --grpc-health-port 0 --metrics-port 0 --model ${MODEL} --indexer 127.0.0.1:${portOf(indexer.ready, 'grpcPort')}`;
       const endpoints = upstreams.map((u) => `127.0.0.1:${u.port}`).join(',');
@@ -446,6 +462,7 @@ async function main(): Promise<void> {
       });
       peers.push(router);
       routers[variant.name] = {
+        pid: router.child.pid,
         grpcPort: portOf(router.ready, 'grpcPort'),
         metricsUrl: `http://127.0.0.1:${portOf(router.ready, 'metricsPort')}/metrics`,
       };
@@ -520,8 +537,9 @@ async function main(): Promise<void> {
     }
 
     const results = [];
-    const progress = new Progress({ total: RUNS.length * (1 + VARIANTS.length), label: 'bench:router', unit: 'run' });
-    for (const run of RUNS) {
+    const runs = selectedRuns(process.argv.slice(2));
+    const progress = new Progress({ total: runs.length * (1 + VARIANTS.length), label: 'bench:router', unit: 'run' });
+    for (const run of runs) {
       const prompt = prompts.get(run.prompt)!;
       const config = { rate: run.rate, durationMs: run.seconds * 1000, words: prompt.words, seed: prompt.seed };
       progress.setLabel(`${run.prompt} prompts at ${run.rate} req/s for ${run.seconds}s: plain`);
@@ -538,7 +556,9 @@ async function main(): Promise<void> {
         const indexerBefore = asksIndexer
           ? breakdownSnapshot(await (await fetch(`${indexerHttp}/metrics`)).text(), routerPageBefore)
           : undefined;
+        const cpuBefore = cpuSeconds(routers[variant.name]!.pid);
         const latency = summarize(await runClient({ ...config, port: envoy.ports[variant.name]! }));
+        const routerCpuSeconds = cpuSeconds(routers[variant.name]!.pid) - cpuBefore;
         const routerPageAfter = await (await fetch(metricsUrl)).text();
         const delta = bucketDelta(histogramBuckets(routerPageAfter, 'kvroute_router_scheduling_duration_seconds'), before);
         const indexer = indexerBefore
@@ -552,6 +572,7 @@ async function main(): Promise<void> {
             p99: +(histogramQuantile(delta, 0.99) * 1000).toFixed(3),
             count: delta.get(Infinity) ?? 0,
           },
+          routerCpuMsPerRequest: +((routerCpuSeconds * 1000) / Math.max(1, latency.completed)).toFixed(3),
           ...(indexer ? { indexer } : {}),
         };
         const t0 = performance.now();
@@ -606,7 +627,8 @@ async function main(): Promise<void> {
         perRate: Object.fromEntries(goalRows.map((r) => [`${r.rate}`, r.goalMet])),
       },
     };
-    writeResults(RESULTS, doc);
+    const resultsFile = runs.length === RUNS.length ? RESULTS : RESULTS.replace(/\.json$/, '-partial.json');
+    writeResults(resultsFile, doc);
 
     const rows: string[][] = [];
     for (const r of results) {
@@ -623,13 +645,14 @@ async function main(): Promise<void> {
           routedRow ? fmt(routedRow.addedMs.p50) : '',
           routedRow ? fmt(routedRow.addedMs.p99) : '',
           routedRow ? `${fmt(routedRow.schedulingMs.p50)} / ${fmt(routedRow.schedulingMs.p99)}` : '',
+          routedRow ? fmt(routedRow.routerCpuMsPerRequest) : '',
           String(errorCount(l)),
           variant === 'default' && r.goalMet !== null ? (r.goalMet ? 'yes' : 'NO') : '',
         ]);
       }
     }
     process.stdout.write(
-      `${formatTable(['prompt', 'req/s', 'listener', 'achieved', 'p50 ms', 'p99 ms', 'added p50', 'added p99', 'sched p50/p99 ms', 'errors', 'goal'], rows)}\n`,
+      `${formatTable(['prompt', 'req/s', 'listener', 'achieved', 'p50 ms', 'p99 ms', 'added p50', 'added p99', 'sched p50/p99 ms', 'router CPU ms/req', 'errors', 'goal'], rows)}\n`,
     );
     const breakdownRows = results
       .filter((r) => r.routed.default?.indexer)
@@ -653,7 +676,7 @@ async function main(): Promise<void> {
       `indexer score of one prompt, unloaded: ${Object.entries(indexerScoreMs)
         .map(([k, v]) => `${k} ${v} ms`)
         .join(', ')}\n` +
-        `goal (default config, 2k-token prompts: added p50 < 1 ms, p99 < 5 ms): ${doc.goal.met ? 'met' : 'not met'}; results in ${path.relative(ROOT, RESULTS)}\n`,
+        `goal (default config, 2k-token prompts: added p50 < 1 ms, p99 < 5 ms): ${doc.goal.met ? 'met' : 'not met'}; results in ${path.relative(ROOT, resultsFile)}\n`,
     );
   } finally {
     await envoyStop?.();

@@ -5,8 +5,9 @@
 // vLLM metrics and publish their simulated KV caches to the indexer as vLLM KV events (store on serve,
 // LRU eviction at a fixed capacity), so the index churns as production's does. Each scenario starts a
 // fresh stack. Every window the router's and the indexer's /metrics (prom-client default metrics: RSS,
-// heap used, event-loop delay p99 since the previous scrape) and the CPU time of each process are
-// sampled, and the load generator (a child process, open loop) reports its window's rate, errors and
+// heap used, event-loop delay p99 since the previous scrape; for the indexer also its tokenizer workers'
+// heaps and tokenization-cache bytes, part of its RSS but not of its main heap) and the CPU time of each
+// process are sampled, and the load generator (a child process, open loop) reports its window's rate, errors and
 // latency. The report says whether memory stayed flat (least-squares slope over the second half
 // against a stated threshold) and, when the target rate was not met, which process was saturated.
 
@@ -16,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startEnvoy, type RunningEnvoy } from '../../src/gateway/envoy-process.ts';
 import { silentLogger } from '../../src/common/log.ts';
+import { parseIndexerConfig } from '../../src/api/indexer-config.ts';
 import { fmt, formatTable } from '../../src/common/table.ts';
 import { envoyBinary, envoyGatewayConfig } from '../../e2e/support/envoy.ts';
 import { metricValue } from '../../e2e/support/prometheus-text.ts';
@@ -24,7 +26,7 @@ import { nodeBinary } from '../../test/support/node.ts';
 import { repoRoot } from '../../test/support/repo-root.ts';
 import { startUpstream, words, type Upstream } from '../lib/gateway-load.ts';
 import { PREFIX_HEADER, prefixText, startLoadClient, type LoadSummary, type LoadWindow, type PromptMix } from '../lib/load-client.ts';
-import { environment, writeResults, type BenchEnvironment } from '../lib/results.ts';
+import { cpuSeconds, environment, writeResults, type BenchEnvironment } from '../lib/results.ts';
 import { SimulatedKvCache, type KvCacheStats } from '../lib/simulated-kv-cache.ts';
 
 const MODEL = 'bench';
@@ -111,10 +113,20 @@ export interface ProcessSample {
   cpuPercent: number;
 }
 
+/** The indexer's tokenizer worker threads, summed over workers: in its RSS, not in its main heap. */
+export interface TokenizerSample {
+  /** kvroute_tokenizer_worker_heap_used_bytes */
+  heapUsedBytes: number;
+  /** kvroute_tokenizer_worker_heap_size_bytes: what the workers' heaps hold of the RSS. */
+  heapSizeBytes: number;
+  /** kvroute_tokenizer_cache_bytes: the segment caches as counted against their bound. */
+  cacheBytes: number;
+}
+
 export interface ServerSample {
   atS: number;
   router: ProcessSample;
-  indexer: ProcessSample & { indexKeys: number; indexBytes: number; shed: number };
+  indexer: ProcessSample & { indexKeys: number; indexBytes: number; shed: number; tokenizer: TokenizerSample };
   envoyCpuPercent: number;
   loadGeneratorCpuPercent: number;
   /** This process: the upstreams and their KV-event publishers. */
@@ -155,7 +167,22 @@ export interface ScenarioReport {
   latencyMs: { p50: number | null; p99: number | null; p999: number | null; max: number | null };
   sendLagP99Ms: number | null;
   router: ProcessVerdict;
-  indexer: ProcessVerdict & { indexKeysAtEnd: number; indexBytesAtEnd: number; shedTotal: number };
+  indexer: ProcessVerdict & {
+    indexKeysAtEnd: number;
+    indexBytesAtEnd: number;
+    shedTotal: number;
+    /**
+     * Where the indexer's RSS beyond its main heap goes: the tokenizer workers' heaps, which grow while
+     * the tokenization cache fills and are flat once it holds `cacheBoundBytes`.
+     */
+    tokenizer: {
+      heapUsed: MemoryTrend;
+      heapSize: MemoryTrend;
+      cacheBytesAtEnd: number;
+      /** tokenization.cacheMaxBytes times the workers (one model is served). */
+      cacheBoundBytes: number;
+    };
+  };
   envoyCpuPercentMean: number;
   loadGeneratorCpuPercentMean: number;
   upstreamsCpuPercentMean: number;
@@ -189,18 +216,6 @@ export interface LoadReport {
 
 // ---------------------------------------------------------------------------------------------------
 
-/** CPU seconds (user + system) a process has used, from /proc (Linux); NaN where unavailable. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
 async function metricsPage(url: string): Promise<string> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
@@ -219,6 +234,21 @@ function processMetrics(page: string, source: string): Omit<ProcessSample, 'cpuP
     heapUsedBytes: read('kvroute_nodejs_heap_size_used_bytes'),
     eventLoopP99Ms: +(read('kvroute_nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(3),
   };
+}
+
+/** The indexer's tokenizer-worker gauges, summed over workers; NaN where a gauge is missing. */
+function tokenizerMetrics(page: string): TokenizerSample {
+  return {
+    heapUsedBytes: metricValue(page, 'kvroute_tokenizer_worker_heap_used_bytes'),
+    heapSizeBytes: metricValue(page, 'kvroute_tokenizer_worker_heap_size_bytes'),
+    cacheBytes: metricValue(page, 'kvroute_tokenizer_cache_bytes'),
+  };
+}
+
+/** The indexer's defaults as load.ts runs it (no config file): what its tokenization cache may hold. */
+function tokenizerCacheBound(): number {
+  const { tokenization } = parseIndexerConfig({ zmq: { bind: 'tcp://127.0.0.1:0' } });
+  return tokenization.cacheMaxBytes * tokenization.workers;
 }
 
 /** Least-squares slope of y over x. */
@@ -456,7 +486,9 @@ async function runScenario(spec: ScenarioSpec, options: LoadOptions): Promise<Sc
             `p99 ${w.p99Ms === null ? '-' : w.p99Ms.toFixed(1)} ms, ${errors} errors` +
             (last
               ? `, router ${(last.router.rssBytes / 2 ** 20).toFixed(0)} MiB ${last.router.cpuPercent.toFixed(0)}% cpu, ` +
-                `indexer ${(last.indexer.rssBytes / 2 ** 20).toFixed(0)} MiB ${last.indexer.cpuPercent.toFixed(0)}% cpu`
+                `indexer ${(last.indexer.rssBytes / 2 ** 20).toFixed(0)} MiB ${last.indexer.cpuPercent.toFixed(0)}% cpu ` +
+                `(tokenizer heap ${(last.indexer.tokenizer.heapUsedBytes / 2 ** 20).toFixed(0)} MiB, ` +
+                `cache ${(last.indexer.tokenizer.cacheBytes / 2 ** 20).toFixed(0)} MiB)`
               : ''),
         );
       },
@@ -513,6 +545,7 @@ async function runScenario(spec: ScenarioSpec, options: LoadOptions): Promise<Sc
             indexKeys: pods.index.keys,
             indexBytes: pods.index.bytes,
             shed: metricValue(indexerPage, 'kvroute_indexer_score_shed_total') || 0,
+            tokenizer: tokenizerMetrics(indexerPage),
           },
           envoyCpuPercent: share('envoy'),
           loadGeneratorCpuPercent: share('client'),
@@ -642,6 +675,12 @@ function report(
       indexKeysAtEnd: last?.indexer.indexKeys ?? NaN,
       indexBytesAtEnd: last?.indexer.indexBytes ?? NaN,
       shedTotal: last?.indexer.shed ?? 0,
+      tokenizer: {
+        heapUsed: trend(samples, (s) => s.indexer.tokenizer.heapUsedBytes),
+        heapSize: trend(samples, (s) => s.indexer.tokenizer.heapSizeBytes),
+        cacheBytesAtEnd: last?.indexer.tokenizer.cacheBytes ?? NaN,
+        cacheBoundBytes: tokenizerCacheBound(),
+      },
     },
     envoyCpuPercentMean: cpu.envoy,
     loadGeneratorCpuPercentMean: cpu['load generator'],
@@ -687,7 +726,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       eventLoopResolutionMs: EVENT_LOOP_RESOLUTION_MS,
       load: `constant-rate open loop from a child process over keep-alive connections, at most ${MAX_IN_FLIGHT} open requests (a send past it fails as generator-cap), ${REQUEST_TIMEOUT_MS} ms timeout; latency from each request's scheduled send to its last byte; ${WARM_UP_SECONDS} s warm-up first (full form: at a tenth of the rate; short form: at the rate)`,
       memory:
-        'kvroute_process_resident_memory_bytes and kvroute_nodejs_heap_size_used_bytes from each /metrics once per window; flat = least-squares slope over the second half, fitted to the minimum of each fifth of it (the floor a GC sawtooth leaves), below flatThresholdBytesPerMin; meaningful for the full form (a 30 s run has 5 samples per half)',
+        'kvroute_process_resident_memory_bytes and kvroute_nodejs_heap_size_used_bytes from each /metrics once per window; flat = least-squares slope over the second half, fitted to the minimum of each fifth of it (the floor a GC sawtooth leaves), below flatThresholdBytesPerMin; meaningful for the full form (a 30 s run has 5 samples per half). The indexer also reports its tokenizer workers (kvroute_tokenizer_worker_heap_used_bytes / _heap_size_bytes, kvroute_tokenizer_cache_bytes): their heaps are in its RSS but not its main heap, and grow until the tokenization cache holds its bound',
       eventLoop: `kvroute_nodejs_eventloop_lag_p99_seconds (prom-client, monitorEventLoopDelay at ${EVENT_LOOP_RESOLUTION_MS} ms resolution, reset at each scrape, so one p99 per window; the figure includes the ${EVENT_LOOP_RESOLUTION_MS} ms timer period: an idle loop reads ~10-13 ms)`,
       cpu: '/proc/<pid>/stat user+system time per window, as % of one core (the indexer includes its tokenizer worker thread)',
       router:
@@ -711,6 +750,8 @@ export function loadTable(report: LoadReport): string {
       'p99 ms',
       'router RSS MiB/min',
       'indexer RSS MiB/min',
+      'tokenizer heap MiB/min',
+      'tokenizer cache MiB (bound)',
       'memory',
       'loop p99 ms (router / indexer)',
       'ceiling req/s (router / stack)',
@@ -725,6 +766,8 @@ export function loadTable(report: LoadReport): string {
       fmt(s.latencyMs.p99),
       mib(s.router.rss.secondHalfSlopeBytesPerMin),
       mib(s.indexer.rss.secondHalfSlopeBytesPerMin),
+      mib(s.indexer.tokenizer.heapUsed.secondHalfSlopeBytesPerMin),
+      `${fmt(s.indexer.tokenizer.cacheBytesAtEnd / 2 ** 20)} (${fmt(s.indexer.tokenizer.cacheBoundBytes / 2 ** 20)})`,
       s.memoryFlat ? 'flat' : 'NOT flat',
       `${fmt(s.router.eventLoopDelayP99Ms.worstWindow)} / ${fmt(s.indexer.eventLoopDelayP99Ms.worstWindow)}`,
       `${s.ceilingRate.routerOneCore} / ${s.ceilingRate.stackAllCores}`,

@@ -318,5 +318,17 @@ export interface ProcessingResponse {
   override_message_timeout?: { seconds?: number | string; nanos?: number };
 }
 
-/** The server-side stream the router's Process handler gets. */
-export type ProcessStream = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
+/**
+ * The server-side Process stream as a handler sees it: what both grpc-js's ServerDuplexStream and the
+ * router's own transport (src/common/grpc/bidi-stream-server.ts) provide.
+ */
+export interface ProcessStream {
+  on(event: 'data', listener: (message: ProcessingRequest) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'end' | 'cancelled' | 'close' | 'drain', listener: () => void): this;
+  once(event: 'data', listener: (message: ProcessingRequest) => void): this;
+  once(event: 'end' | 'cancelled' | 'close' | 'drain', listener: () => void): this;
+  /** False when the caller should wait for 'drain'. */
+  write(message: ProcessingResponse): boolean;
+  end(): void;
+}

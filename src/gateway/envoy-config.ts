@@ -70,8 +70,8 @@ const socketAddress = (port: number, host = '127.0.0.1'): Record<string, unknown
 /**
  * ext_proc streams per connection to the router. Envoy resets each stream as its request ends, and a
  * Node HTTP/2 server sends GOAWAY (failing every stream then open) once a connection has sent it 1000
- * resets, refilled at 33/s. The router raises that limit when it serves TLS but cannot for plaintext
- * h2c (src/router/extproc/server.ts), so the gateway moves to a fresh connection well before it.
+ * resets, refilled at 33/s. The router raises that limit (src/router/extproc/server.ts); the cap here
+ * keeps a gateway safe in front of any Node-based processor, moving to a fresh connection well before it.
  */
 const EPP_MAX_REQUESTS_PER_CONNECTION = 500;
 

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { generate } from 'selfsigned';
+import { selfSignedCertificate } from '../common/tls/self-signed.ts';
 import {
   ExternalProcessorService,
   fromStruct,
@@ -121,18 +121,6 @@ function streamedChunks(kind: 'request_body' | 'response_body', body: Buffer): P
   return out;
 }
 
-async function selfSigned(): Promise<{ key: string; cert: string }> {
-  const now = new Date();
-  const pems = await generate([{ name: 'commonName', value: 'kvroute-test-processor' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notBeforeDate: now,
-    notAfterDate: new Date(now.getTime() + 24 * 3600 * 1000),
-  });
-  return { key: pems.private, cert: pems.cert };
-}
-
 export async function startRecordingProcessor(options: RecordingProcessorOptions): Promise<RecordingProcessor> {
   const streams: RecordedStream[] = [];
   const server = new grpc.Server();
@@ -214,7 +202,7 @@ export async function startRecordingProcessor(options: RecordingProcessorOptions
     },
   });
   const credentials = options.tls
-    ? await selfSigned().then(({ key, cert }) =>
+    ? await selfSignedCertificate({ commonName: 'kvroute-test-processor', days: 1 }).then(({ key, cert }) =>
         grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(key), cert_chain: Buffer.from(cert) }], false),
       )
     : grpc.ServerCredentials.createInsecure();

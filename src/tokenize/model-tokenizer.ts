@@ -108,6 +108,11 @@ export class ModelTokenizer {
   get cachedPieces(): number {
     return this.cache.size;
   }
+
+  /** Bytes the segment cache holds, as counted against its maxBytes. */
+  get cachedBytes(): number {
+    return this.cache.bytes;
+  }
 }
 
 export async function loadModelTokenizer(

@@ -1,6 +1,6 @@
 // Messages between TokenizerPool and its worker threads.
 
-import type { TokenizeInput, TokenizeOutput } from './tokenizers.ts';
+import type { CacheBytes, TokenizeInput, TokenizeOutput } from './tokenizers.ts';
 
 export interface WorkerSetup {
   sources: Record<string, string>;
@@ -19,5 +19,6 @@ export interface WorkerRequest {
 export type WorkerReply =
   | { type: 'ready'; models: string[] }
   | { type: 'failed'; message: string }
-  | { type: 'result'; id: number; out: TokenizeOutput }
+  /** With the worker's cache sizes after the job: they change only when a job runs. */
+  | { type: 'result'; id: number; out: TokenizeOutput; cacheBytes: CacheBytes }
   | { type: 'error'; id: number; kind: 'unknown-model' | 'input' | 'internal'; message: string };

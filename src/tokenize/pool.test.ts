@@ -54,6 +54,18 @@ describe('tokenizer worker pool', () => {
     expect(metrics).toMatch(/model="llama",result="hit"\} [1-9]/);
   });
 
+  it("exports each worker's heap and the bytes the workers' caches hold", async () => {
+    await pool.tokenize('llama', { prompt: 'a prompt the cache now holds' });
+    const cache = await registry.getSingleMetricAsString('kvroute_tokenizer_cache_bytes');
+    expect(cache).toMatch(/kvroute_tokenizer_cache_bytes\{model="llama"\} [1-9]/);
+    for (const name of ['kvroute_tokenizer_worker_heap_used_bytes', 'kvroute_tokenizer_worker_heap_size_bytes']) {
+      const page = await registry.getSingleMetricAsString(name);
+      for (const worker of ['0', '1']) expect(page).toMatch(new RegExp(`${name}\\{worker="${worker}"\\} [1-9]\\d{5,}`));
+    }
+    // Scraped together, as the registry collects them concurrently, both still read every worker.
+    expect(await registry.metrics()).toMatch(/kvroute_tokenizer_worker_heap_size_bytes\{worker="1"\} [1-9]/);
+  });
+
   it('fails to load naming the model whose source is bad', async () => {
     const bad = new TokenizerPool({ workers: 1, sources: { broken: 'dir:/nonexistent-kvroute' } });
     await expect(bad.load()).rejects.toThrow(/tokenizers\.broken: .*tokenizer\.json/);

@@ -11,6 +11,7 @@ import { TokenizeInputError } from './model-tokenizer.ts';
 import type { WorkerReply, WorkerRequest, WorkerSetup } from './pool-protocol.ts';
 import {
   TokenizeMetrics,
+  type CacheBytes,
   UnknownModelError,
   shedError,
   shedReason,
@@ -19,6 +20,7 @@ import {
   type TokenizeOutput,
   type Tokenization,
 } from './tokenizers.ts';
+import { registerWorkerHeapMetrics } from './worker-heap-metrics.ts';
 
 export interface TokenizerPoolOptions extends WorkerSetup {
   workers: number;
@@ -57,6 +59,8 @@ interface Slot {
   worker: Worker;
   ready: boolean;
   job: Job | null;
+  /** The worker's cache sizes as of its last result. */
+  cacheBytes: CacheBytes;
 }
 
 function hashModel(model: string): number {
@@ -106,7 +110,8 @@ export class TokenizerPool implements Tokenization {
       throw new Error(`tokenizer pool: maxQueueMs must be > 0, got ${options.maxQueueMs}`);
     this.options = options;
     this.log = options.log ?? silentLogger;
-    this.metrics = new TokenizeMetrics(options.registry);
+    this.metrics = new TokenizeMetrics(options.registry, () => this.cacheBytes());
+    if (options.registry) registerWorkerHeapMetrics(options.registry, () => this.slots.map((s) => (s.ready ? s.worker : null)));
     this.now = options.now ?? Date.now;
     this.maxQueueSeconds = (options.maxQueueMs ?? Infinity) / 1000;
   }
@@ -125,6 +130,14 @@ export class TokenizerPool implements Tokenization {
   /** Workers running a job now. */
   get busy(): number {
     return this.slots.filter((s) => s.job !== null).length;
+  }
+
+  /** Bytes each model's segment caches hold, summed over the workers running now. */
+  cacheBytes(): CacheBytes {
+    const total: CacheBytes = {};
+    for (const slot of this.slots)
+      if (slot.ready) for (const [model, bytes] of Object.entries(slot.cacheBytes)) total[model] = (total[model] ?? 0) + bytes;
+    return total;
   }
 
   /** Starts every worker and waits until each has loaded every tokenizer. */
@@ -147,7 +160,7 @@ export class TokenizerPool implements Tokenization {
       harmonyStartDate: this.options.harmonyStartDate,
     };
     const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: setup });
-    const slot: Slot = { worker, ready: false, job: null };
+    const slot: Slot = { worker, ready: false, job: null, cacheBytes: {} };
     this.slots[i] = slot;
     return new Promise<string[]>((resolve, reject) => {
       worker.on('message', (reply: WorkerReply) => {
@@ -165,6 +178,7 @@ export class TokenizerPool implements Tokenization {
         if (!job || job.id !== reply.id) return;
         slot.job = null;
         if (reply.type === 'result') {
+          slot.cacheBytes = reply.cacheBytes;
           this.metrics.record(reply.out, job.kind);
           this.learnCost(job.chars, reply.out.seconds);
           this.settle(job, () => job.resolve(reply.out));

@@ -5,6 +5,8 @@
 // of short words run here over a plain rank table (the library keys its ranks by JSON.stringify of
 // each pair, which dominates its cost), long ones in the library.
 
+import { detachedString } from './detached-string.ts';
+
 /** What is used of a @lenml/tokenizers PreTrainedTokenizer; checked at run time, since it is not typed. */
 interface LibraryTokenizer {
   normalizer: unknown;
@@ -301,7 +303,8 @@ export function createPreTokenEncoder(
     if (ids === undefined) {
       stats.misses++;
       ids = encodePiece(piece);
-      if (cache && piece.length <= maxCachedChars) cache.set(piece, ids);
+      // A piece is a slice of the text being encoded: kept as it is, it would keep that text alive.
+      if (cache && piece.length <= maxCachedChars) cache.set(detachedString(piece), ids);
     } else stats.hits++;
     if (typeof ids === 'number') out.push(ids);
     else for (let i = 0; i < ids.length; i++) out.push(ids[i]!);

@@ -1,4 +1,6 @@
 import { describe, it, expect } from '@jest/globals';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { mulberry32 } from '../common/random.ts';
 import { loadModelTokenizer } from './model-tokenizer.ts';
 import { isSafeCut, safeCuts } from './segment-cache.ts';
@@ -64,5 +66,33 @@ describe('safe cuts', () => {
           ids: t.encode(text),
         });
     }
+  });
+});
+
+describe('segment cache memory', () => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const random = mulberry32(11);
+  const vocabulary = ['cache', 'router', 'gateway', 'token', 'block', 'prefix', 'model', 'pod', 'reconfiguration'];
+  const word = () => vocabulary[Math.floor(random() * vocabulary.length)]!;
+  /** A word of 14 random letters: new to the pre-token cache, and long enough to be a view when sliced. */
+  const newWord = () => Array.from({ length: 14 }, () => String.fromCharCode(97 + Math.floor(random() * 26))).join('');
+  const text = (words: number) => Array.from({ length: words }, (_, i) => (i % 50 === 0 ? newWord() : word())).join(' ');
+
+  // Prompts of ~700 KB sharing all but a short tail, as long-context traffic does: the tail's pieces
+  // (and new words) are cached; as views into the prompt they would keep every prompt alive.
+  it.each([
+    ['segment and pre-token caches', undefined],
+    ['pre-token cache alone', 0],
+  ])('keeps no prompt alive through the entries of its %s', async (_, maxBytes) => {
+    const t = await loadModelTokenizer('qwen3', parseTokenizerSource('qwen3'), { maxBytes });
+    const shared = text(100_000);
+    t.encode(shared);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 20; i++) t.encode(`${shared} Question ${i}: ${text(2000)}`);
+    gc();
+    // Twenty prompts kept alive would be 14 MB; their tails' cache entries are about 1 MB.
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(5_000_000);
   });
 });

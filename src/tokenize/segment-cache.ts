@@ -8,6 +8,7 @@
 
 import { LRUCache } from 'lru-cache';
 import { mulberry32 } from '../common/random.ts';
+import { detachedString } from './detached-string.ts';
 import type { SegmentEncoder } from './encoder.ts';
 
 export interface SegmentCacheOptions {
@@ -158,6 +159,11 @@ export class SegmentCache {
     return this.cache?.size ?? 0;
   }
 
+  /** Bytes held, as counted against maxBytes. */
+  get bytes(): number {
+    return this.cache?.calculatedSize ?? 0;
+  }
+
   private encodeOrdinaryInto(text: string, out: number[]): void {
     if (!this.encoder.wordCutsAreSafe) {
       this.piece(text, out);
@@ -176,7 +182,8 @@ export class SegmentCache {
     const hit = ids !== undefined;
     if (!ids) {
       ids = Uint32Array.from(this.encoder.encodeOrdinary(text));
-      this.cache?.set(text, ids);
+      // `text` is a slice of the whole prompt: kept as it is, it would keep the prompt alive.
+      this.cache?.set(detachedString(text), ids);
     }
     this.onLookup(hit, ids.length);
     for (let i = 0; i < ids.length; i++) out.push(ids[i]!);

@@ -3,7 +3,7 @@
 // family or default tokenizer (fallback.ts) is loaded on first use. TokenizerSet runs in the calling thread; TokenizerPool
 // (pool.ts) runs TokenizerSets in worker threads behind the same Tokenization interface.
 
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../common/log.ts';
 import type { ChatMessage } from '../common/chat.ts';
 import type { ChatRenderOptions } from './chat-template.ts';
@@ -106,14 +106,31 @@ export function shedError(reason: ShedReason, work = 'tokenization'): TokenizeSh
   return new TokenizeShedError(reason, `${work} not started: ${why}`);
 }
 
+/** Bytes each model's segment cache holds (as counted against cacheMaxBytes), by configured model key. */
+export type CacheBytes = Record<string, number>;
+
 /** The tokenization metrics, registered once per registry and fed by either implementation. */
 export class TokenizeMetrics {
   private readonly lookups: Counter<'model' | 'result'>;
   private readonly tokens: Counter<'model' | 'result'>;
   private readonly duration: Histogram<'model' | 'input'>;
 
-  constructor(registry?: Registry) {
+  /** `cacheBytes` is read at each scrape: the caches' sizes, wherever the tokenizers run. */
+  constructor(registry?: Registry, cacheBytes: () => CacheBytes = () => ({})) {
     const registers = registry ? [registry] : [];
+    // Set only when scraped, so the registry is all that holds it.
+    new Gauge({
+      name: 'kvroute_tokenizer_cache_bytes',
+      help:
+        'Bytes the tokenization cache holds (2 per UTF-16 unit of text, 4 per id), by model, summed over tokenizer ' +
+        'workers; each worker holds at most tokenization.cacheMaxBytes per model.',
+      labelNames: ['model'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [model, bytes] of Object.entries(cacheBytes())) this.set({ model }, bytes);
+      },
+    });
     this.lookups = new Counter({
       name: 'kvroute_tokenizer_cache_lookups_total',
       help: 'Text pieces looked up in the tokenization cache, by result (hit or miss).',
@@ -161,7 +178,14 @@ export class TokenizerSet implements Tokenization {
 
   constructor(options: TokenizerSetOptions) {
     this.options = options;
-    this.metrics = options.registry ? new TokenizeMetrics(options.registry) : null;
+    this.metrics = options.registry ? new TokenizeMetrics(options.registry, () => this.cacheBytes()) : null;
+  }
+
+  /** Bytes each loaded tokenizer's segment cache holds, by the model key metrics label it with. */
+  cacheBytes(): CacheBytes {
+    const bytes: CacheBytes = {};
+    for (const t of [...this.tokenizers.values(), ...this.loadedFallbacks.values()]) bytes[t.model] = t.cachedBytes;
+    return bytes;
   }
 
   /** Loads every configured tokenizer; fails naming the model whose source is bad. */

@@ -26,7 +26,8 @@ try {
 port.on('message', async (req: WorkerRequest) => {
   let reply: WorkerReply;
   try {
-    reply = { type: 'result', id: req.id, out: await tokenizers.tokenize(req.model, req.input) };
+    const out = await tokenizers.tokenize(req.model, req.input);
+    reply = { type: 'result', id: req.id, out, cacheBytes: tokenizers.cacheBytes() };
   } catch (err) {
     const kind = err instanceof UnknownModelError ? 'unknown-model' : err instanceof TokenizeInputError ? 'input' : 'internal';
     reply = { type: 'error', id: req.id, kind, message: (err as Error).message };

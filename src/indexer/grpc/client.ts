@@ -1,8 +1,10 @@
 // The router's gRPC client for the indexer: a PrefixScorer over Indexer.Score, with a per-call
-// deadline so a slow indexer degrades routing instead of stalling it.
+// deadline so a slow indexer degrades routing instead of stalling it. The call goes over the
+// project's own HTTP/2 unary client (src/common/grpc/unary-client.ts), not grpc-js: it is on every
+// request's critical path (ADR 0015).
 
-import * as grpc from '@grpc/grpc-js';
-import type { PrefixScorer, ScoreRequest, ScoreResult } from '../types.ts';
+import { createUnaryClient } from '../../common/grpc/unary-client.ts';
+import type { PrefixScorer, ScoreRequest } from '../types.ts';
 import { IndexerService, type ScoreRequestMessage, type ScoreResponseMessage } from './proto.ts';
 
 export interface IndexerClientOptions {
@@ -13,12 +15,6 @@ export interface IndexerClientOptions {
 export interface IndexerClient extends PrefixScorer {
   close(): void;
 }
-
-type ScoreMethod = (
-  request: Partial<ScoreRequestMessage>,
-  options: grpc.CallOptions,
-  callback: (err: grpc.ServiceError | null, response?: ScoreResponseMessage) => void,
-) => void;
 
 function toProtoRequest(r: ScoreRequest): Partial<ScoreRequestMessage> {
   const m: Partial<ScoreRequestMessage> = { model: r.model };
@@ -41,19 +37,29 @@ function toProtoRequest(r: ScoreRequest): Partial<ScoreRequestMessage> {
   return m;
 }
 
+/** Indexer.Score as the unary client calls it, with proto-loader's codec for the messages. */
+const SCORE_METHOD = (() => {
+  const def = IndexerService.service['Score']!;
+  return {
+    path: def.path,
+    encode: (m: Partial<ScoreRequestMessage>) => def.requestSerialize(m),
+    decode: (b: Buffer) => def.responseDeserialize(b) as ScoreResponseMessage,
+  };
+})();
+
 /** A PrefixScorer backed by the indexer's gRPC API at `address` (host:port). */
 export function createIndexerClient(address: string, options: IndexerClientOptions = {}): IndexerClient {
-  const client = new IndexerService(address, grpc.credentials.createInsecure());
-  const score = (client as unknown as { Score: ScoreMethod }).Score.bind(client);
+  const client = createUnaryClient(address, SCORE_METHOD);
   const deadlineMs = options.deadlineMs ?? 200;
   return {
-    score: (request: ScoreRequest) =>
-      new Promise<ScoreResult>((resolve, reject) => {
-        score(toProtoRequest(request), { deadline: Date.now() + deadlineMs }, (err, response) => {
-          if (err) reject(new Error(`indexer Score at ${address} failed: ${grpc.status[err.code] ?? err.code}: ${err.details}`));
-          else resolve({ scores: { ...(response?.scores ?? {}) }, totalBlocks: response?.total_blocks ?? 0 });
-        });
-      }),
+    score: async (request: ScoreRequest) => {
+      try {
+        const response = await client.call(toProtoRequest(request), deadlineMs);
+        return { scores: { ...(response.scores ?? {}) }, totalBlocks: response.total_blocks ?? 0 };
+      } catch (err) {
+        throw new Error(`indexer Score at ${address} failed: ${(err as Error).message}`);
+      }
+    },
     close: () => client.close(),
   };
 }

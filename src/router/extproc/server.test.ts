@@ -9,7 +9,7 @@ import { DEFAULT_SATURATION, Director } from '../director.ts';
 import { ModelTable } from '../request/models.ts';
 import type { Endpoint, EndpointSource } from '../types.ts';
 import { ExternalProcessorClient, headersToRecord, type ProcessingRequest, type ProcessingResponse } from '../../envoy/ext-proc.ts';
-import { selfSignedCertificate, startExtProcServer, type ExtProcServerOptions, type RunningExtProcServer } from './server.ts';
+import { routerSelfSignedCertificate, startExtProcServer, type ExtProcServerOptions, type RunningExtProcServer } from './server.ts';
 import { handleProcessStream } from './stream.ts';
 
 interface ProcessClient extends grpc.Client {
@@ -122,7 +122,7 @@ describe('ext_proc server transport', () => {
   it('serves TLS with the tls.crt and tls.key found in --cert-path, which a client can verify', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kvroute-cert-'));
     cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
-    const pair = await selfSignedCertificate();
+    const pair = await routerSelfSignedCertificate();
     await fs.writeFile(path.join(dir, 'tls.crt'), pair.cert);
     await fs.writeFile(path.join(dir, 'tls.key'), pair.key);
     const server = await start({ certPath: dir });

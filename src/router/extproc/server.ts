@@ -10,22 +10,20 @@
 // the defaults a gateway sending more than 33 requests a second over one connection lost it after
 // about a thousand (a bench at 1000 req/s saw 450 5xx). Ending the router's side earlier does not
 // help: nghttp2 counts a reset of a stream it has already closed too, and Envoy sends its reset
-// anyway (measured with the router ending at the response's end: 2963 of 3000 streams reset). So
-// the TLS server (the default, and what GIE's gateways and the kvroute operator use) takes
-// STREAM_RESET_LIMITS, through server credentials whose constructor options grpc-js passes to
-// http2.createSecureServer (grpc-js has no channel option for them). grpc-js builds a plaintext
-// (h2c) server from its own options only, so --secure-serving=false keeps Node's defaults: the
-// gateway must cap requests per ext_proc connection below 1000, as the Envoy config kvroute
-// generates does (src/gateway/envoy-config.ts).
+// anyway (measured with the router ending at the response's end: 2963 of 3000 streams reset). So the
+// ext_proc server, TLS or h2c, runs with STREAM_RESET_LIMITS (the router's own HTTP/2 transport,
+// src/common/grpc/bidi-stream-server.ts, takes session options; grpc-js took them for TLS only).
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { generate } from 'selfsigned';
+import { startBidiStreamServer, type RunningBidiStreamServer } from '../../common/grpc/bidi-stream-server.ts';
+import { selfSignedCertificate, type KeyPair } from '../../common/tls/self-signed.ts';
 import { HealthService, createHealthImplementation, type ServingStatus } from '../../common/grpc/health.ts';
 import type { Logger } from '../../common/log.ts';
 import { ExternalProcessorServerDefinition } from '../../envoy/ext-proc-codec.ts';
-import type { ProcessStream } from '../../envoy/ext-proc.ts';
+import type { ProcessStream, ProcessingRequest, ProcessingResponse } from '../../envoy/ext-proc.ts';
 import { immediateErrorResponse } from './responses.ts';
 
 /** The health service names GIE's endpoint picker answers (besides "liveness", always SERVING). */
@@ -88,49 +86,8 @@ export interface RunningExtProcServer {
  */
 const STREAM_RESET_LIMITS = { streamResetBurst: 10_000, streamResetRate: 10_000 } as const;
 
-/** TLS server credentials whose http2.createSecureServer options carry STREAM_RESET_LIMITS. */
-class ResetTolerantServerCredentials extends grpc.ServerCredentials {
-  constructor(tls: grpc.ServerCredentials) {
-    const constructorOptions = tls._getConstructorOptions();
-    if (!constructorOptions) throw new Error('bug: reset limits apply to TLS server credentials only');
-    super({ ...constructorOptions, ...STREAM_RESET_LIMITS }, tls._getSecureContextOptions() ?? undefined);
-  }
-
-  _equals(other: grpc.ServerCredentials): boolean {
-    return other === this;
-  }
-}
-
-export interface KeyPair {
-  cert: string;
-  key: string;
-}
-
-/** A self-signed certificate for the router's serving name, as GIE's endpoint picker makes one at start. */
-export async function selfSignedCertificate(): Promise<KeyPair> {
-  const now = new Date();
-  const pems = await generate([{ name: 'commonName', value: 'kvroute-router' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notBeforeDate: now,
-    notAfterDate: new Date(now.getTime() + 10 * 365 * 24 * 3600 * 1000),
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-          { type: 7, ip: '::1' },
-        ],
-      },
-    ],
-  });
-  return { cert: pems.cert, key: pems.private };
-}
+/** The certificate the router serves with when given none, as GIE's endpoint picker makes one at start. */
+export const routerSelfSignedCertificate = (): Promise<KeyPair> => selfSignedCertificate({ commonName: 'kvroute-router', days: 3650 });
 
 async function readKeyPair(dir: string): Promise<KeyPair> {
   const read = async (name: string) => {
@@ -143,15 +100,16 @@ async function readKeyPair(dir: string): Promise<KeyPair> {
   return { cert: await read('tls.crt'), key: await read('tls.key') };
 }
 
-async function credentials(options: ExtProcServerOptions): Promise<grpc.ServerCredentials> {
-  if (options.secureServing === false) return grpc.ServerCredentials.createInsecure();
-  const pair = options.certPath ? await readKeyPair(options.certPath) : await selfSignedCertificate();
+/** The TLS key pair the ext_proc port serves with, or null for plaintext h2c. */
+async function tlsKeyPair(options: ExtProcServerOptions): Promise<KeyPair | null> {
+  if (options.secureServing === false) return null;
+  const pair = options.certPath ? await readKeyPair(options.certPath) : await routerSelfSignedCertificate();
   try {
-    const tls = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(pair.cert), private_key: Buffer.from(pair.key) }], false);
-    return new ResetTolerantServerCredentials(tls);
+    tls.createSecureContext({ cert: pair.cert, key: pair.key });
   } catch (err) {
     throw new Error(`TLS certificate${options.certPath ? ` in ${options.certPath}` : ''} is unusable: ${(err as Error).message}`);
   }
+  return pair;
 }
 
 function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
@@ -192,41 +150,56 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
 
   const maxReceive = options.maxReceiveMessageBytes ?? 65 * 1024 * 1024;
   const maxStreams = options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS;
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': maxReceive,
-    'grpc.max_send_message_length': -1,
-    // 'grpc.enable_channelz': 0 would save a little per message, but grpc-js 1.14 then leaves sessions
-    // open through shutdown (a test process with it never exits).
-  });
-  // The hand-written codec: proto-loader's reflection was a tenth of the CPU per request.
-  server.addService(ExternalProcessorServerDefinition, {
-    Process: (call: ProcessStream) => {
-      if (active.size >= maxStreams) {
-        options.onRefused?.(503, 'router-overloaded');
-        log.limited('extproc-overloaded', 'warn', 'ext_proc stream refused: too many open streams', {
-          open: active.size,
-          limit: maxStreams,
-        });
-        refuseOverloaded(call, maxStreams);
-        return;
-      }
-      const done = options.handler(call).catch((err: unknown) => log.error('ext_proc stream handler failed', { err }));
-      active.add(done);
-      void done.finally(() => active.delete(done));
-    },
-  });
+  const process = ExternalProcessorServerDefinition.Process!;
+  const serve = (call: ProcessStream) => {
+    if (active.size >= maxStreams) {
+      options.onRefused?.(503, 'router-overloaded');
+      log.limited('extproc-overloaded', 'warn', 'ext_proc stream refused: too many open streams', {
+        open: active.size,
+        limit: maxStreams,
+      });
+      refuseOverloaded(call, maxStreams);
+      return;
+    }
+    const done = options.handler(call).catch((err: unknown) => log.error('ext_proc stream handler failed', { err }));
+    active.add(done);
+    void done.finally(() => active.delete(done));
+  };
 
-  const creds = await credentials(options);
-  let port: number;
+  const pair = await tlsKeyPair(options);
+  let server: RunningBidiStreamServer;
   let healthPort: number;
   try {
-    port = await bind(server, `${host}:${options.port}`, creds);
-    healthPort = await bind(healthServer, `${host}:${options.healthPort}`, grpc.ServerCredentials.createInsecure());
+    // The hand-written codec (proto-loader's reflection was a tenth of the CPU per request) on the
+    // router's own HTTP/2 transport (grpc-js's per-message cost was more than the router's work).
+    server = await startBidiStreamServer<ProcessingRequest, ProcessingResponse>(
+      host,
+      options.port,
+      {
+        path: process.path,
+        decode: (bytes) => process.requestDeserialize(bytes) as ProcessingRequest,
+        encode: (message) => process.responseSerialize(message),
+        handler: serve,
+      },
+      {
+        tls: pair,
+        maxReceiveMessageBytes: maxReceive,
+        sessionOptions: STREAM_RESET_LIMITS,
+        onSessionError: (err) => log.limited('extproc-session-error', 'warn', 'ext_proc HTTP/2 session error', { err }),
+      },
+    );
   } catch (err) {
-    server.forceShutdown();
     healthServer.forceShutdown();
     throw err;
   }
+  try {
+    healthPort = await bind(healthServer, `${host}:${options.healthPort}`, grpc.ServerCredentials.createInsecure());
+  } catch (err) {
+    await server.close(0);
+    healthServer.forceShutdown();
+    throw err;
+  }
+  const port = server.port;
   log.info('ext_proc server listening', {
     host,
     port,
@@ -260,7 +233,7 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
       closing ??= (async () => {
         draining = true;
         health.close();
-        await Promise.all([shutdown(server, 1_000), shutdown(healthServer, 1_000)]);
+        await Promise.all([server.close(1_000), shutdown(healthServer, 1_000)]);
       })();
       return closing;
     },

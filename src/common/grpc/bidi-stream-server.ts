@@ -1,0 +1,316 @@
+// A gRPC server for bidirectional-streaming methods straight on node:http2, for the router's ext_proc
+// port. Why not grpc-js: Envoy's ext_proc stream is ~10 small messages per request, and grpc-js's
+// per-message machinery (interceptor chain, call state, its own decoder) cost more router CPU and
+// latency than the work the router does (ADR 0015, measured with bench/router.ts). What gRPC over
+// HTTP/2 needs here is small: a POST to /package.Service/Method, messages framed as a flag byte plus
+// a 4-byte big-endian length, and the status in trailers. grpc-js still serves the health port.
+//
+// A stream reaches the handler as a GrpcBidiStream: 'data' per decoded message, 'end' when the
+// client half-closes, 'cancelled' when it resets the stream, 'close' once it is gone, 'error' for a
+// message that cannot be decoded or exceeds the size bound (the stream is then ended with that status),
+// write() with backpressure ('drain'), and end() to close with OK.
+
+import { EventEmitter } from 'node:events';
+import http2 from 'node:http2';
+
+/** gRPC status codes used here. */
+export const GrpcStatus = {
+  OK: 0,
+  INTERNAL: 13,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+} as const;
+
+export interface BidiMethod<Req, Res> {
+  /** The HTTP/2 :path, "/package.Service/Method". */
+  path: string;
+  decode(bytes: Buffer): Req;
+  encode(message: Res): Uint8Array;
+  /** Called once per new stream. */
+  handler(stream: GrpcBidiStream<Req, Res>): void;
+}
+
+export interface BidiStreamServerOptions {
+  /** PEM certificate and key for TLS; null serves plaintext h2c. */
+  tls: { cert: string; key: string } | null;
+  /** Largest message accepted; a bigger one ends its stream with RESOURCE_EXHAUSTED. */
+  maxReceiveMessageBytes: number;
+  /** HTTP/2 session options layered over the defaults here (for example rapid-reset limits). */
+  sessionOptions?: http2.ServerOptions;
+  /** Told of a session or protocol error (logged by the caller; never thrown). */
+  onSessionError?: (err: Error) => void;
+}
+
+const HEADER_BYTES = 5;
+
+/**
+ * Splits a stream's DATA into gRPC messages. A message wholly inside one chunk is a view into it; one
+ * spanning chunks is copied once into a buffer of its announced length, so a large (BUFFERED) body
+ * costs no repeated concatenation.
+ */
+export class MessageFramer {
+  readonly #header = Buffer.alloc(HEADER_BYTES);
+  #headerFilled = 0;
+  #message: Buffer | null = null;
+  #messageFilled = 0;
+  readonly #maxBytes: number;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Feeds one chunk; returns the messages completed by it. Throws FramingError on a bad frame. */
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#message === null) {
+        if (this.#headerFilled === 0 && chunk.length - at >= HEADER_BYTES) {
+          const length = this.#checkHeader(chunk, at);
+          at += HEADER_BYTES;
+          if (chunk.length - at >= length) {
+            out.push(chunk.subarray(at, at + length));
+            at += length;
+            continue;
+          }
+          this.#startMessage(length);
+          continue;
+        }
+        const take = Math.min(HEADER_BYTES - this.#headerFilled, chunk.length - at);
+        chunk.copy(this.#header, this.#headerFilled, at, at + take);
+        this.#headerFilled += take;
+        at += take;
+        if (this.#headerFilled < HEADER_BYTES) break;
+        this.#headerFilled = 0;
+        const length = this.#checkHeader(this.#header, 0);
+        if (length === 0) out.push(Buffer.alloc(0));
+        else this.#startMessage(length);
+        continue;
+      }
+      const take = Math.min(this.#message.length - this.#messageFilled, chunk.length - at);
+      chunk.copy(this.#message, this.#messageFilled, at, at + take);
+      this.#messageFilled += take;
+      at += take;
+      if (this.#messageFilled === this.#message.length) {
+        out.push(this.#message);
+        this.#message = null;
+      }
+    }
+    return out;
+  }
+
+  /** Whether a message is partly received (a stream ending now would cut it). */
+  get partial(): boolean {
+    return this.#message !== null || this.#headerFilled > 0;
+  }
+
+  #checkHeader(bytes: Buffer, at: number): number {
+    const flag = bytes[at]!;
+    const length = bytes.readUInt32BE(at + 1);
+    if (flag !== 0)
+      throw new FramingError(GrpcStatus.UNIMPLEMENTED, 'compressed messages are not supported (no grpc-encoding was offered)');
+    if (length > this.#maxBytes)
+      throw new FramingError(GrpcStatus.RESOURCE_EXHAUSTED, `message of ${length} bytes exceeds the limit of ${this.#maxBytes}`);
+    return length;
+  }
+
+  #startMessage(length: number): void {
+    this.#message = Buffer.allocUnsafe(length);
+    this.#messageFilled = 0;
+  }
+}
+
+export class FramingError extends Error {
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Percent-encodes a grpc-message value as the gRPC spec asks: printable ASCII but '%' as is, else %XX of UTF-8. */
+function grpcMessage(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8'))
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
+}
+
+/** One server-side gRPC stream: messages in as events, messages out through write(). */
+export class GrpcBidiStream<Req, Res> extends EventEmitter {
+  readonly #stream: http2.ServerHttp2Stream;
+  readonly #encode: (message: Res) => Uint8Array;
+  #status: { code: number; message?: string } = { code: GrpcStatus.OK };
+  #ended = false;
+
+  constructor(stream: http2.ServerHttp2Stream, method: BidiMethod<Req, Res>, maxReceiveMessageBytes: number) {
+    super();
+    this.#stream = stream;
+    this.#encode = method.encode;
+    const framer = new MessageFramer(maxReceiveMessageBytes);
+
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => {
+      const trailers: http2.OutgoingHttpHeaders = { 'grpc-status': String(this.#status.code) };
+      if (this.#status.message) trailers['grpc-message'] = grpcMessage(this.#status.message);
+      stream.sendTrailers(trailers);
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (this.#ended) return;
+      let messages: Buffer[];
+      try {
+        messages = framer.push(chunk);
+      } catch (err) {
+        const framing = err as FramingError;
+        this.#fail(framing.code, framing.message);
+        return;
+      }
+      for (const bytes of messages) {
+        let message: Req;
+        try {
+          message = method.decode(bytes);
+        } catch (err) {
+          this.#fail(GrpcStatus.INTERNAL, `cannot decode the request message: ${(err as Error).message}`);
+          return;
+        }
+        this.emit('data', message);
+        if (this.#ended) return;
+      }
+    });
+    stream.on('end', () => {
+      if (framer.partial && !this.#ended) this.#fail(GrpcStatus.INTERNAL, 'the stream ended inside a message');
+      else this.emit('end');
+    });
+    stream.on('drain', () => this.emit('drain'));
+    // Node emits 'aborted' only on some paths of a peer's RST_STREAM; a stream that closes with an
+    // error code was reset either way.
+    let cancelled = false;
+    const cancel = () => {
+      if (cancelled) return;
+      cancelled = true;
+      this.emit('cancelled');
+    };
+    stream.on('aborted', cancel);
+    // A reset or session failure: the handler learns of it through 'close' (and 'error' if it listens).
+    stream.on('error', (err: Error) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+    stream.on('close', () => {
+      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) cancel();
+      this.#ended = true;
+      this.emit('close');
+    });
+    // Now, not later: the stream flows once a 'data' listener is on, and its first messages must not be missed.
+    method.handler(this);
+  }
+
+  /** Sends one message; false when the caller should wait for 'drain'. A gone stream takes nothing. */
+  write(message: Res): boolean {
+    const stream = this.#stream;
+    if (this.#ended || stream.destroyed || !stream.writable) return true;
+    const payload = this.#encode(message);
+    const header = Buffer.allocUnsafe(HEADER_BYTES);
+    header[0] = 0;
+    header.writeUInt32BE(payload.length, 1);
+    // Corked, the header and payload go out as one write (one DATA frame when they fit) without a copy.
+    stream.cork();
+    stream.write(header);
+    const more = stream.write(payload);
+    stream.uncork();
+    return more;
+  }
+
+  /** Ends the stream with status OK (or the status an earlier failure set). */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (!this.#stream.destroyed && this.#stream.writable) this.#stream.end();
+  }
+
+  /** Ends the stream with an error status, telling the handler first. */
+  #fail(code: number, message: string): void {
+    this.#status = { code, message };
+    if (this.listenerCount('error') > 0) this.emit('error', Object.assign(new Error(message), { code }));
+    this.end();
+  }
+}
+
+export interface RunningBidiStreamServer {
+  port: number;
+  /** Stops accepting connections; open sessions close gracefully, and are cut after graceMs. */
+  close(graceMs: number): Promise<void>;
+}
+
+/** Serves `method` on host:port; any other path is answered UNIMPLEMENTED. */
+export function startBidiStreamServer<Req, Res>(
+  host: string,
+  port: number,
+  method: BidiMethod<Req, Res>,
+  options: BidiStreamServerOptions,
+): Promise<RunningBidiStreamServer> {
+  const sessionOptions: http2.ServerOptions = {
+    // As grpc-js does: a session's buffered data is bounded by flow control and the message limit, not
+    // by nghttp2's 10 MB default (which refuses streams under a burst of large bodies).
+    maxSessionMemory: Number.MAX_SAFE_INTEGER,
+    ...options.sessionOptions,
+  };
+  const server = options.tls
+    ? http2.createSecureServer({ ...sessionOptions, cert: options.tls.cert, key: options.tls.key, allowHTTP1: false })
+    : http2.createServer(sessionOptions);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+    session.on('error', (err) => options.onSessionError?.(err));
+  });
+  server.on('sessionError', (err) => options.onSessionError?.(err));
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => {});
+    const contentType = String(headers['content-type'] ?? '');
+    if (!contentType.startsWith('application/grpc')) {
+      stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: true });
+      return;
+    }
+    if (headers[':path'] !== method.path) {
+      stream.respond(
+        {
+          ':status': 200,
+          'content-type': 'application/grpc',
+          'grpc-status': String(GrpcStatus.UNIMPLEMENTED),
+          'grpc-message': grpcMessage(`unknown method ${String(headers[':path'])}`),
+        },
+        { endStream: true },
+      );
+      return;
+    }
+    new GrpcBidiStream(stream, method, options.maxReceiveMessageBytes);
+  });
+
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(new Error(`cannot listen on ${host}:${port}: ${err.message}`));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      server.on('error', (err) => options.onSessionError?.(err));
+      const address = server.address();
+      let closing: Promise<void> | undefined;
+      resolve({
+        port: typeof address === 'object' && address ? address.port : port,
+        close(graceMs: number) {
+          closing ??= new Promise<void>((done) => {
+            const timer = setTimeout(() => {
+              for (const s of sessions) s.destroy();
+            }, graceMs);
+            server.close(() => {
+              clearTimeout(timer);
+              done();
+            });
+            for (const s of sessions) s.close();
+          });
+          return closing;
+        },
+      });
+    });
+  });
+}
