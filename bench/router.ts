@@ -4,7 +4,9 @@
 // over TLS, ORIGINAL_DST on x-gateway-destination-endpoint) in front of its own `kvroute router`:
 // `default` runs the default config, which asks a real `kvroute indexer` for every request (the goal
 // is measured there); `approx` swaps the indexer for router-side prefix hashing and `load-only` drops
-// prefix scoring, to show what the ext_proc path costs without the indexer. The upstreams are tiny
+// prefix scoring, to show what the ext_proc path costs without the indexer; `noop` puts a processor
+// that does no routing work at all in the router's place (bench/lib/noop-processor.ts), the floor of
+// Envoy's ext_proc, TLS HTTP/2 and the codec in Node on the machine. The upstreams are tiny
 // HTTP servers in this process that answer at once with a small OpenAI-shaped completion and serve
 // vLLM metrics on /metrics (so the measurement is the gateway and router, not a model server). Load
 // is open loop at a constant rate from a child process over keep-alive connections; latency runs
@@ -15,7 +17,7 @@
 // time and shed calls say where their time goes. Writes bench/results/router.json and prints a table;
 // progress goes to stderr.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +33,7 @@ import { portOf, spawnKvroute, type KvrouteProcess } from '../test/support/kvrou
 import { nodeBinary } from '../test/support/node.ts';
 import { until } from '../test/support/until.ts';
 import { startUpstream, words, type Upstream } from './lib/gateway-load.ts';
+import { startNoopProcessor } from './lib/noop-processor.ts';
 import { cpuSeconds, environment, percentile, writeResults } from './lib/results.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -60,7 +63,13 @@ const RUNS: Array<{ prompt: string; rate: number; seconds: number }> = [
 ];
 
 /** The routed variants: the default config (with the indexer), and two without it for comparison. */
-const VARIANTS: Array<{ name: string; description: string; configText?: string }> = [
+const VARIANTS: Array<{ name: string; description: string; configText?: string; noop?: true }> = [
+  {
+    name: 'noop',
+    description:
+      'no router: a processor in a child process answering the same ext_proc exchange with no routing work (bench/lib/noop-processor.ts), the floor of Envoy ext_proc + TLS HTTP/2 + codec in Node on this machine',
+    noop: true,
+  },
   {
     name: 'load-only',
     description: 'load-bound-filter, queue-scorer, kv-cache-utilization-scorer, max-score-picker (no prefix scoring)',
@@ -434,6 +443,12 @@ function selectedRuns(argv: string[]): typeof RUNS {
 }
 
 async function main(): Promise<void> {
+  const noopAt = process.argv.indexOf('--noop-processor');
+  if (noopAt >= 0) {
+    const server = await startNoopProcessor(process.argv[noopAt + 1]!.split(','));
+    process.stdout.write(`${server.port}\n`);
+    return;
+  }
   const clientAt = process.argv.indexOf('--client');
   if (clientAt >= 0) {
     process.stdout.write(JSON.stringify(await client(JSON.parse(process.argv[clientAt + 1]!) as ClientConfig)));
@@ -441,6 +456,7 @@ async function main(): Promise<void> {
   }
 
   const peers: KvrouteProcess[] = [];
+  const noopProcessors: ChildProcess[] = [];
   const upstreams: Upstream[] = [];
   let envoyStop: (() => Promise<void>) | undefined;
   const log = (line: string) => process.stderr.write(`bench:router ${line}\n`);
@@ -451,8 +467,24 @@ async function main(): Promise<void> {
     const indexer = await spawnKvroute(['indexer', ...indexerFlags.split(' ')], { readyLine: 'indexer ready' });
     peers.push(indexer);
     const indexerHttp = `http://127.0.0.1:${portOf(indexer.ready, 'httpPort')}`;
-    const routers: Record<string, { pid: number | undefined; grpcPort: number; metricsUrl: string }> = {};
+    const routers: Record<string, { pid: number | undefined; grpcPort: number; metricsUrl: string | null }> = {};
     for (const variant of VARIANTS) {
+      if (variant.noop) {
+        const noop = spawn(
+          nodeBinary(),
+          [import.meta.filename, '--noop-processor', upstreams.map((u) => `127.0.0.1:${u.port}`).join(',')],
+          {
+            stdio: ['ignore', 'pipe', 'inherit'],
+          },
+        );
+        const port = await new Promise<number>((resolve, reject) => {
+          noop.once('exit', (code) => reject(new Error(`the noop processor exited (${code})`)));
+          noop.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+        });
+        noopProcessors.push(noop);
+        routers[variant.name] = { pid: noop.pid, grpcPort: port, metricsUrl: null };
+        continue;
+      }
       const flags = `--grpc-port 0 --grpc-health-port 0 --metrics-port 0 --model ${MODEL} --indexer 127.0.0.1:${portOf(indexer.ready, 'grpcPort')}`;
       const endpoints = upstreams.map((u) => `127.0.0.1:${u.port}`).join(',');
       const config = variant.configText ? ['--config-text', variant.configText] : [];
@@ -550,8 +582,9 @@ async function main(): Promise<void> {
       for (const variant of VARIANTS) {
         progress.setLabel(`${run.prompt} prompts at ${run.rate} req/s for ${run.seconds}s: router ${variant.name}`);
         const metricsUrl = routers[variant.name]!.metricsUrl;
-        const asksIndexer = variant.configText === undefined;
-        const routerPageBefore = await (await fetch(metricsUrl)).text();
+        const asksIndexer = variant.configText === undefined && !variant.noop;
+        const page = async () => (metricsUrl ? (await fetch(metricsUrl)).text() : '');
+        const routerPageBefore = await page();
         const before = histogramBuckets(routerPageBefore, 'kvroute_router_scheduling_duration_seconds');
         const indexerBefore = asksIndexer
           ? breakdownSnapshot(await (await fetch(`${indexerHttp}/metrics`)).text(), routerPageBefore)
@@ -559,7 +592,7 @@ async function main(): Promise<void> {
         const cpuBefore = cpuSeconds(routers[variant.name]!.pid);
         const latency = summarize(await runClient({ ...config, port: envoy.ports[variant.name]! }));
         const routerCpuSeconds = cpuSeconds(routers[variant.name]!.pid) - cpuBefore;
-        const routerPageAfter = await (await fetch(metricsUrl)).text();
+        const routerPageAfter = await page();
         const delta = bucketDelta(histogramBuckets(routerPageAfter, 'kvroute_router_scheduling_duration_seconds'), before);
         const indexer = indexerBefore
           ? breakdown(breakdownSnapshot(await (await fetch(`${indexerHttp}/metrics`)).text(), routerPageAfter), indexerBefore)
@@ -681,6 +714,7 @@ async function main(): Promise<void> {
   } finally {
     await envoyStop?.();
     for (const p of peers.reverse()) await p.stop();
+    for (const p of noopProcessors) p.kill();
     for (const u of upstreams) await u.close();
   }
 }
