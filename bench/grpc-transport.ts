@@ -16,7 +16,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { fmt, formatTable } from '../src/common/table.ts';
 import { Progress } from '../src/common/progress.ts';
-import { startBidiStreamServer } from '../src/common/grpc/bidi-stream-server.ts';
+import { served, startBidiStreamServer } from '../src/common/grpc/bidi-stream-server.ts';
 import { createUnaryClient } from '../src/common/grpc/unary-client.ts';
 import { ExternalProcessorServerDefinition } from '../src/envoy/ext-proc-codec.ts';
 import { ExternalProcessorService, type ProcessingRequest, type ProcessingResponse, type ProcessStream } from '../src/envoy/ext-proc.ts';
@@ -67,15 +67,17 @@ async function serve(transport: Transport): Promise<void> {
     );
   } else {
     const def = ExternalProcessorServerDefinition.Process!;
-    const server = await startBidiStreamServer<ProcessingRequest, ProcessingResponse>(
+    const server = await startBidiStreamServer(
       '127.0.0.1',
       0,
-      {
-        path: def.path,
-        decode: (b) => def.requestDeserialize(b) as ProcessingRequest,
-        encode: (m) => def.responseSerialize(m),
-        handler: handle,
-      },
+      [
+        served<ProcessingRequest, ProcessingResponse>({
+          path: def.path,
+          decode: (b) => def.requestDeserialize(b) as ProcessingRequest,
+          encode: (m) => def.responseSerialize(m),
+          handler: handle,
+        }),
+      ],
       { tls: null, maxReceiveMessageBytes: 65 * 1024 * 1024, sessionOptions: { streamResetBurst: 10_000, streamResetRate: 10_000 } },
     );
     port = server.port;

@@ -4,7 +4,7 @@
 // with it in the path is the floor any Node processor pays on the machine: Envoy's ext_proc filter,
 // the TLS HTTP/2 hops and the message codec, with no parsing, scheduling or indexer call.
 
-import { startBidiStreamServer, type RunningBidiStreamServer } from '../../src/common/grpc/bidi-stream-server.ts';
+import { served, startBidiStreamServer, type RunningBidiStreamServer } from '../../src/common/grpc/bidi-stream-server.ts';
 import { selfSignedCertificate } from '../../src/common/tls/self-signed.ts';
 import { ExternalProcessorServerDefinition } from '../../src/envoy/ext-proc-codec.ts';
 import type { ProcessingRequest, ProcessingResponse, ProcessStream } from '../../src/envoy/ext-proc.ts';
@@ -50,15 +50,17 @@ export async function startNoopProcessor(upstreams: string[]): Promise<RunningBi
     call.on('error', () => {});
   };
   const def = ExternalProcessorServerDefinition.Process!;
-  return startBidiStreamServer<ProcessingRequest, ProcessingResponse>(
+  return startBidiStreamServer(
     '127.0.0.1',
     0,
-    {
-      path: def.path,
-      decode: (b) => def.requestDeserialize(b) as ProcessingRequest,
-      encode: (m) => def.responseSerialize(m),
-      handler: serve,
-    },
+    [
+      served<ProcessingRequest, ProcessingResponse>({
+        path: def.path,
+        decode: (b) => def.requestDeserialize(b) as ProcessingRequest,
+        encode: (m) => def.responseSerialize(m),
+        handler: serve,
+      }),
+    ],
     {
       tls: await selfSignedCertificate({ commonName: 'kvroute-bench-noop', days: 1 }),
       maxReceiveMessageBytes: 65 * 1024 * 1024,

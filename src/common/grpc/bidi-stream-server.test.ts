@@ -5,6 +5,8 @@ import {
   FramingError,
   GrpcStatus,
   MessageFramer,
+  parseGrpcTimeout,
+  served,
   startBidiStreamServer,
   type GrpcBidiStream,
   type RunningBidiStreamServer,
@@ -108,33 +110,35 @@ describe.each([
 
   beforeAll(async () => {
     const pair = secure ? await selfSignedCertificate({ commonName: 'bidi-test', days: 1 }) : null;
-    server = await startBidiStreamServer<string, string>(
+    server = await startBidiStreamServer(
       '127.0.0.1',
       0,
-      {
-        path: PATH,
-        decode: (b) => {
-          const text = b.toString();
-          if (text === 'undecodable') throw new Error('bad bytes');
-          return text;
-        },
-        encode: (s) => Buffer.from(s),
-        handler: (stream) => {
-          const events: string[] = [];
-          seen.push({ stream, events });
-          stream.on('data', (m) => {
-            if (m === 'bye') stream.end();
-            else stream.write(`echo ${m}`);
-          });
-          stream.on('end', () => {
-            events.push('end');
-            stream.end();
-          });
-          stream.on('cancelled', () => events.push('cancelled'));
-          stream.on('error', (err) => events.push(`error ${err.message}`));
-          stream.on('close', () => events.push('close'));
-        },
-      },
+      [
+        served<string, string>({
+          path: PATH,
+          decode: (b) => {
+            const text = b.toString();
+            if (text === 'undecodable') throw new Error('bad bytes');
+            return text;
+          },
+          encode: (s) => Buffer.from(s),
+          handler: (stream) => {
+            const events: string[] = [];
+            seen.push({ stream, events });
+            stream.on('data', (m) => {
+              if (m === 'bye') stream.end();
+              else stream.write(`echo ${m}`);
+            });
+            stream.on('end', () => {
+              events.push('end');
+              stream.end();
+            });
+            stream.on('cancelled', () => events.push('cancelled'));
+            stream.on('error', (err) => events.push(`error ${err.message}`));
+            stream.on('close', () => events.push('close'));
+          },
+        }),
+      ],
       { tls: pair, maxReceiveMessageBytes: 1_000 },
     );
     const creds = pair ? grpc.credentials.createSsl(Buffer.from(pair.cert)) : grpc.credentials.createInsecure();
@@ -220,3 +224,15 @@ async function waitFor(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
   expect(condition()).toBe(true);
 }
+
+describe('parseGrpcTimeout', () => {
+  it('reads every unit of the grpc-timeout header, and nothing malformed', () => {
+    expect(parseGrpcTimeout('200m', 1_000)).toBe(1_200);
+    expect(parseGrpcTimeout('5S', 0)).toBe(5_000);
+    expect(parseGrpcTimeout('2M', 0)).toBe(120_000);
+    expect(parseGrpcTimeout('1H', 0)).toBe(3_600_000);
+    expect(parseGrpcTimeout('1500u', 0)).toBe(1.5);
+    expect(parseGrpcTimeout('1000000n', 0)).toBe(1);
+    for (const bad of [undefined, '', 'm', '123456789m', '10x', '-5m', ['5m']]) expect(parseGrpcTimeout(bad, 0)).toBeUndefined();
+  });
+});

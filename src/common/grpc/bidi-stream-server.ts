@@ -16,6 +16,10 @@ import http2 from 'node:http2';
 /** gRPC status codes used here. */
 export const GrpcStatus = {
   OK: 0,
+  CANCELLED: 1,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
   INTERNAL: 13,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
@@ -141,16 +145,33 @@ function grpcMessage(text: string): string {
   return out;
 }
 
+const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
+
+/** A grpc-timeout header ("200m", "5S": up to 8 digits and a unit) as an epoch-ms deadline. */
+export function parseGrpcTimeout(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const match = typeof value === 'string' ? /^(\d{1,8})([HMSmun])$/.exec(value) : null;
+  return match ? now + Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]! : undefined;
+}
+
 /** One server-side gRPC stream: messages in as events, messages out through write(). */
 export class GrpcBidiStream<Req, Res> extends EventEmitter {
   readonly #stream: http2.ServerHttp2Stream;
   readonly #encode: (message: Res) => Uint8Array;
   #status: { code: number; message?: string } = { code: GrpcStatus.OK };
   #ended = false;
+  #cancelled = false;
+  /** The caller's deadline (epoch ms) from its grpc-timeout header; undefined when it set none. */
+  readonly deadline: number | undefined;
 
-  constructor(stream: http2.ServerHttp2Stream, method: BidiMethod<Req, Res>, maxReceiveMessageBytes: number) {
+  constructor(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    method: BidiMethod<Req, Res>,
+    maxReceiveMessageBytes: number,
+  ) {
     super();
     this.#stream = stream;
+    this.deadline = parseGrpcTimeout(headers['grpc-timeout']);
     this.#encode = method.encode;
     const framer = new MessageFramer(maxReceiveMessageBytes);
 
@@ -189,10 +210,9 @@ export class GrpcBidiStream<Req, Res> extends EventEmitter {
     stream.on('drain', () => this.emit('drain'));
     // Node emits 'aborted' only on some paths of a peer's RST_STREAM; a stream that closes with an
     // error code was reset either way.
-    let cancelled = false;
     const cancel = () => {
-      if (cancelled) return;
-      cancelled = true;
+      if (this.#cancelled) return;
+      this.#cancelled = true;
       this.emit('cancelled');
     };
     stream.on('aborted', cancel);
@@ -232,6 +252,18 @@ export class GrpcBidiStream<Req, Res> extends EventEmitter {
     if (!this.#stream.destroyed && this.#stream.writable) this.#stream.end();
   }
 
+  /** Whether the peer reset the stream. */
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  /** Ends the stream with a status other than OK (for a unary handler's failure). */
+  endWithStatus(code: number, message: string): void {
+    if (this.#ended) return;
+    this.#status = { code, message };
+    this.end();
+  }
+
   /** Ends the stream with an error status, telling the handler first. */
   #fail(code: number, message: string): void {
     this.#status = { code, message };
@@ -246,13 +278,86 @@ export interface RunningBidiStreamServer {
   close(graceMs: number): Promise<void>;
 }
 
-/** Serves `method` on host:port; any other path is answered UNIMPLEMENTED. */
-export function startBidiStreamServer<Req, Res>(
+/** A method ready to serve: its path and how a new stream starts (types erased per method). */
+export interface ServedMethod {
+  path: string;
+  start(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, maxReceiveMessageBytes: number): void;
+}
+
+/** Wraps a typed method for startBidiStreamServer. */
+export function served<Req, Res>(method: BidiMethod<Req, Res>): ServedMethod {
+  return { path: method.path, start: (stream, headers, max) => void new GrpcBidiStream(stream, headers, method, max) };
+}
+
+/**
+ * A unary method over the stream: the one request message goes to `handle` with the call's deadline
+ * and an AbortSignal that fires when the caller resets the stream or the deadline passes; its answer,
+ * or its GrpcStatusError's status, ends the call.
+ */
+export function unaryMethod<Req, Res>(
+  path: string,
+  decode: (bytes: Buffer) => Req,
+  encode: (message: Res) => Uint8Array,
+  handle: (request: Req, call: { deadline: number | undefined; signal: AbortSignal }) => Promise<Res>,
+): BidiMethod<Req, Res> {
+  return {
+    path,
+    decode,
+    encode,
+    handler: (stream) => {
+      const aborted = new AbortController();
+      let timer: NodeJS.Timeout | undefined;
+      if (stream.deadline !== undefined)
+        timer = setTimeout(
+          () => {
+            aborted.abort();
+            stream.endWithStatus(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded');
+          },
+          Math.max(0, stream.deadline - Date.now()),
+        );
+      let received = false;
+      stream.on('cancelled', () => aborted.abort());
+      stream.on('close', () => clearTimeout(timer));
+      stream.on('error', () => aborted.abort());
+      stream.once('data', (request: Req) => {
+        received = true;
+        void handle(request, { deadline: stream.deadline, signal: aborted.signal }).then(
+          (answer) => {
+            clearTimeout(timer);
+            stream.write(answer);
+            stream.end();
+          },
+          (err: unknown) => {
+            clearTimeout(timer);
+            const code = err instanceof GrpcStatusError ? err.code : GrpcStatus.INTERNAL;
+            stream.endWithStatus(code, err instanceof GrpcStatusError ? err.message : 'internal error');
+          },
+        );
+      });
+      stream.on('end', () => {
+        if (!received) stream.endWithStatus(GrpcStatus.INTERNAL, 'the call ended without a request message');
+      });
+    },
+  };
+}
+
+/** A failure a unary handler reports as a gRPC status (anything else is INTERNAL, "internal error"). */
+export class GrpcStatusError extends Error {
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Serves `methods` on host:port; any other path is answered UNIMPLEMENTED. */
+export function startBidiStreamServer(
   host: string,
   port: number,
-  method: BidiMethod<Req, Res>,
+  methods: readonly ServedMethod[],
   options: BidiStreamServerOptions,
 ): Promise<RunningBidiStreamServer> {
+  const byPath = new Map(methods.map((m) => [m.path, m]));
   const sessionOptions: http2.ServerOptions = {
     // As grpc-js does: a session's buffered data is bounded by flow control and the message limit, not
     // by nghttp2's 10 MB default (which refuses streams under a burst of large bodies).
@@ -280,7 +385,8 @@ export function startBidiStreamServer<Req, Res>(
       stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: true });
       return;
     }
-    if (headers[':path'] !== method.path) {
+    const method = byPath.get(String(headers[':path']));
+    if (!method) {
       stream.respond(
         {
           ':status': 200,
@@ -292,7 +398,7 @@ export function startBidiStreamServer<Req, Res>(
       );
       return;
     }
-    new GrpcBidiStream(stream, method, options.maxReceiveMessageBytes);
+    method.start(stream, headers, options.maxReceiveMessageBytes);
   });
 
   return new Promise((resolve, reject) => {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
+import { startBidiStreamServer } from './bidi-stream-server.ts';
 import { HealthService, createHealthImplementation, type HealthCheckResponse, type HealthStatusFn } from './health.ts';
 
 interface HealthClient extends grpc.Client {
@@ -12,18 +13,30 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function serve(status: HealthStatusFn, pollMs = 60_000) {
+type Transport = 'grpc-js' | 'own';
+
+/** Serves the health service on grpc-js (the router's health port) or the own transport (the indexer's). */
+async function serveOn(transport: Transport, status: HealthStatusFn, pollMs: number) {
   const health = createHealthImplementation(status, { pollMs });
-  const server = new grpc.Server();
-  server.addService(HealthService.service, health.handlers);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  let port: number;
+  let stop: () => Promise<void> | void;
+  if (transport === 'grpc-js') {
+    const server = new grpc.Server();
+    server.addService(HealthService.service, health.handlers);
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    stop = () => server.forceShutdown();
+  } else {
+    const server = await startBidiStreamServer('127.0.0.1', 0, health.methods, { tls: null, maxReceiveMessageBytes: 1024 });
+    port = server.port;
+    stop = () => server.close(0);
+  }
   const client = new HealthService(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as HealthClient;
-  cleanups.push(() => {
+  cleanups.push(async () => {
     client.close();
     health.close();
-    server.forceShutdown();
+    await stop();
   });
   return { health, client };
 }
@@ -61,7 +74,9 @@ async function until(what: string, cond: () => boolean, timeoutMs = 5_000): Prom
   }
 }
 
-describe('grpc.health.v1', () => {
+describe.each<Transport>(['grpc-js', 'own'])('grpc.health.v1 on the %s transport', (transport) => {
+  const serve = (status: HealthStatusFn, pollMs = 60_000) => serveOn(transport, status, pollMs);
+
   it('answers Check with the status of a known service and NOT_FOUND for an unknown one', async () => {
     let ready = false;
     const { client } = await serve((s) =>

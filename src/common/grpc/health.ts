@@ -1,5 +1,6 @@
 // grpc.health.v1 for every gRPC server in kvroute (the indexer's, the router's): the service loaded
-// from health.proto, and Check/Watch handlers over a function that says how each named service is.
+// from health.proto, and Check/Watch handlers over a function that says how each named service is, for
+// grpc-js (handlers) and for the project's own transport (methods).
 // Per the gRPC health spec, Check on an unknown service fails with NOT_FOUND and Watch reports
 // SERVICE_UNKNOWN and keeps the stream open, since the service may appear later.
 
@@ -7,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { GrpcStatus, GrpcStatusError, served, unaryMethod, type ServedMethod } from './bidi-stream-server.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -40,6 +42,8 @@ export interface HealthCheckResponse {
 export interface HealthImplementation {
   /** For `server.addService(HealthService.service, handlers)`. */
   handlers: grpc.UntypedServiceImplementation;
+  /** The same Check and Watch for the project's own transport (bidi-stream-server.ts). */
+  methods: ServedMethod[];
   /** Re-evaluates every watched service now and tells its watchers when its status changed. */
   refresh(): void;
   /** Ends every Watch stream, so a server's graceful shutdown does not wait on them. */
@@ -55,7 +59,7 @@ export interface HealthOptions {
 }
 
 interface Watcher {
-  call: grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>;
+  call: { write(message: HealthCheckResponse): unknown; end(): void };
   service: string;
   last: WatchStatus;
 }
@@ -84,29 +88,56 @@ export function createHealthImplementation(status: HealthStatusFn, options: Heal
     }
   };
 
+  /** Check's answer, or undefined for a service this server does not know. */
+  const check = (request: HealthCheckRequest): HealthCheckResponse | undefined => {
+    const now = status(request.service ?? '');
+    return now === undefined ? undefined : { status: now };
+  };
+  const unknown = (request: HealthCheckRequest) => `unknown service "${request.service ?? ''}"`;
+  /** Starts a Watch: the current status now, then each change, until the call goes. */
+  const watch = (
+    request: HealthCheckRequest,
+    call: Watcher['call'] & { on(event: 'cancelled' | 'close', listener: () => void): unknown },
+  ): void => {
+    const service = request.service ?? '';
+    const w: Watcher = { call, service, last: watchStatus(service) };
+    watchers.add(w);
+    call.on('cancelled', () => forget(w));
+    call.on('close', () => forget(w));
+    call.write({ status: w.last });
+    timer ??= setInterval(refresh, pollMs).unref();
+  };
+
   const handlers: grpc.UntypedServiceImplementation = {
     Check: (call: grpc.ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, callback: grpc.sendUnaryData<HealthCheckResponse>) => {
-      const service = call.request.service ?? '';
-      const now = status(service);
-      if (now === undefined) {
-        callback({ code: grpc.status.NOT_FOUND, details: `unknown service "${service}"` });
-        return;
-      }
-      callback(null, { status: now });
+      const answer = check(call.request);
+      if (answer) callback(null, answer);
+      else callback({ code: grpc.status.NOT_FOUND, details: unknown(call.request) });
     },
-    Watch: (call: grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) => {
-      const service = call.request.service ?? '';
-      const w: Watcher = { call, service, last: watchStatus(service) };
-      watchers.add(w);
-      call.on('cancelled', () => forget(w));
-      call.on('close', () => forget(w));
-      call.write({ status: w.last });
-      timer ??= setInterval(refresh, pollMs).unref();
-    },
+    Watch: (call: grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) => watch(call.request, call),
   };
+
+  const def = HealthService.service;
+  const decode = (b: Buffer) => def['Check']!.requestDeserialize(b) as HealthCheckRequest;
+  const encode = (m: HealthCheckResponse) => def['Check']!.responseSerialize(m);
+  const methods: ServedMethod[] = [
+    served(
+      unaryMethod(def['Check']!.path, decode, encode, (request) => {
+        const answer = check(request);
+        return answer ? Promise.resolve(answer) : Promise.reject(new GrpcStatusError(GrpcStatus.NOT_FOUND, unknown(request)));
+      }),
+    ),
+    served<HealthCheckRequest, HealthCheckResponse>({
+      path: def['Watch']!.path,
+      decode,
+      encode,
+      handler: (stream) => void stream.once('data', (request: HealthCheckRequest) => watch(request, stream)),
+    }),
+  ];
 
   return {
     handlers,
+    methods,
     refresh,
     close() {
       for (const w of [...watchers]) {

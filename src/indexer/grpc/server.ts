@@ -2,9 +2,11 @@
 // HTTP, plus grpc.health.v1 (src/common/grpc/health.ts). Client mistakes become INVALID_ARGUMENT naming
 // the field. A call's deadline and cancellation travel with it into the service, which sheds the call
 // rather than work for a caller that already gave up (CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED).
+// Served on the project's own HTTP/2 transport, as the router's ext_proc port is (ADR 0015): Score is
+// on every request's path.
 
-import * as grpc from '@grpc/grpc-js';
-import { HealthService, createHealthImplementation } from '../../common/grpc/health.ts';
+import { GrpcStatus, GrpcStatusError, served, startBidiStreamServer, unaryMethod } from '../../common/grpc/bidi-stream-server.ts';
+import { createHealthImplementation } from '../../common/grpc/health.ts';
 import type { Logger } from '../../common/log.ts';
 import { TokenizeShedError, type ShedReason } from '../../tokenize/tokenizers.ts';
 import { RequestError, parseScoreBody } from '../scoring/request.ts';
@@ -14,7 +16,7 @@ import { IndexerService as IndexerGrpcService, type ScoreRequestMessage, type Sc
 export interface GrpcServerOptions {
   host: string;
   port: number;
-  /** Larger requests are refused by grpc-js with RESOURCE_EXHAUSTED before they are parsed (default 16 MiB). */
+  /** Larger requests are refused with RESOURCE_EXHAUSTED before they are parsed (default 16 MiB). */
   maxReceiveBytes?: number;
   service: IndexerService;
   log: Logger;
@@ -70,78 +72,69 @@ function scoreBodyFromProto(m: ScoreRequestMessage): Record<string, unknown> {
   return body;
 }
 
-const SHED_STATUS: Record<ShedReason, grpc.status> = {
-  cancelled: grpc.status.CANCELLED,
-  deadline: grpc.status.DEADLINE_EXCEEDED,
-  overloaded: grpc.status.RESOURCE_EXHAUSTED,
+/**
+ * HTTP/2 rapid-reset limits: a router gives up a Score call past its deadline by resetting the stream,
+ * and under overload that can be many per second on one connection; above Node's default (1000, then
+ * 33/s) the whole connection would be cut.
+ */
+const RESET_LIMITS = { streamResetBurst: 10_000, streamResetRate: 10_000 } as const;
+
+const SHED_STATUS: Record<ShedReason, number> = {
+  cancelled: GrpcStatus.CANCELLED,
+  deadline: GrpcStatus.DEADLINE_EXCEEDED,
+  overloaded: GrpcStatus.RESOURCE_EXHAUSTED,
 };
 
-/** A call's deadline as epoch milliseconds (grpc-js gives a Date or a number; Infinity when none). */
-function deadlineMs(deadline: grpc.Deadline): number | undefined {
-  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-  return Number.isFinite(ms) ? ms : undefined;
-}
+const STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name]));
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const { service, log } = options;
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': options.maxReceiveBytes ?? 16 * 1024 * 1024 });
-  server.addService(IndexerGrpcService.service, {
-    Score: (call: grpc.ServerUnaryCall<ScoreRequestMessage, ScoreResponseMessage>, callback: grpc.sendUnaryData<ScoreResponseMessage>) => {
+  const def = IndexerGrpcService.service['Score']!;
+  const score = unaryMethod<ScoreRequestMessage, ScoreResponseMessage>(
+    def.path,
+    (b) => def.requestDeserialize(b) as ScoreRequestMessage,
+    (m) => def.responseSerialize(m),
+    async (request, call) => {
       const started = performance.now();
-      const finish = (code: grpc.status) => options.observe?.(grpc.status[code] ?? String(code), (performance.now() - started) / 1000);
-      // grpc-js emits 'cancelled' when the client resets the stream and when the deadline timer fires.
-      const aborted = new AbortController();
-      const abort = () => aborted.abort();
-      call.once('cancelled', abort);
-      if (call.cancelled) abort();
-      Promise.resolve()
-        .then(() =>
-          service.scoreParsed(parseScoreBody(scoreBodyFromProto(call.request)), {
-            signal: aborted.signal,
-            deadline: deadlineMs(call.getDeadline()),
-          }),
-        )
-        .then((result) => {
-          finish(grpc.status.OK);
-          callback(null, { scores: result.scores, total_blocks: result.totalBlocks ?? 0 });
-        })
-        .catch((err: unknown) => {
-          const code =
-            err instanceof RequestError
-              ? grpc.status.INVALID_ARGUMENT
-              : err instanceof TokenizeShedError
-                ? SHED_STATUS[err.reason]
-                : grpc.status.INTERNAL;
-          if (code === grpc.status.INTERNAL) log.error('grpc score failed', { err });
-          finish(code);
-          callback({ code, details: code === grpc.status.INTERNAL ? 'internal error' : (err as Error).message });
-        })
-        .finally(() => call.off('cancelled', abort));
+      const finish = (code: number) => options.observe?.(STATUS_NAMES[code] ?? String(code), (performance.now() - started) / 1000);
+      try {
+        // The call's deadline and cancellation (a reset, or the deadline passing) go into the service.
+        const result = await service.scoreParsed(parseScoreBody(scoreBodyFromProto(request)), {
+          signal: call.signal,
+          deadline: call.deadline,
+        });
+        finish(GrpcStatus.OK);
+        return { scores: result.scores, total_blocks: result.totalBlocks ?? 0 };
+      } catch (err) {
+        const code =
+          err instanceof RequestError
+            ? GrpcStatus.INVALID_ARGUMENT
+            : err instanceof TokenizeShedError
+              ? SHED_STATUS[err.reason]
+              : GrpcStatus.INTERNAL;
+        if (code === GrpcStatus.INTERNAL) log.error('grpc score failed', { err });
+        finish(code);
+        throw new GrpcStatusError(code, code === GrpcStatus.INTERNAL ? 'internal error' : (err as Error).message);
+      }
     },
-  });
+  );
   const health = createHealthImplementation((service) =>
     service === '' || service === 'kvroute.indexer.v1.Indexer' ? (options.ready() ? 'SERVING' : 'NOT_SERVING') : undefined,
   );
-  server.addService(HealthService.service, health.handlers);
-
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    );
+  const server = await startBidiStreamServer(options.host, options.port, [served(score), ...health.methods], {
+    tls: null,
+    maxReceiveMessageBytes: options.maxReceiveBytes ?? 16 * 1024 * 1024,
+    sessionOptions: RESET_LIMITS,
+    onSessionError: (err) => log.limited('grpc-session-error', 'warn', 'gRPC HTTP/2 session error', { err }),
   });
-  log.info('grpc server listening', { host: options.host, port });
+  log.info('grpc server listening', { host: options.host, port: server.port });
 
   return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        // Let in-flight calls finish, but do not wait on idle client connections forever.
-        health.close();
-        const timer = setTimeout(() => server.forceShutdown(), 5_000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      }),
+    port: server.port,
+    close: async () => {
+      // Let in-flight calls finish, but do not wait on idle client connections forever.
+      health.close();
+      await server.close(5_000);
+    },
   };
 }

@@ -18,7 +18,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { startBidiStreamServer, type RunningBidiStreamServer } from '../../common/grpc/bidi-stream-server.ts';
+import { served, startBidiStreamServer, type RunningBidiStreamServer } from '../../common/grpc/bidi-stream-server.ts';
 import { selfSignedCertificate, type KeyPair } from '../../common/tls/self-signed.ts';
 import { HealthService, createHealthImplementation, type ServingStatus } from '../../common/grpc/health.ts';
 import type { Logger } from '../../common/log.ts';
@@ -172,15 +172,17 @@ export async function startExtProcServer(options: ExtProcServerOptions): Promise
   try {
     // The hand-written codec (proto-loader's reflection was a tenth of the CPU per request) on the
     // router's own HTTP/2 transport (grpc-js's per-message cost was more than the router's work).
-    server = await startBidiStreamServer<ProcessingRequest, ProcessingResponse>(
+    server = await startBidiStreamServer(
       host,
       options.port,
-      {
-        path: process.path,
-        decode: (bytes) => process.requestDeserialize(bytes) as ProcessingRequest,
-        encode: (message) => process.responseSerialize(message),
-        handler: serve,
-      },
+      [
+        served<ProcessingRequest, ProcessingResponse>({
+          path: process.path,
+          decode: (bytes) => process.requestDeserialize(bytes) as ProcessingRequest,
+          encode: (message) => process.responseSerialize(message),
+          handler: serve,
+        }),
+      ],
       {
         tls: pair,
         maxReceiveMessageBytes: maxReceive,
