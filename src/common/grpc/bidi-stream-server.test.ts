@@ -1,3 +1,4 @@
+import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { selfSignedCertificate } from '../tls/self-signed.ts';
@@ -40,6 +41,17 @@ describe('MessageFramer', () => {
         },
       ),
     );
+  });
+
+  it('reserves memory as a large message arrives, not as its header announces', () => {
+    const framer = new MessageFramer(64 * 1024 * 1024);
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(60 * 1024 * 1024, 1);
+    expect(framer.push(header)).toEqual([]);
+    const body = Buffer.alloc(3 * 1024 * 1024, 7);
+    expect(framer.push(body)).toEqual([]);
+    expect(framer.partial).toBe(true);
+    expect(framer.bufferedBytes).toBeLessThan(8 * 1024 * 1024);
   });
 
   it('reports a message cut off by the end of the stream as partial', () => {
@@ -209,6 +221,24 @@ describe.each([
     expect(events).toContain('cancelled');
     // Writing to a gone stream takes the message and does nothing.
     expect(stream.write('late')).toBe(true);
+  });
+
+  it('survives a stream the client resets in the same tick it opens it', async () => {
+    const session = http2.connect(`${secure ? 'https' : 'http'}://127.0.0.1:${server.port}`, secure ? { rejectUnauthorized: false } : {});
+    session.on('error', () => {});
+    for (let i = 0; i < 50; i++) {
+      const s = session.request({ ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', te: 'trailers' });
+      s.on('error', () => {});
+      s.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    session.close();
+    // The server is still there and serving.
+    const call = client.Chat!();
+    const outcome = finish(call);
+    call.write('still');
+    call.end();
+    expect((await outcome).received).toEqual(['echo still']);
   });
 
   it('answers another method with UNIMPLEMENTED', async () => {

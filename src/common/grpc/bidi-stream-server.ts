@@ -1,9 +1,10 @@
-// A gRPC server for bidirectional-streaming methods straight on node:http2, for the router's ext_proc
-// port. Why not grpc-js: Envoy's ext_proc stream is ~10 small messages per request, and grpc-js's
-// per-message machinery (interceptor chain, call state, its own decoder) cost more router CPU and
-// latency than the work the router does (ADR 0015, measured with bench/router.ts). What gRPC over
-// HTTP/2 needs here is small: a POST to /package.Service/Method, messages framed as a flag byte plus
-// a 4-byte big-endian length, and the status in trailers. grpc-js still serves the health port.
+// A gRPC server straight on node:http2 for the router's ext_proc port and the indexer's gRPC port:
+// bidirectional-streaming methods, and unary ones over the same stream (unaryMethod). Why not
+// grpc-js: Envoy's ext_proc stream is ~10 small messages per request, and grpc-js's per-message
+// machinery (interceptor chain, call state, its own decoder) cost more CPU and latency than the
+// router's own work (ADR 0015, bench/grpc-transport.ts). What gRPC over HTTP/2 needs here is small: a
+// POST to /package.Service/Method, messages framed as a flag byte plus a 4-byte big-endian length, and
+// the status in trailers. The router's health port stays on grpc-js.
 //
 // A stream reaches the handler as a GrpcBidiStream: 'data' per decoded message, 'end' when the
 // client half-closes, 'cancelled' when it resets the stream, 'close' once it is gone, 'error' for a
@@ -47,19 +48,23 @@ export interface BidiStreamServerOptions {
 
 const HEADER_BYTES = 5;
 /** HTTP/2 flow-control windows and the largest frame the peer may send (2^24-1 is the protocol's limit). */
-const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
-const CONNECTION_WINDOW_BYTES = 64 * 1024 * 1024;
+const STREAM_WINDOW_BYTES = 1024 * 1024;
+const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
 const MAX_FRAME_BYTES = 1024 * 1024;
+/** A message spanning chunks starts in a buffer this big and doubles as it arrives. */
+const INITIAL_MESSAGE_BUFFER = 256 * 1024;
 
 /**
  * Splits a stream's DATA into gRPC messages. A message wholly inside one chunk is a view into it; one
- * spanning chunks is copied once into a buffer of its announced length, so a large (BUFFERED) body
- * costs no repeated concatenation.
+ * spanning chunks is copied into a buffer that doubles as it arrives (up to its announced length), so
+ * a large (BUFFERED) body costs no repeated concatenation and a header alone reserves little memory.
  */
 export class MessageFramer {
   readonly #header = Buffer.alloc(HEADER_BYTES);
   #headerFilled = 0;
   #message: Buffer | null = null;
+  /** The announced length of the message being received (its buffer may be smaller until it arrives). */
+  #messageLength = 0;
   #messageFilled = 0;
   readonly #maxBytes: number;
 
@@ -95,16 +100,22 @@ export class MessageFramer {
         else this.#startMessage(length);
         continue;
       }
-      const take = Math.min(this.#message.length - this.#messageFilled, chunk.length - at);
-      chunk.copy(this.#message, this.#messageFilled, at, at + take);
+      const take = Math.min(this.#messageLength - this.#messageFilled, chunk.length - at);
+      if (this.#messageFilled + take > this.#message.length) this.#grow(this.#messageFilled + take);
+      chunk.copy(this.#message!, this.#messageFilled, at, at + take);
       this.#messageFilled += take;
       at += take;
-      if (this.#messageFilled === this.#message.length) {
-        out.push(this.#message);
+      if (this.#messageFilled === this.#messageLength) {
+        out.push(this.#message!);
         this.#message = null;
       }
     }
     return out;
+  }
+
+  /** Bytes held for the message being received (for tests of the memory bound). */
+  get bufferedBytes(): number {
+    return this.#message?.length ?? 0;
   }
 
   /** Whether a message is partly received (a stream ending now would cut it). */
@@ -123,8 +134,16 @@ export class MessageFramer {
   }
 
   #startMessage(length: number): void {
-    this.#message = Buffer.allocUnsafe(length);
+    // Memory follows the bytes that arrive, not the length a header announces (up to the bound).
+    this.#message = Buffer.allocUnsafe(Math.min(length, INITIAL_MESSAGE_BUFFER));
+    this.#messageLength = length;
     this.#messageFilled = 0;
+  }
+
+  #grow(needed: number): void {
+    const bigger = Buffer.allocUnsafe(Math.min(this.#messageLength, Math.max(needed, this.#message!.length * 2)));
+    this.#message!.copy(bigger, 0, 0, this.#messageFilled);
+    this.#message = bigger;
   }
 }
 
@@ -145,6 +164,7 @@ function grpcMessage(text: string): string {
   return out;
 }
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
 
 /** A grpc-timeout header ("200m", "5S": up to 8 digits and a unit) as an epoch-ms deadline. */
@@ -307,32 +327,43 @@ export function unaryMethod<Req, Res>(
     handler: (stream) => {
       const aborted = new AbortController();
       let timer: NodeJS.Timeout | undefined;
-      if (stream.deadline !== undefined)
+      const left = stream.deadline === undefined ? Infinity : stream.deadline - Date.now();
+      // setTimeout cannot wait past 2^31-1 ms (it would fire at once): a later deadline is no deadline here.
+      if (left <= MAX_TIMER_MS)
         timer = setTimeout(
           () => {
             aborted.abort();
             stream.endWithStatus(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded');
           },
-          Math.max(0, stream.deadline - Date.now()),
+          Math.max(0, left),
         );
       let received = false;
+      let answered = false;
       stream.on('cancelled', () => aborted.abort());
-      stream.on('close', () => clearTimeout(timer));
+      // A stream gone before the answer (reset, or destroyed at shutdown) leaves nobody to work for.
+      stream.on('close', () => {
+        clearTimeout(timer);
+        if (!answered) aborted.abort();
+      });
       stream.on('error', () => aborted.abort());
       stream.once('data', (request: Req) => {
         received = true;
-        void handle(request, { deadline: stream.deadline, signal: aborted.signal }).then(
-          (answer) => {
-            clearTimeout(timer);
-            stream.write(answer);
-            stream.end();
-          },
-          (err: unknown) => {
-            clearTimeout(timer);
-            const code = err instanceof GrpcStatusError ? err.code : GrpcStatus.INTERNAL;
-            stream.endWithStatus(code, err instanceof GrpcStatusError ? err.message : 'internal error');
-          },
-        );
+        // Through a promise, so a handler that throws at once fails the call instead of the process.
+        void Promise.resolve()
+          .then(() => handle(request, { deadline: stream.deadline, signal: aborted.signal }))
+          .finally(() => (answered = true))
+          .then(
+            (answer) => {
+              clearTimeout(timer);
+              stream.write(answer);
+              stream.end();
+            },
+            (err: unknown) => {
+              clearTimeout(timer);
+              const code = err instanceof GrpcStatusError ? err.code : GrpcStatus.INTERNAL;
+              stream.endWithStatus(code, err instanceof GrpcStatusError ? err.message : 'internal error');
+            },
+          );
       });
       stream.on('end', () => {
         if (!received) stream.endWithStatus(GrpcStatus.INTERNAL, 'the call ended without a request message');
@@ -380,8 +411,20 @@ export function startBidiStreamServer(
   server.on('sessionError', (err) => options.onSessionError?.(err));
   server.on('stream', (stream, headers) => {
     stream.on('error', () => {});
+    // Node emits 'stream' on the next tick: a peer's reset read in the same packet may have closed it
+    // already, and respond() on a closed stream throws.
+    if (stream.destroyed || stream.closed) return;
+    try {
+      route(stream, headers);
+    } catch (err) {
+      options.onSessionError?.(err as Error);
+      if (!stream.destroyed) stream.destroy();
+    }
+  });
+  const route = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
     const contentType = String(headers['content-type'] ?? '');
-    if (!contentType.startsWith('application/grpc')) {
+    // gRPC is application/grpc or application/grpc+<codec>; grpc-web frames differently.
+    if (contentType !== 'application/grpc' && !contentType.startsWith('application/grpc+')) {
       stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: true });
       return;
     }
@@ -399,7 +442,7 @@ export function startBidiStreamServer(
       return;
     }
     method.start(stream, headers, options.maxReceiveMessageBytes);
-  });
+  };
 
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(new Error(`cannot listen on ${host}:${port}: ${err.message}`));

@@ -131,7 +131,16 @@ export function createHealthImplementation(status: HealthStatusFn, options: Heal
       path: def['Watch']!.path,
       decode,
       encode,
-      handler: (stream) => void stream.once('data', (request: HealthCheckRequest) => watch(request, stream)),
+      handler: (stream) => {
+        let watching = false;
+        stream.once('data', (request: HealthCheckRequest) => {
+          watching = true;
+          watch(request, stream);
+        });
+        stream.on('end', () => {
+          if (!watching) stream.endWithStatus(GrpcStatus.INTERNAL, 'the call ended without a request message');
+        });
+      },
     }),
   ];
 

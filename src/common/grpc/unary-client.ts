@@ -89,23 +89,30 @@ export function createUnaryClient<Req, Res>(
     const s = http2.connect(`http://${address}`, { maxSessionMemory: Number.MAX_SAFE_INTEGER });
     session = s;
     let connected = false;
-    s.once('connect', () => {
+    // Connected means the peer spoke HTTP/2 (its SETTINGS), not just that TCP was accepted: a proxy that
+    // accepts and closes must back off too.
+    s.once('remoteSettings', () => {
       connected = true;
       backoffMs = 0;
       // The session is shared by every call; it must not keep a finishing process alive on its own.
       s.unref();
     });
-    s.on('error', (err: Error) => {
-      if (!connected) {
-        backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, backoffMs * 2));
-        retryAt = Date.now() + backoffMs;
-        lastFailure = err.message;
-      }
-    });
+    let failed = false;
+    const failBeforeConnected = (reason: string) => {
+      if (connected || failed) return;
+      failed = true;
+      backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, backoffMs * 2));
+      retryAt = Date.now() + backoffMs;
+      lastFailure = reason;
+    };
+    s.on('error', (err: Error) => failBeforeConnected(err.message));
     const forget = () => {
       if (session === s) session = null;
     };
-    s.once('close', forget);
+    s.once('close', () => {
+      failBeforeConnected('the connection closed before HTTP/2 settings');
+      forget();
+    });
     s.once('goaway', forget);
     return s;
   };

@@ -58,7 +58,7 @@ const DEFAULT_MAX_CONCURRENT_STREAMS = 10_000;
 
 /**
  * Answers a stream over the concurrency bound: a 503 as soon as its first message arrives (ext_proc
- * allows an ImmediateResponse only in reply to one), then ends it, reading nothing else.
+ * allows an ImmediateResponse only in reply to one), then ends it; later messages are ignored.
  */
 function refuseOverloaded(call: ProcessStream, limit: number): void {
   call.on('error', () => {});
@@ -80,7 +80,7 @@ export interface RunningExtProcServer {
 }
 
 /**
- * The rapid-reset limits of the TLS ext_proc server, per connection. Envoy resets (almost) every
+ * The rapid-reset limits of the ext_proc server (TLS or h2c), per connection. Envoy resets (almost) every
  * stream it opens, so resets per second track requests per second: these sit above what one router
  * process serves, and a client resetting faster than that is still cut off.
  */
