@@ -93,9 +93,8 @@ async function serve(transport: Transport): Promise<void> {
 
 type Call = grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
 
-/** One request's stream as Envoy drives it; resolves with its latency in ms. */
-function oneStream(client: grpc.Client & { Process(): Call }): Promise<number> {
-  const started = performance.now();
+/** One request's stream as Envoy drives it; resolves when its status arrives. */
+function oneStream(client: grpc.Client & { Process(): Call }): Promise<void> {
   const call = client.Process();
   const steps: ProcessingRequest[][] = [
     [
@@ -119,9 +118,32 @@ function oneStream(client: grpc.Client & { Process(): Call }): Promise<number> {
     };
     call.on('data', () => next());
     call.on('error', reject);
-    call.on('status', () => resolve(performance.now() - started));
+    call.on('status', () => resolve());
     next();
   });
+}
+
+/** Calls `call` at RATE per second for SECONDS (open loop); each call's latency in ms, sorted. */
+async function pacedLatencies(call: () => Promise<unknown>): Promise<number[]> {
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < RATE * SECONDS; i++) {
+    const wait = t0 + (i * 1000) / RATE - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const started = performance.now();
+    pending.push(call().then(() => void latencies.push(performance.now() - started)));
+  }
+  await Promise.all(pending);
+  return latencies.sort((a, b) => a - b);
+}
+
+/** The median over rounds of one numeric field. */
+function medianOf<R>(rounds: R[]): (field: { [K in keyof R]: R[K] extends number ? K : never }[keyof R]) => number {
+  return (field) => {
+    const xs = rounds.map((r) => r[field] as number).sort((a, b) => a - b);
+    return xs[Math.floor(xs.length / 2)]!;
+  };
 }
 
 interface RoundResult {
@@ -145,17 +167,8 @@ async function round(transport: Transport): Promise<RoundResult> {
   try {
     for (let i = 0; i < 200; i++) await oneStream(client); // warm both sides
     const cpuBefore = await cpu();
-    const latencies: number[] = [];
-    const pending: Promise<void>[] = [];
-    const t0 = performance.now();
-    for (let i = 0; i < RATE * SECONDS; i++) {
-      const wait = t0 + (i * 1000) / RATE - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      pending.push(oneStream(client).then((ms) => void latencies.push(ms)));
-    }
-    await Promise.all(pending);
+    const latencies = await pacedLatencies(() => oneStream(client));
     const cpuMs = (await cpu()) - cpuBefore;
-    latencies.sort((a, b) => a - b);
     return {
       transport,
       streams: latencies.length,
@@ -228,18 +241,8 @@ async function clientRound(kind: ClientKind, port: number): Promise<ClientRoundR
   try {
     for (let i = 0; i < 200; i++) await call();
     const before = process.cpuUsage();
-    const latencies: number[] = [];
-    const pending: Promise<void>[] = [];
-    const t0 = performance.now();
-    for (let i = 0; i < RATE * SECONDS; i++) {
-      const wait = t0 + (i * 1000) / RATE - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const started = performance.now();
-      pending.push(call().then(() => void latencies.push(performance.now() - started)));
-    }
-    await Promise.all(pending);
+    const latencies = await pacedLatencies(call);
     const used = process.cpuUsage(before);
-    latencies.sort((a, b) => a - b);
     return {
       client: kind,
       calls: latencies.length,
@@ -281,24 +284,12 @@ async function main(): Promise<void> {
   }
   progress.finish();
   const clientSummary = CLIENTS.map((c) => {
-    const mine = clientRounds.filter((r) => r.client === c);
-    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    return {
-      client: c,
-      clientCpuUsPerCall: median(mine.map((r) => r.clientCpuUsPerCall)),
-      p50Ms: median(mine.map((r) => r.p50Ms)),
-      p99Ms: median(mine.map((r) => r.p99Ms)),
-    };
+    const median = medianOf(clientRounds.filter((r) => r.client === c));
+    return { client: c, clientCpuUsPerCall: median('clientCpuUsPerCall'), p50Ms: median('p50Ms'), p99Ms: median('p99Ms') };
   });
   const summary = TRANSPORTS.map((t) => {
-    const mine = rounds.filter((r) => r.transport === t);
-    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    return {
-      transport: t,
-      serverCpuUsPerStream: median(mine.map((r) => r.serverCpuUsPerStream)),
-      p50Ms: median(mine.map((r) => r.p50Ms)),
-      p99Ms: median(mine.map((r) => r.p99Ms)),
-    };
+    const median = medianOf(rounds.filter((r) => r.transport === t));
+    return { transport: t, serverCpuUsPerStream: median('serverCpuUsPerStream'), p50Ms: median('p50Ms'), p99Ms: median('p99Ms') };
   });
   writeResults(RESULTS, {
     benchmark: 'grpc-transport',
