@@ -21,10 +21,37 @@ export const GrpcStatus = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
-  INTERNAL: 13,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
 } as const;
+
+/** gRPC status names by code, for error messages and metric labels. */
+const STATUS_NAMES = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+];
+
+/** A status code's name (OK, INVALID_ARGUMENT, ...), or the number for one outside the spec. */
+export function grpcStatusName(code: number): string {
+  return STATUS_NAMES[code] ?? String(code);
+}
 
 export interface BidiMethod<Req, Res> {
   /** The HTTP/2 :path, "/package.Service/Method". */

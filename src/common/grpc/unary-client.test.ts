@@ -1,6 +1,7 @@
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { createUnaryClient, DEADLINE_EXCEEDED, GrpcCallError, UNAVAILABLE, type UnaryMethod } from './unary-client.ts';
+import { GrpcStatus } from './bidi-stream-server.ts';
+import { createUnaryClient, GrpcCallError, type UnaryMethod } from './unary-client.ts';
 
 const PATH = '/test.Echo/Upper';
 
@@ -86,7 +87,7 @@ describe('the unary gRPC client against a grpc-js server', () => {
   it('gives up at the deadline, and the session still serves the next call', async () => {
     const client = createUnaryClient(`127.0.0.1:${port}`, METHOD);
     const err = await failure(client.call('slow', 50));
-    expect(err.code).toBe(DEADLINE_EXCEEDED);
+    expect(err.code).toBe(GrpcStatus.DEADLINE_EXCEEDED);
     expect(await client.call('after', 1_000)).toBe('AFTER');
     client.close();
   });
@@ -106,7 +107,7 @@ describe('the unary gRPC client with no server', () => {
     const port = await freePort();
     const client = createUnaryClient(`127.0.0.1:${port}`, METHOD);
     const first = await failure(client.call('x', 1_000));
-    expect(first.code).toBe(UNAVAILABLE);
+    expect(first.code).toBe(GrpcStatus.UNAVAILABLE);
     const during = await failure(client.call('x', 1_000));
     expect(during.message).toContain('retrying after a back-off');
 

@@ -7,40 +7,17 @@
 // peer costs a caller nothing, and a new session is made once the back-off has passed.
 
 import http2 from 'node:http2';
-import { MessageFramer } from './bidi-stream-server.ts';
-
-/** gRPC status names by code, for error messages. */
-const STATUS_NAMES = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
+import { GrpcStatus, MessageFramer, grpcStatusName } from './bidi-stream-server.ts';
 
 export class GrpcCallError extends Error {
   readonly code: number;
   constructor(code: number, details: string) {
-    super(`${STATUS_NAMES[code] ?? code}: ${details}`);
+    super(`${grpcStatusName(code)}: ${details}`);
     this.code = code;
   }
 }
 
-export const DEADLINE_EXCEEDED = 4;
-export const UNAVAILABLE = 14;
-const INTERNAL = 13;
+const { DEADLINE_EXCEEDED, UNAVAILABLE, INTERNAL } = GrpcStatus;
 
 export interface UnaryMethod<Req, Res> {
   /** The HTTP/2 :path, "/package.Service/Method". */

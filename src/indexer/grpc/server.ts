@@ -5,7 +5,14 @@
 // Served on the project's own HTTP/2 transport, as the router's ext_proc port is (ADR 0015): Score is
 // on every request's path.
 
-import { GrpcStatus, GrpcStatusError, served, startBidiStreamServer, unaryMethod } from '../../common/grpc/bidi-stream-server.ts';
+import {
+  GrpcStatus,
+  GrpcStatusError,
+  grpcStatusName,
+  served,
+  startBidiStreamServer,
+  unaryMethod,
+} from '../../common/grpc/bidi-stream-server.ts';
 import { createHealthImplementation } from '../../common/grpc/health.ts';
 import type { Logger } from '../../common/log.ts';
 import { TokenizeShedError, type ShedReason } from '../../tokenize/tokenizers.ts';
@@ -85,8 +92,6 @@ const SHED_STATUS: Record<ShedReason, number> = {
   overloaded: GrpcStatus.RESOURCE_EXHAUSTED,
 };
 
-const STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name]));
-
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const { service, log } = options;
   const def = IndexerGrpcService.service['Score']!;
@@ -96,7 +101,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     (m) => def.responseSerialize(m),
     async (request, call) => {
       const started = performance.now();
-      const finish = (code: number) => options.observe?.(STATUS_NAMES[code] ?? String(code), (performance.now() - started) / 1000);
+      const finish = (code: number) => options.observe?.(grpcStatusName(code), (performance.now() - started) / 1000);
       try {
         // The call's deadline and cancellation (a reset, or the deadline passing) go into the service.
         const result = await service.scoreParsed(parseScoreBody(scoreBodyFromProto(request)), {
