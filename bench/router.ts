@@ -13,7 +13,7 @@
 // from each request's scheduled send time to its last byte. The routers' scheduling time comes from
 // their kvroute_router_scheduling_duration_seconds histograms, read over /metrics before and after
 // each run (quantiles of the bucket deltas); for the variants that ask the indexer, the same deltas
-// of the router's precise-prefix-cache-scorer time and of the indexer's Score latency, tokenization
+// of the router's precise-prefix-cache-producer time and of the indexer's Score latency, tokenization
 // time and shed calls say where their time goes. Writes bench/results/router.json and prints a table;
 // progress goes to stderr.
 
@@ -106,7 +106,7 @@ schedulingProfiles:
   },
   {
     name: 'default',
-    description: `no --config-file: load-bound-filter, precise-prefix-cache-scorer x3 (the indexer over gRPC, ${INDEXER_TIMEOUT_MS} ms timeout), queue-scorer x1, kv-cache-utilization-scorer x1, max-score-picker`,
+    description: `no --config-file: load-bound-filter, precise-prefix-cache-producer (the indexer over gRPC, ${INDEXER_TIMEOUT_MS} ms timeout) read by prefix-cache-scorer x3 and no-hit-lru-scorer x1, queue-scorer x1, kv-cache-utilization-scorer x1, running-requests-scorer x1, max-score-picker`,
   },
 ];
 
@@ -376,7 +376,7 @@ interface Quantiles {
 }
 
 interface IndexerBreakdown {
-  /** The router's precise-prefix-cache-scorer plugin: the indexer call as the router waits for it (INDEXER_TIMEOUT_MS). */
+  /** The router's precise-prefix-cache-producer plugin: the indexer call as the router waits for it (INDEXER_TIMEOUT_MS). */
   routerCallMs: Quantiles;
   /** The indexer's gRPC Score, handler to answer: queueing for and running tokenization, then scoring. */
   indexerScoreMs: Quantiles;
@@ -408,7 +408,7 @@ const SHED_REASONS = ['cancelled', 'deadline', 'overloaded'];
 function breakdownSnapshot(indexerPage: string, routerPage: string) {
   return {
     routerCall: histogramBuckets(
-      seriesWith(routerPage, 'plugin_type="precise-prefix-cache-scorer"'),
+      seriesWith(routerPage, 'plugin_type="precise-prefix-cache-producer"'),
       'kvroute_router_plugin_duration_seconds',
     ),
     score: histogramBuckets(seriesWith(indexerPage, 'protocol="grpc"'), 'kvroute_indexer_request_duration_seconds'),
@@ -651,7 +651,7 @@ async function main(): Promise<void> {
         scheduling:
           'kvroute_router_scheduling_duration_seconds bucket deltas over each routed run, quantiles interpolated linearly within a bucket (as histogram_quantile; the top finite bucket is 500 ms)',
         indexerBreakdown:
-          'default variant: bucket deltas over the run of the router\'s kvroute_router_plugin_duration_seconds{plugin_type="precise-prefix-cache-scorer"} (routerCallMs), the indexer\'s kvroute_indexer_request_duration_seconds{protocol="grpc"} (indexerScoreMs) and kvroute_tokenize_duration_seconds (tokenizeMs), quantiles as for scheduling (coarse: the indexer\'s buckets step 1, 2.5, 5, 10, 25, 50 ms), and kvroute_indexer_score_shed_total deltas',
+          'default variant: bucket deltas over the run of the router\'s kvroute_router_plugin_duration_seconds{plugin_type="precise-prefix-cache-producer"} (routerCallMs), the indexer\'s kvroute_indexer_request_duration_seconds{protocol="grpc"} (indexerScoreMs) and kvroute_tokenize_duration_seconds (tokenizeMs), quantiles as for scheduling (coarse: the indexer\'s buckets step 1, 2.5, 5, 10, 25, 50 ms), and kvroute_indexer_score_shed_total deltas',
         goal: `default config, ${GOAL.promptName}-token prompts: added p50 < ${GOAL.addedP50Ms} ms and added p99 < ${GOAL.addedP99Ms} ms, no errors`,
       },
       results,

@@ -730,7 +730,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       eventLoop: `kvroute_nodejs_eventloop_lag_p99_seconds (prom-client, monitorEventLoopDelay at ${EVENT_LOOP_RESOLUTION_MS} ms resolution, reset at each scrape, so one p99 per window; the figure includes the ${EVENT_LOOP_RESOLUTION_MS} ms timer period: an idle loop reads ~10-13 ms)`,
       cpu: '/proc/<pid>/stat user+system time per window, as % of one core (the indexer includes its tokenizer worker thread)',
       router:
-        'kvroute router, no --config-file: the default profile (precise-prefix-cache-scorer over gRPC to the indexer, queue and kv-cache-utilization scorers, load bound)',
+        'kvroute router, no --config-file: the default profile (the indexer match over gRPC for the prefix and no-hit-lru scorers, queue, kv-cache-utilization and running-requests scorers, load bound)',
       indexer: `kvroute indexer, central mode, --block-size ${BLOCK_SIZE}, default tokenizer (npm:qwen3) and --max-keys`,
     },
     scenarios: results,

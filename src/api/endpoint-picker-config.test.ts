@@ -213,19 +213,24 @@ schedulingProfiles:
     );
   });
 
-  it("has kvroute's default: load bound, precise prefix 3 (indexer at 127.0.0.1:9004, 200 ms), queue 1, KV 1, running requests 1, max-score picker", () => {
+  it("has kvroute's default: load bound, precise prefix 3 (indexer at 127.0.0.1:9004, 200 ms), no-hit LRU 1, queue 1, KV 1, running requests 1, max-score picker", () => {
     const profile = DEFAULT_ENDPOINT_PICKER_CONFIG.schedulingProfiles[0]!;
     expect(profile.plugins).toEqual([
       { pluginRef: 'load-bound-filter', weight: 1 },
-      { pluginRef: 'precise-prefix-cache-scorer', weight: 3 },
+      { pluginRef: 'prefix-cache-scorer', weight: 3 },
+      { pluginRef: 'no-hit-lru-scorer', weight: 1 },
       { pluginRef: 'queue-scorer', weight: 1 },
       { pluginRef: 'kv-cache-utilization-scorer', weight: 1 },
       { pluginRef: 'running-requests-scorer', weight: 1 },
       { pluginRef: 'max-score-picker', weight: 1 },
     ]);
-    expect(DEFAULT_ENDPOINT_PICKER_CONFIG.plugins.find((p) => p.type === 'precise-prefix-cache-scorer')?.parameters).toEqual({
-      indexerAddress: '127.0.0.1:9004',
-      timeoutMs: 200,
+    const parameters = (type: string) => DEFAULT_ENDPOINT_PICKER_CONFIG.plugins.find((p) => p.type === type)?.parameters;
+    expect(parameters('precise-prefix-cache-producer')).toEqual({ indexerAddress: '127.0.0.1:9004', timeoutMs: 200 });
+    // Both prefix consumers read the one indexer call.
+    expect(parameters('prefix-cache-scorer')).toEqual({ prefixMatchInfoProducerName: 'precise-prefix-cache-producer' });
+    expect(parameters('no-hit-lru-scorer')).toEqual({
+      prefixMatchInfoProducerName: 'precise-prefix-cache-producer',
+      warmMatchFraction: 0.25,
     });
     // The benchmark's precise-prefix strategy waits for the indexer as long as kvroute's default does.
     expect(STRATEGY_CONFIGS['precise-prefix'].plugins[0]!.parameters).toEqual({ indexerAddress: '127.0.0.1:9004', timeoutMs: 200 });
@@ -247,7 +252,8 @@ schedulingProfiles:
       'precise-prefix': ['precise-prefix-cache-scorer*1', 'max-score-picker*1'],
       kvroute: [
         'load-bound-filter*1',
-        'precise-prefix-cache-scorer*3',
+        'prefix-cache-scorer*3',
+        'no-hit-lru-scorer*1',
         'queue-scorer*1',
         'kv-cache-utilization-scorer*1',
         'running-requests-scorer*1',

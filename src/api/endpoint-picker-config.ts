@@ -274,15 +274,30 @@ export const DEFAULT_INDEXER_ADDRESS = '127.0.0.1:9004';
 export const INDEXER_TIMEOUT_MS = 200;
 
 /**
+ * A request is placing a new prefix (no-hit-lru-scorer's "cold") unless some pod holds at least this
+ * fraction of its blocks. A shared preamble (64 of a 7,200-token prompt in the shared-prefix run; the
+ * Mooncake conversation trace's first block) stays far below it, while a request whose pod holds a
+ * quarter of the prompt or more is left to the prefix scorer: moving it elsewhere would recompute
+ * that quarter to spread load the load scorers already weigh.
+ */
+export const WARM_MATCH_FRACTION = 0.25;
+
+/**
  * kvroute's default: behind the load bound (filters/load-bound.ts, c = 1.25, floor 3 requests), the
- * precise prefix (the indexer) weighted 3 and three load scorers weighted 1 each: the engine's queue,
- * its KV utilisation, and this router's requests in flight. The first two stay flat until an engine
+ * indexer's match (precise-prefix-cache-producer) read by the prefix scorer weighted 3 and by the
+ * no-hit-lru scorer weighted 1, and three load scorers weighted 1 each: the engine's queue, its KV
+ * utilisation, and this router's requests in flight. The first two stay flat until an engine
  * saturates (nothing waits below its batch limit; usage counts only running requests' blocks), so
  * without the third a match of a block or two that every prompt shares (a platform preamble, the
  * Mooncake conversation trace's first block) decided where every new prefix went: all onto the
  * first warm pod (51.6% of the conversation trace's requests on one of 8 pods). The in-flight count
- * is live, so such near-ties go to the idle pods, while a pod holding a third more of the prompt
- * than the others (3 x 1/3 = the in-flight scorer's whole range) still keeps the request.
+ * is live, so such near-ties go to the idle pods; but among several idle pods the shared blocks still
+ * broke the tie towards the warm ones, and a pod that never took a request never got one (3 of 4 pods
+ * used in the 150-group shared-prefix run, 4 of 8 on the conversation trace). The no-hit-lru scorer
+ * settles those ties: a request no pod holds a quarter of (WARM_MATCH_FRACTION) goes to the pod that
+ * took such a request least recently, so new prefixes rotate over the pool. A pod holding a third
+ * more of the prompt than the others still keeps a warm request (3 x 1/3 = the in-flight scorer's
+ * whole range).
  */
 export const DEFAULT_ENDPOINT_PICKER_CONFIG: EndpointPickerConfig = validateEndpointPickerConfig(
   {
@@ -290,7 +305,12 @@ export const DEFAULT_ENDPOINT_PICKER_CONFIG: EndpointPickerConfig = validateEndp
     kind: 'EndpointPickerConfig',
     plugins: [
       { type: 'load-bound-filter' },
-      { type: 'precise-prefix-cache-scorer', parameters: { indexerAddress: DEFAULT_INDEXER_ADDRESS, timeoutMs: INDEXER_TIMEOUT_MS } },
+      { type: 'precise-prefix-cache-producer', parameters: { indexerAddress: DEFAULT_INDEXER_ADDRESS, timeoutMs: INDEXER_TIMEOUT_MS } },
+      { type: 'prefix-cache-scorer', parameters: { prefixMatchInfoProducerName: 'precise-prefix-cache-producer' } },
+      {
+        type: 'no-hit-lru-scorer',
+        parameters: { prefixMatchInfoProducerName: 'precise-prefix-cache-producer', warmMatchFraction: WARM_MATCH_FRACTION },
+      },
       { type: 'queue-scorer' },
       { type: 'kv-cache-utilization-scorer' },
       { type: 'running-requests-scorer' },
@@ -301,7 +321,8 @@ export const DEFAULT_ENDPOINT_PICKER_CONFIG: EndpointPickerConfig = validateEndp
         name: 'default',
         plugins: [
           { pluginRef: 'load-bound-filter' },
-          { pluginRef: 'precise-prefix-cache-scorer', weight: 3 },
+          { pluginRef: 'prefix-cache-scorer', weight: 3 },
+          { pluginRef: 'no-hit-lru-scorer', weight: 1 },
           { pluginRef: 'queue-scorer', weight: 1 },
           { pluginRef: 'kv-cache-utilization-scorer', weight: 1 },
           { pluginRef: 'running-requests-scorer', weight: 1 },

@@ -172,9 +172,16 @@ export type ModelServerSpec = z.infer<typeof ModelServerSpec>;
  */
 // Defaults equal the router's default profile (DEFAULT_ENDPOINT_PICKER_CONFIG), the one the routing
 // benchmark measures as `kvroute`: the running-requests scorer breaks near-ties of a shared preamble
-// towards idle pods (src/router/scheduling/README.md).
+// towards idle pods, and the no-hit-lru scorer rotates new prefixes over them
+// (src/router/scheduling/README.md).
 export const ScorerWeights = z.object({
   prefixCache: z.int().min(0).max(100).default(3),
+  noHitLru: z
+    .int()
+    .min(0)
+    .max(100)
+    .default(1)
+    .meta({ description: 'spreads requests no pod holds a quarter of (new prefixes) to the pod that took one least recently' }),
   queueDepth: z.int().min(0).max(100).default(1),
   kvCacheUtilization: z.int().min(0).max(100).default(1),
   runningRequests: z.int().min(0).max(100).default(1),

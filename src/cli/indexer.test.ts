@@ -29,7 +29,9 @@ describe('kvroute indexer flags', () => {
     expect(defaults.index.maxBlocksPerPod).toBe(1 << 20);
     expect(defaults.http.maxBodyBytes).toBe(16 * 1024 * 1024);
     expect(defaults.grpc.maxReceiveBytes).toBe(16 * 1024 * 1024);
+    expect(defaults.tokenization.cacheMaxBytes).toBe(64 * 1024 * 1024);
     const flags = flagsOf([
+      '--tokenizer-cache-bytes=5000',
       '--max-event-batch-bytes=1000',
       '--max-event-batch-events=10',
       '--zmq-max-message-bytes=4000',
@@ -42,7 +44,9 @@ describe('kvroute indexer flags', () => {
     expect(config.index.maxBlocksPerPod).toBe(50);
     expect(config.http.maxBodyBytes).toBe(2000);
     expect(config.grpc.maxReceiveBytes).toBe(3000);
+    expect(config.tokenization.cacheMaxBytes).toBe(5000);
     expect(() => flagsOf(['--max-blocks-per-pod=0'])).toThrow(/--max-blocks-per-pod expects an integer >= 1/);
+    expect(() => flagsOf(['--tokenizer-cache-bytes=-1'])).toThrow(/--tokenizer-cache-bytes expects an integer >= 0/);
   });
 
   it('merges LoRA modules and the source idle timeout over the config file', () => {

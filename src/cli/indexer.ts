@@ -46,6 +46,7 @@ interface IndexerFlags {
   defaultTokenizer?: string;
   harmonyStartDate?: string;
   tokenizerWorkers?: number;
+  tokenizerCacheBytes?: number;
   logLevel?: string;
 }
 
@@ -166,6 +167,7 @@ export function mergeFlags(
   const tokenization = section(file, 'tokenization');
   if (flags.harmonyStartDate !== undefined) tokenization.harmonyStartDate = flags.harmonyStartDate;
   if (flags.tokenizerWorkers !== undefined) tokenization.workers = flags.tokenizerWorkers;
+  if (flags.tokenizerCacheBytes !== undefined) tokenization.cacheMaxBytes = flags.tokenizerCacheBytes;
   merged.tokenization = tokenization;
   if (flags.logLevel !== undefined) merged.logLevel = flags.logLevel;
   return merged;
@@ -293,6 +295,11 @@ export function command(): Command {
       '--tokenizer-workers <n>',
       'worker threads that tokenize (default 1; 0 tokenizes on the event loop)',
       intFlag('--tokenizer-workers', 0),
+    )
+    .option(
+      '--tokenizer-cache-bytes <n>',
+      "bound of each model's tokenization cache in each worker (default 67108864; 0: no cache)",
+      intFlag('--tokenizer-cache-bytes', 0),
     )
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(LOG_LEVELS))
     .action(async (flags: IndexerFlags) => {

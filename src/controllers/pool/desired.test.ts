@@ -154,7 +154,7 @@ describe('router builders', () => {
       ...served,
       router: {
         loadBound: 1.5,
-        schedulingProfile: { scorerWeights: { prefixCache: 5, queueDepth: 2, kvCacheUtilization: 1, runningRequests: 4 } },
+        schedulingProfile: { scorerWeights: { prefixCache: 5, noHitLru: 2, queueDepth: 2, kvCacheUtilization: 1, runningRequests: 4 } },
       },
     });
     const text = buildRouterConfigMap(pool, []).data!['router.yaml']!;
@@ -162,7 +162,21 @@ describe('router builders', () => {
     expect(config.apiVersion).toBe('llm-d.ai/v1alpha1');
     expect(config.plugins).toEqual([
       { name: 'load-bound-filter', type: 'load-bound-filter', parameters: { loadBound: 1.5 } },
-      { name: 'precise-prefix-cache-scorer', type: 'precise-prefix-cache-scorer', parameters: { indexerAddress: '127.0.0.1:9004' } },
+      {
+        name: 'precise-prefix-cache-producer',
+        type: 'precise-prefix-cache-producer',
+        parameters: { indexerAddress: '127.0.0.1:9004' },
+      },
+      {
+        name: 'prefix-cache-scorer',
+        type: 'prefix-cache-scorer',
+        parameters: { prefixMatchInfoProducerName: 'precise-prefix-cache-producer' },
+      },
+      {
+        name: 'no-hit-lru-scorer',
+        type: 'no-hit-lru-scorer',
+        parameters: { prefixMatchInfoProducerName: 'precise-prefix-cache-producer', warmMatchFraction: 0.25 },
+      },
       { name: 'queue-scorer', type: 'queue-scorer', parameters: {} },
       { name: 'kv-cache-utilization-scorer', type: 'kv-cache-utilization-scorer', parameters: {} },
       { name: 'running-requests-scorer', type: 'running-requests-scorer', parameters: {} },
@@ -173,7 +187,8 @@ describe('router builders', () => {
         name: 'default',
         plugins: [
           { pluginRef: 'load-bound-filter', weight: 1 },
-          { pluginRef: 'precise-prefix-cache-scorer', weight: 5 },
+          { pluginRef: 'prefix-cache-scorer', weight: 5 },
+          { pluginRef: 'no-hit-lru-scorer', weight: 2 },
           { pluginRef: 'queue-scorer', weight: 2 },
           { pluginRef: 'kv-cache-utilization-scorer', weight: 1 },
           { pluginRef: 'running-requests-scorer', weight: 4 },
@@ -203,15 +218,17 @@ describe('router builders', () => {
     const config = parseEndpointPickerConfig(buildRouterConfigMap(pool, []).data!['router.yaml']!, 'router.yaml');
     expect(config.plugins.map((p) => p.type)).toEqual([
       'load-bound-filter',
-      'precise-prefix-cache-scorer',
+      'precise-prefix-cache-producer',
+      'prefix-cache-scorer',
+      'no-hit-lru-scorer',
       'kv-cache-utilization-scorer',
       'running-requests-scorer',
       'session-affinity-scorer',
       'max-score-picker',
     ]);
     // The router's scorer reads and sets x-session-token and takes no parameters.
-    expect(config.plugins[4]!.parameters).toEqual({});
-    expect(config.schedulingProfiles[0]!.plugins.find((p) => p.pluginRef === 'session-affinity-scorer')!.weight).toBe(7);
+    expect(config.plugins[6]!.parameters).toEqual({});
+    expect(config.schedulingProfiles[0]!.plugins.find((p) => p.pluginRef === 'session-affinity-scorer')!.weight).toBe(8);
     const off = parseEndpointPickerConfig(buildRouterConfigMap(testPool(served), []).data!['router.yaml']!, 'router.yaml');
     expect(off.plugins.map((p) => p.type)).not.toContain('session-affinity-scorer');
   });

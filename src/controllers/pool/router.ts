@@ -20,6 +20,7 @@ import {
   type EndpointPickerConfigInput,
   type PluginSpec,
   type ProfilePluginRef,
+  WARM_MATCH_FRACTION,
 } from '../../api/endpoint-picker-config.ts';
 import { modelPriority, type InferenceModel } from '../../api/inference-model.ts';
 import type { InferencePool } from '../../api/inference-pool.ts';
@@ -49,6 +50,8 @@ export interface RouterOptions {
 const DEFAULT_BLOCK_SIZE = 16;
 
 type PluginInput = z.input<typeof PluginSpec>;
+
+const PRECISE_PRODUCER = 'precise-prefix-cache-producer';
 type ProfileRefInput = z.input<typeof ProfilePluginRef>;
 
 /**
@@ -68,14 +71,21 @@ function renderEndpointPickerConfig(pool: InferencePool, models: InferenceModel[
     plugins.push(parameters ? { type, parameters } : { type });
     refs.push({ pluginRef: type, weight });
   };
-  scorer('precise-prefix-cache-scorer', weights.prefixCache, { indexerAddress: `127.0.0.1:${INDEXER_PORTS.grpc}` });
+  // One indexer call per request, read by both prefix consumers (the router's default profile).
+  if (weights.prefixCache > 0 || weights.noHitLru > 0)
+    plugins.push({ type: PRECISE_PRODUCER, parameters: { indexerAddress: `127.0.0.1:${INDEXER_PORTS.grpc}` } });
+  scorer('prefix-cache-scorer', weights.prefixCache, { prefixMatchInfoProducerName: PRECISE_PRODUCER });
+  scorer('no-hit-lru-scorer', weights.noHitLru, { prefixMatchInfoProducerName: PRECISE_PRODUCER, warmMatchFraction: WARM_MATCH_FRACTION });
   scorer('queue-scorer', weights.queueDepth);
   scorer('kv-cache-utilization-scorer', weights.kvCacheUtilization);
   scorer('running-requests-scorer', weights.runningRequests);
   // llm-d's token strategy: the router sets x-session-token on each response and the client echoes it.
   // The scorer takes no header parameter, so spec.router.sessionAffinity.header does not reach it.
   if (r.sessionAffinity.enabled)
-    scorer('session-affinity-scorer', weights.prefixCache + weights.queueDepth + weights.kvCacheUtilization + weights.runningRequests + 1);
+    scorer(
+      'session-affinity-scorer',
+      weights.prefixCache + weights.noHitLru + weights.queueDepth + weights.kvCacheUtilization + weights.runningRequests + 1,
+    );
   plugins.push({ type: 'max-score-picker' });
   refs.push({ pluginRef: 'max-score-picker' });
   return {

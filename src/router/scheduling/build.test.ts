@@ -54,9 +54,9 @@ describe('buildScheduler', () => {
       targets: [{ address: '10.0.0.2:8000' }],
       predictedPrefix: { matchedBlocks: 6, totalBlocks: 8 },
     });
-    // prefix 3 * 6/8, queue 0 (the longer queue), KV 1, running requests 1 (none in flight anywhere).
-    expect(result.scores['10.0.0.2:8000']).toBeCloseTo(3 * 0.75 + 0 + 1 + 1);
-    expect(result.scores['10.0.0.1:8000']).toBeCloseTo(0 + 1 + 1 + 1);
+    // prefix 3 * 6/8, no-hit LRU 0.5 (a warm request), queue 0 (the longer queue), KV 1, running requests 1 (none in flight anywhere).
+    expect(result.scores['10.0.0.2:8000']).toBeCloseTo(3 * 0.75 + 0.5 + 0 + 1 + 1);
+    expect(result.scores['10.0.0.1:8000']).toBeCloseTo(0 + 0.5 + 1 + 1 + 1);
     // Loads 0 and 3: bound max(ceil(1.25 * 4 / 2), 3) = 3, so the warm pod (3 + 1 > 3) is left out.
     const diverted = await scheduler.schedule(request({ prompt: 'hello' }), pool(3));
     expect(diverted).toMatchObject({ targets: [{ address: '10.0.0.1:8000' }], predictedPrefix: { matchedBlocks: 0, totalBlocks: 8 } });
@@ -75,6 +75,18 @@ describe('buildScheduler', () => {
     expect((await long.schedule(request({ prompt: 'hello' }), pool)).targets[0]!.address).toBe('10.0.0.2:8000');
     preamble.close();
     long.close();
+  });
+
+  it('rotates new prefixes over idle pods, including one that never took a request while the others hold a preamble every prompt shares', async () => {
+    // 10.0.0.1 and 10.0.0.2 hold the shared preamble (1 of 27 blocks), 10.0.0.3 nothing: without the
+    // no-hit-lru scorer those few blocks broke every tie between the idle pods and 10.0.0.3 never got a request.
+    const scheduler = testScheduler(DEFAULT_ENDPOINT_PICKER_CONFIG, { indexer: indexer({ '10.0.0.1': 1, '10.0.0.2': 1 }, 27) });
+    const pool = [endpoint('10.0.0.1:8000'), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
+    const picks: string[] = [];
+    for (let i = 0; i < 6; i++) picks.push((await scheduler.schedule(request({ prompt: `new prefix ${i}` }), pool)).targets[0]!.address);
+    expect(new Set(picks.slice(0, 3)).size).toBe(3);
+    expect(picks.slice(3)).toEqual(picks.slice(0, 3));
+    scheduler.close();
   });
 
   it('filters and scores the candidates as PickTime re-reads them once the indexer has answered, and reserves the pick before answering', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { endpoint, profileConfig, request, testScheduler } from '../test-helpers.ts';
-import { lruScores } from './no-hit-lru.ts';
+import { isWarm, lruScores } from './no-hit-lru.ts';
 
 describe('no-hit-lru-scorer', () => {
   it('ranks never-used endpoints first, then the least recently used', () => {
@@ -36,5 +36,42 @@ describe('no-hit-lru-scorer', () => {
     expect(warm.targets[0]!.address).toBe(cold[4]);
     expect(warm.scores[cold[4]!]).toBe(3 + 1);
     expect(Object.values(warm.scores).filter((s) => s === 1)).toHaveLength(2);
+  });
+
+  it('counts a request warm when some endpoint holds a block (llm-d), or at least warmMatchFraction of its blocks', () => {
+    const matched = new Map([
+      ['a', 1],
+      ['b', 6],
+    ]);
+    expect(isWarm(matched, 27, 0)).toBe(true);
+    expect(isWarm(new Map([['a', 0]]), 27, 0)).toBe(false);
+    expect(isWarm(new Map(), 0, 0)).toBe(false);
+    // 6 of 27 is under a quarter, 7 of 27 is not.
+    expect(isWarm(matched, 27, 0.25)).toBe(false);
+    expect(isWarm(new Map([['b', 7]]), 27, 0.25)).toBe(true);
+  });
+
+  it('treats a preamble every prompt shares as a new prefix under warmMatchFraction, and rotates those requests', async () => {
+    const pool = [endpoint('10.0.0.1:8000'), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
+    const picks = async (warmMatchFraction: number) => {
+      const scheduler = testScheduler(
+        profileConfig([
+          { type: 'approx-prefix-cache-producer', parameters: { blockSizeChars: 8 }, inProfile: false },
+          { type: 'prefix-cache-scorer', weight: 3 },
+          { type: 'no-hit-lru-scorer', parameters: { warmMatchFraction }, weight: 2 },
+        ]),
+      );
+      const out: string[] = [];
+      // 8 shared characters (one block) then 64 of the request's own.
+      for (let i = 0; i < 6; i++)
+        out.push((await scheduler.schedule(request({ prompt: `preamble${String(i).repeat(64)}` }), pool)).targets[0]!.address);
+      scheduler.close();
+      return out;
+    };
+    // Any hit is warm: after the first request the preamble's pod wins every time.
+    expect(new Set((await picks(0)).slice(1)).size).toBe(1);
+    const rotated = await picks(0.25);
+    expect(new Set(rotated.slice(0, 3)).size).toBe(3);
+    expect(rotated.slice(3)).toEqual(rotated.slice(0, 3));
   });
 });

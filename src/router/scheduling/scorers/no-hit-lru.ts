@@ -2,9 +2,17 @@
 // whichever endpoint takes it, so spread cold requests: the endpoint that took a cold request least
 // recently (or never) scores highest. Warm requests get 0.5 everywhere and leave the choice to the
 // prefix scorers. Reads the same prefix producer as prefix-cache-scorer.
+//
+// warmMatchFraction (kvroute's addition; 0, llm-d's rule, by default): a request is warm only when
+// some endpoint holds at least this fraction of its blocks. A preamble every prompt shares (a
+// platform instruction, the Mooncake conversation trace's first block) is a hit on every warm pod,
+// so under llm-d's rule no request after the first is ever cold, and the few shared blocks break the
+// ties between idle pods towards the same warm ones: a pod that never took a request never gets one
+// (the 150-group shared-prefix run used 3 of 4 pods and evicted what did not fit).
 
+import { z } from 'zod';
 import { definePlugin, type PrefixMatch, type ScoreVector } from '../types.ts';
-import { PrefixConsumerParameters, preparedMatch } from './prefix-cache.ts';
+import { prefixConsumerFields, preparedMatch } from './prefix-cache.ts';
 
 /** Addresses remembered at most; the oldest are forgotten first (gone endpoints age out). */
 const MAX_REMEMBERED = 4096;
@@ -23,12 +31,27 @@ export function lruScores(addresses: readonly string[], lastColdUse: ReadonlyMap
   return scores;
 }
 
+/** Whether a match makes the request warm: some endpoint holds a block, and at least `warmMatchFraction` of them. */
+export function isWarm(matched: ReadonlyMap<string, number>, totalBlocks: number, warmMatchFraction: number): boolean {
+  let best = 0;
+  for (const blocks of matched.values()) if (blocks > best) best = blocks;
+  return best > 0 && best >= warmMatchFraction * totalBlocks;
+}
+
+const NoHitLruParameters = z
+  .strictObject({
+    ...prefixConsumerFields,
+    /** A request is warm when some endpoint holds at least this fraction of its blocks (0: any block). */
+    warmMatchFraction: z.number().min(0).max(1).default(0),
+  })
+  .prefault({});
+
 export const noHitLruScorer = definePlugin({
   type: 'no-hit-lru-scorer',
   kind: 'scorer',
-  parameters: PrefixConsumerParameters,
+  parameters: NoHitLruParameters,
   producerRef: (params) => params.prefixMatchInfoProducerName,
-  create: (name, _params, ctx) => {
+  create: (name, params, ctx) => {
     const producer = ctx.producer!;
     /** address -> sequence number of the last cold request it took (Map order: oldest first). */
     const lastColdUse = new Map<string, number>();
@@ -43,7 +66,7 @@ export const noHitLruScorer = definePlugin({
         const match = preparedMatch(cycle, name);
         if (match.kind === 'failed') return endpoints.map(() => null);
         if (match.kind === 'no-input') return null;
-        const cold = ![...match.info.matched.values()].some((blocks) => blocks > 0);
+        const cold = !isWarm(match.info.matched, match.info.totalBlocks, params.warmMatchFraction);
         cycle.data.set(coldKey, cold);
         if (!cold) return endpoints.map(() => 0.5);
         return lruScores(

@@ -22,12 +22,13 @@ export function preparedMatch(cycle: CycleState, key: string): PrefixMatch {
   return (cycle.data.get(key) as PrefixMatch | undefined) ?? { kind: 'failed', reason: 'the prefix match was not prepared' };
 }
 
-export const PrefixConsumerParameters = z
-  .strictObject({
-    /** The producer whose matches this plugin reads; default: the only prefix producer configured, else the approximate one. */
-    prefixMatchInfoProducerName: z.string().min(1).optional(),
-  })
-  .prefault({});
+/** The parameter every consumer of a prefix producer takes. */
+export const prefixConsumerFields = {
+  /** The producer whose matches this plugin reads; default: the only prefix producer configured, else the approximate one. */
+  prefixMatchInfoProducerName: z.string().min(1).optional(),
+};
+
+const PrefixConsumerParameters = z.strictObject(prefixConsumerFields).prefault({});
 
 export const prefixCacheScorer = definePlugin({
   type: 'prefix-cache-scorer',
