@@ -1,3 +1,4 @@
+import http2 from 'node:http2';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { GrpcStatus } from './bidi-stream-server.ts';
@@ -129,5 +130,62 @@ describe('the unary gRPC client with no server', () => {
     const client = createUnaryClient('127.0.0.1:1', METHOD);
     client.close();
     expect((await failure(client.call('x', 100))).message).toBe('UNAVAILABLE: the client is closed');
+  });
+});
+
+/**
+ * A raw HTTP/2 gRPC server whose `refuse` decides, per stream, to refuse it (RST_STREAM
+ * REFUSED_STREAM before reading it) or to answer with the request upper-cased.
+ */
+async function startRefusingServer(
+  refuse: (index: number) => boolean,
+): Promise<{ port: number; streams: () => number; close: () => void }> {
+  let index = 0;
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    // Node reports the refusal as an error on this end too.
+    stream.on('error', () => {});
+    if (refuse(index++)) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      const text = Buffer.concat(chunks).subarray(5).toString().toUpperCase();
+      const header = Buffer.alloc(5);
+      header.writeUInt32BE(text.length, 1);
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.concat([header, Buffer.from(text)]));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as net.AddressInfo).port, streams: () => index, close: () => server.close() };
+}
+
+describe('the unary gRPC client and refused streams', () => {
+  it('sends a call the server refused unread once more, as gRPC retries it transparently', async () => {
+    const server = await startRefusingServer((i) => i === 0);
+    const client = createUnaryClient(`127.0.0.1:${server.port}`, METHOD);
+    try {
+      expect(await client.call('again', 1_000)).toBe('AGAIN');
+      expect(server.streams()).toBe(2);
+      expect(await client.call('next', 1_000)).toBe('NEXT');
+      expect(server.streams()).toBe(3);
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+
+  it('retries only once: a second refusal fails the call as UNAVAILABLE', async () => {
+    const server = await startRefusingServer(() => true);
+    const client = createUnaryClient(`127.0.0.1:${server.port}`, METHOD);
+    try {
+      const err = await failure(client.call('never', 1_000));
+      expect(err.code).toBe(GrpcStatus.UNAVAILABLE);
+      expect(server.streams()).toBe(2);
+    } finally {
+      client.close();
+      server.close();
+    }
   });
 });

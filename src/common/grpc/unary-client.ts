@@ -94,17 +94,29 @@ export function createUnaryClient<Req, Res>(
     return s;
   };
 
-  const call = (request: Req, deadlineMs: number): Promise<Res> =>
+  const call = (request: Req, deadlineMs: number): Promise<Res> => {
+    if (closed) return Promise.reject(new GrpcCallError(UNAVAILABLE, 'the client is closed'));
+    let payload: Uint8Array;
+    try {
+      payload = method.encode(request);
+    } catch (err) {
+      return Promise.reject(new GrpcCallError(INTERNAL, `cannot encode the request: ${(err as Error).message}`));
+    }
+    return send(payload, deadlineMs, true);
+  };
+
+  /**
+   * One attempt. A stream the server refused before reading it (RST_STREAM REFUSED_STREAM, which is
+   * also how HTTP/2 ends the streams a GOAWAY did not take) was never processed, so, as gRPC does
+   * transparently, it is sent once more within what is left of the deadline (on a new connection
+   * when a GOAWAY ended the old one).
+   */
+  const send = (payload: Uint8Array, deadlineMs: number, mayRetry: boolean): Promise<Res> =>
     new Promise<Res>((resolve, reject) => {
       if (closed) return reject(new GrpcCallError(UNAVAILABLE, 'the client is closed'));
       if (Date.now() < retryAt)
         return reject(new GrpcCallError(UNAVAILABLE, `cannot connect to ${address} (${lastFailure}); retrying after a back-off`));
-      let payload: Uint8Array;
-      try {
-        payload = method.encode(request);
-      } catch (err) {
-        return reject(new GrpcCallError(INTERNAL, `cannot encode the request: ${(err as Error).message}`));
-      }
+      const deadlineAt = Date.now() + deadlineMs;
       const header = Buffer.allocUnsafe(5);
       header[0] = 0;
       header.writeUInt32BE(payload.length, 1);
@@ -124,6 +136,7 @@ export function createUnaryClient<Req, Res>(
 
       let settled = false;
       let ended = false;
+      let responded = false;
       const settle = (outcome: { value: Res } | { error: GrpcCallError }) => {
         if (settled) return;
         settled = true;
@@ -138,6 +151,7 @@ export function createUnaryClient<Req, Res>(
         () => settle({ error: new GrpcCallError(DEADLINE_EXCEEDED, `no answer within ${deadlineMs} ms`) }),
         deadlineMs,
       );
+      const refusedUnread = () => mayRetry && !responded && stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
 
       const framer = new MessageFramer(maxReceive);
       let message: Buffer | undefined;
@@ -149,6 +163,7 @@ export function createUnaryClient<Req, Res>(
         details = decodeGrpcMessage(headers['grpc-message']);
       };
       stream.on('response', (headers) => {
+        responded = true;
         const httpStatus = Number(headers[':status']);
         if (httpStatus !== 200) settle({ error: new GrpcCallError(UNAVAILABLE, `HTTP status ${httpStatus} from ${address}`) });
         readStatus(headers); // a trailers-only answer carries its status here
@@ -172,9 +187,19 @@ export function createUnaryClient<Req, Res>(
           settle({ error: new GrpcCallError(INTERNAL, `cannot decode the response: ${(err as Error).message}`) });
         }
       });
-      stream.on('error', (err: Error) => settle({ error: new GrpcCallError(UNAVAILABLE, err.message) }));
+      stream.on('error', (err: Error) => {
+        // A refused stream is retried when it closes.
+        if (!refusedUnread()) settle({ error: new GrpcCallError(UNAVAILABLE, err.message) });
+      });
       stream.on('close', () => {
-        if (!settled) settle({ error: new GrpcCallError(UNAVAILABLE, `the stream closed (code ${stream.rstCode})`) });
+        if (settled) return;
+        if (refusedUnread() && Date.now() < deadlineAt) {
+          settled = true;
+          clearTimeout(timer);
+          send(payload, deadlineAt - Date.now(), false).then(resolve, reject);
+          return;
+        }
+        settle({ error: new GrpcCallError(UNAVAILABLE, `the stream closed (code ${stream.rstCode})`) });
       });
       stream.cork();
       stream.write(header);
