@@ -17,7 +17,7 @@ import { portOf, spawnKvroute, type KvrouteProcess } from '../test/support/kvrou
 import { freePortBlock } from '../test/support/ports.ts';
 import { until } from '../test/support/until.ts';
 import { kubeTestsEnabled, startKube, type KubeEnv } from './kube/cluster.ts';
-import { createNamespace } from './kube/fixtures.ts';
+import { createModelServerPod, createNamespace, serviceAccountKubeconfig, setPodStatus as setKubeletStatus } from './kube/fixtures.ts';
 
 const NS = 'ml';
 const MODEL = 'm';
@@ -75,28 +75,9 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
 
   const podPath = (name?: string) => `/api/v1/namespaces/${NS}/pods${name ? `/${name}` : ''}`;
 
-  async function createPod(
-    name: string,
-    labels: Record<string, string> = { app: 'vllm', 'llm-d.ai/inferenceServing': 'true' },
-  ): Promise<void> {
-    await env.client.create({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace: NS, labels },
-      spec: { containers: [{ name: 'vllm', image: 'vllm/vllm-openai:v0.33.0' }] },
-    });
-  }
-
-  /** What a kubelet would report: the pod IP and the Ready condition, through the status subresource. */
-  async function setPodStatus(name: string, ip: string, ready: boolean): Promise<void> {
-    const status = {
-      phase: 'Running',
-      podIP: ip,
-      podIPs: [{ ip }],
-      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date().toISOString() }],
-    };
-    await env.client.request('PATCH', `${podPath(name)}/status`, { body: { status }, contentType: 'application/merge-patch+json' });
-  }
+  const SERVING_LABELS = { app: 'vllm', 'llm-d.ai/inferenceServing': 'true' };
+  const createPod = (name: string, labels: Record<string, string> = SERVING_LABELS) => createModelServerPod(env.client, NS, name, labels);
+  const setPodStatus = (name: string, ip: string, ready: boolean) => setKubeletStatus(env.client, NS, name, ip, ready);
 
   async function publisherAt(ip: string): Promise<TestPublisher> {
     const pub = await TestPublisher.start({
@@ -122,24 +103,6 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     );
   }
 
-  /** A kubeconfig that authenticates as the router's ServiceAccount, so the indexer has its Role and no more. */
-  async function kubeconfigAsRouter(): Promise<string> {
-    const sa = `${pool.metadata.name}-router`;
-    const { status } = await env.client.request<{ status: { token: string } }>(
-      'POST',
-      `/api/v1/namespaces/${NS}/serviceaccounts/${sa}/token`,
-      {
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-      },
-    );
-    const kc = YAML.parse(fs.readFileSync(env.kubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
-    kc.users[0]!.user.token = status.token;
-    const file = path.join(env.dir, 'router.kubeconfig');
-    fs.writeFileSync(file, YAML.stringify(kc));
-    return file;
-  }
-
-  /** An indexer on kernel-picked HTTP and gRPC ports, returned once it has logged them (not yet ready: discovery may be listing). */
   async function startIndexer(logFile: string, kubeconfig = routerKubeconfig): Promise<IndexerProcess> {
     // The operator's indexer.yaml, with only what a test on loopback must change given as flags.
     const args = [
@@ -180,7 +143,8 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     env = await startKube();
     await createNamespace(env.client, NS);
     for (const obj of buildRouterRbac(pool)) await env.client.create(obj as KubeObjectLike);
-    routerKubeconfig = await kubeconfigAsRouter();
+    // The indexer authenticates as the router's ServiceAccount, so it has the router's Role and no more.
+    routerKubeconfig = (await serviceAccountKubeconfig(env, NS, `${pool.metadata.name}-router`, 'router.kubeconfig')).path;
     configFile = path.join(env.dir, 'indexer.yaml');
     fs.writeFileSync(configFile, YAML.stringify(renderIndexerConfig(pool, ownSelection(pool)!)));
     // Pod A exists and is Ready before the indexers start (first list); pod B turns Ready after (watch).

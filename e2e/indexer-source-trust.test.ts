@@ -7,9 +7,7 @@
 // own loopback address.
 
 import { describe, it, expect, beforeAll, afterAll, jest } from '@jest/globals';
-import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
 import type { KubeObjectLike } from '../src/common/kube/kube-client.ts';
 import { buildRouterRbac } from '../src/controllers/pool/router.ts';
 import { testPool } from '../src/controllers/testing.ts';
@@ -18,7 +16,7 @@ import { portOf, spawnKvroute, type KvrouteProcess } from '../test/support/kvrou
 import { freePort } from '../test/support/ports.ts';
 import { until } from '../test/support/until.ts';
 import { kubeTestsEnabled, startKube, type KubeEnv } from './kube/cluster.ts';
-import { createNamespace } from './kube/fixtures.ts';
+import { createModelServerPod, createNamespace, serviceAccountKubeconfig, setPodStatus } from './kube/fixtures.ts';
 
 const NS = 'ml';
 const MODEL = 'm';
@@ -40,24 +38,10 @@ describeKube('central-mode indexer admits KV events only from Ready pods of the 
   const podPath = (name?: string) => `/api/v1/namespaces/${NS}/pods${name ? `/${name}` : ''}`;
 
   async function createPod(name: string, ip: string, ready: boolean): Promise<void> {
-    await env.client.create({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace: NS, labels: { app: 'vllm', 'llm-d.ai/inferenceServing': 'true' } },
-      spec: { containers: [{ name: 'vllm', image: 'vllm/vllm-openai:v0.33.0' }] },
-    });
+    await createModelServerPod(env.client, NS, name, { app: 'vllm', 'llm-d.ai/inferenceServing': 'true' });
     await setReady(name, ip, ready);
   }
-
-  async function setReady(name: string, ip: string, ready: boolean): Promise<void> {
-    const status = {
-      phase: 'Running',
-      podIP: ip,
-      podIPs: [{ ip }],
-      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date().toISOString() }],
-    };
-    await env.client.request('PATCH', `${podPath(name)}/status`, { body: { status }, contentType: 'application/merge-patch+json' });
-  }
+  const setReady = (name: string, ip: string, ready: boolean) => setPodStatus(env.client, NS, name, ip, ready);
 
   /** A vLLM-style publisher that connects to the indexer from `from` (its source address) with `topic`. */
   async function publisher(from: string, topic: string): Promise<TestPublisher> {
@@ -123,18 +107,7 @@ describeKube('central-mode indexer admits KV events only from Ready pods of the 
     await createNamespace(env.client, NS);
     for (const obj of buildRouterRbac(pool)) await env.client.create(obj as KubeObjectLike);
     // The indexer authenticates as the router's ServiceAccount: it reads pods with the Role the operator grants.
-    const sa = `${pool.metadata.name}-router`;
-    const { status } = await env.client.request<{ status: { token: string } }>(
-      'POST',
-      `/api/v1/namespaces/${NS}/serviceaccounts/${sa}/token`,
-      {
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-      },
-    );
-    const kc = YAML.parse(fs.readFileSync(env.kubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
-    kc.users[0]!.user.token = status.token;
-    const kubeconfig = path.join(env.dir, 'router.kubeconfig');
-    fs.writeFileSync(kubeconfig, YAML.stringify(kc));
+    const kubeconfig = (await serviceAccountKubeconfig(env, NS, `${pool.metadata.name}-router`, 'router.kubeconfig')).path;
 
     await createPod('vllm-a', '127.0.0.2', true);
     await createPod('vllm-b', '127.0.0.3', false);

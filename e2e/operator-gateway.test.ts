@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { createLogger } from '../src/common/log.ts';
 import { createRegistry } from '../src/common/metrics.ts';
@@ -20,7 +20,7 @@ import { KubeApiError, resourcePath, type KubeClient } from '../src/common/kube/
 import { Operator } from '../src/controllers/manager.ts';
 import { until } from '../test/support/until.ts';
 import { KUBE_BIN_DIR, kubeTestsEnabled, startKube, type KubeEnv } from './kube/cluster.ts';
-import { createNamespace, installCrd, installKvrouteCrds, openCrd } from './kube/fixtures.ts';
+import { createNamespace, installCrd, installKvrouteCrds, openCrd, serviceAccountKubeconfig } from './kube/fixtures.ts';
 
 const GV = 'inference.kvroute.io/v1alpha1';
 const EF = 'networking.istio.io/v1alpha3';
@@ -88,20 +88,7 @@ describeKube('operator gateway wiring across namespaces', () => {
         subjects: [{ kind: 'ServiceAccount', name: 'kvroute-operator', namespace: 'kvroute-system' }],
       },
     });
-    const token = await client.request<{ status: { token: string } }>(
-      'POST',
-      resourcePath('v1', 'ServiceAccount', 'kvroute-system', 'kvroute-operator') + '/token',
-      {
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-      },
-    );
-    const config = YAML.parse(fs.readFileSync(env.kubeconfigPath, 'utf8'));
-    config.users = [{ name: 'admin', user: { token: token.status.token } }];
-    const file = path.join(env.dir, 'operator.kubeconfig');
-    fs.writeFileSync(file, YAML.stringify(config));
-    const kc = new KubeConfig();
-    kc.loadFromFile(file);
-    return kc;
+    return (await serviceAccountKubeconfig(env, 'kvroute-system', 'kvroute-operator', 'operator.kubeconfig')).kubeConfig;
   }
 
   beforeAll(async () => {

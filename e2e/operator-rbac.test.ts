@@ -4,10 +4,6 @@
 
 import { describe, it, expect, beforeAll, afterAll, jest } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
-import YAML from 'yaml';
 import { createLogger } from '../src/common/log.ts';
 import { createRegistry } from '../src/common/metrics.ts';
 import { Operator } from '../src/controllers/manager.ts';
@@ -15,6 +11,7 @@ import { resourcePath, type KubeClient } from '../src/common/kube/kube-client.ts
 import { repoRoot } from '../test/support/repo-root.ts';
 import { until } from '../test/support/until.ts';
 import { kubectlBinary, kubeTestsEnabled, startKube, type KubeEnv } from './kube/cluster.ts';
+import { serviceAccountKubeconfig } from './kube/fixtures.ts';
 
 // Both throw under KVROUTE_REQUIRE_KUBE when a peer is missing, so CI fails rather than skips.
 const kubeEnabled = kubeTestsEnabled();
@@ -67,17 +64,7 @@ describeKube('shipped manifests and least-privilege RBAC', () => {
   });
 
   it('reconciles the samples as the kvroute-operator ServiceAccount with no forbidden request', async () => {
-    const token = await client.request<{ status: { token: string } }>(
-      'POST',
-      resourcePath('v1', 'ServiceAccount', 'kvroute-system', 'kvroute-operator') + '/token',
-      { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } } },
-    );
-    const kubeconfigPath = path.join(env.dir, 'operator.kubeconfig');
-    const admin = YAML.parse(fs.readFileSync(env.kubeconfigPath, 'utf8'));
-    admin.users = [{ name: 'admin', user: { token: token.status.token } }];
-    fs.writeFileSync(kubeconfigPath, YAML.stringify(admin));
-    const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfigPath);
+    const { kubeConfig: kc } = await serviceAccountKubeconfig(env, 'kvroute-system', 'kvroute-operator', 'operator.kubeconfig');
     operator = new Operator({
       kubeConfig: kc,
       leaderElect: true,

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KubeConfig, type V1PodSpec } from '@kubernetes/client-node';
+import type { V1PodSpec } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { stopChild } from '../src/common/child-process.ts';
 import { resourcePath, type KubeClient } from '../src/common/kube/kube-client.ts';
@@ -22,7 +22,7 @@ import { nodeBinary } from '../test/support/node.ts';
 import { repoRoot as ROOT } from '../test/support/repo-root.ts';
 import { until } from '../test/support/until.ts';
 import { KUBE_BIN_DIR, kubeTestsEnabled, startKube, type KubeEnv } from './kube/cluster.ts';
-import { installCrd, openCrd } from './kube/fixtures.ts';
+import { installCrd, openCrd, serviceAccountKubeconfig } from './kube/fixtures.ts';
 import { helmBinary, kubectlForPackaging, ok, parseObjects, run, toYamlStream, type KubeObject } from './support/helm.ts';
 
 const CHART = 'charts/kvroute';
@@ -550,19 +550,7 @@ describeKube('manifests against a real kube-apiserver with PodSecurity admission
     }));
     kcOk(['apply', '--server-side', '-f', '-'], toYamlStream(samples));
     const sa = one(rbac, 'ServiceAccount').metadata.name;
-    const token = await client.request<{ status: { token: string } }>(
-      'POST',
-      `${resourcePath('v1', 'ServiceAccount', release, sa)}/token`,
-      {
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-      },
-    );
-    const kubeconfig = YAML.parse(fs.readFileSync(env.kubeconfigPath, 'utf8')) as { users: unknown[] };
-    kubeconfig.users = [{ name: 'admin', user: { token: token.status.token } }];
-    const kubeconfigPath = path.join(env.dir, `${release}.kubeconfig`);
-    fs.writeFileSync(kubeconfigPath, YAML.stringify(kubeconfig));
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromFile(kubeconfigPath);
+    const { kubeConfig } = await serviceAccountKubeconfig(env, release, sa, `${release}.kubeconfig`);
     const args = argsOf(rendered);
     const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
     let log = '';

@@ -4,13 +4,10 @@
 // a missing or forbidden pool is reported as such. Pod status is written by the test, as a kubelet would.
 
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import YAML from 'yaml';
 import { API_GROUP, GROUP_VERSION } from '../src/api/meta.ts';
 import type { KubeObjectLike } from '../src/common/kube/kube-client.ts';
 import { createLogger } from '../src/common/log.ts';
@@ -21,7 +18,15 @@ import { createKubeEndpointSource } from '../src/router/endpoints/kube-source.ts
 import { selectionFromPool } from '../src/router/endpoints/pool-selection.ts';
 import type { EndpointSource } from '../src/router/types.ts';
 import { kubeTestsEnabled, startKube, usePortRange, waitFor, type KubeEnv } from './kube/cluster.ts';
-import { createNamespace, installCrd, installKvrouteCrds, openCrd } from './kube/fixtures.ts';
+import {
+  createModelServerPod,
+  createNamespace,
+  installCrd,
+  installKvrouteCrds,
+  openCrd,
+  serviceAccountKubeconfig,
+  setPodStatus as setKubeletStatus,
+} from './kube/fixtures.ts';
 
 const describeKube = kubeTestsEnabled() ? describe : describe.skip;
 jest.setTimeout(30_000);
@@ -40,25 +45,8 @@ describeKube('router endpoint source against kube-apiserver', () => {
   const podPath = (name: string) => `/api/v1/namespaces/${NS}/pods/${name}`;
   const kvroutePoolPath = (name: string) => `/apis/${GROUP_VERSION}/namespaces/${NS}/inferencepools/${name}`;
 
-  async function createPod(name: string, labels: Record<string, string>): Promise<void> {
-    await env.client.create({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace: NS, labels },
-      spec: { containers: [{ name: 'vllm', image: 'vllm/vllm-openai:v0.33.0' }] },
-    });
-  }
-
-  /** What a kubelet would report: Running, the pod IP and the Ready condition, through the status subresource. */
-  async function setPodStatus(name: string, ip: string, ready: boolean): Promise<void> {
-    const status = {
-      phase: 'Running',
-      podIP: ip,
-      podIPs: [{ ip }],
-      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date().toISOString() }],
-    };
-    await env.client.request('PATCH', `${podPath(name)}/status`, { body: { status }, contentType: 'application/merge-patch+json' });
-  }
+  const createPod = (name: string, labels: Record<string, string>) => createModelServerPod(env.client, NS, name, labels);
+  const setPodStatus = (name: string, ip: string, ready: boolean) => setKubeletStatus(env.client, NS, name, ip, ready);
 
   async function mergePatch(p: string, body: unknown): Promise<void> {
     await env.client.request('PATCH', p, { body, contentType: 'application/merge-patch+json' });
@@ -105,19 +93,7 @@ describeKube('router endpoint source against kube-apiserver', () => {
     // The Role the operator grants a pool's router, for pool "llama" (it names no pool: any in the namespace).
     for (const obj of buildRouterRbac(testPool({ model: { name: 'm' }, selector: { matchLabels: { app: 'x' } } }, { namespace: NS })))
       await env.client.create(obj as KubeObjectLike);
-    const { status } = await env.client.request<{ status: { token: string } }>(
-      'POST',
-      `/api/v1/namespaces/${NS}/serviceaccounts/llama-router/token`,
-      {
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-      },
-    );
-    const kc = YAML.parse(fs.readFileSync(env.kubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
-    kc.users[0]!.user.token = status.token;
-    const file = path.join(env.dir, 'router.kubeconfig');
-    fs.writeFileSync(file, YAML.stringify(kc));
-    routerKubeConfig = new KubeConfig();
-    routerKubeConfig.loadFromFile(file);
+    routerKubeConfig = (await serviceAccountKubeconfig(env, NS, 'llama-router', 'router.kubeconfig')).kubeConfig;
 
     // An engine's /metrics on every loopback address (the pods' IPs 127.0.0.2, .3, ...), so the source's
     // endpoints are scraped end to end. Each pod must answer: the snapshot leaves out an endpoint whose
