@@ -28,7 +28,9 @@ const pools: Array<[string, Record<string, unknown>]> = [
     {
       model,
       selector: { matchLabels: { app: 'vllm' } },
-      router: { schedulingProfile: { scorerWeights: { prefixCache: 0, queueDepth: 0, kvCacheUtilization: 0, runningRequests: 0 } } },
+      router: {
+        schedulingProfile: { scorerWeights: { prefixCache: 0, noHitLru: 0, queueDepth: 0, kvCacheUtilization: 0, runningRequests: 0 } },
+      },
     },
   ],
   [

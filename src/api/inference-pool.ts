@@ -176,12 +176,10 @@ export type ModelServerSpec = z.infer<typeof ModelServerSpec>;
 // (src/router/scheduling/README.md).
 export const ScorerWeights = z.object({
   prefixCache: z.int().min(0).max(100).default(3),
-  noHitLru: z
-    .int()
-    .min(0)
-    .max(100)
-    .default(1)
-    .meta({ description: 'spreads requests no pod holds a quarter of (new prefixes) to the pod that took one least recently' }),
+  noHitLru: z.int().min(0).max(100).default(1).meta({
+    description:
+      'spreads requests no pod holds a quarter of (new prefixes) to the pod that took one least recently; reads the indexer with the prefix scorer, so only when prefixCache is above 0',
+  }),
   queueDepth: z.int().min(0).max(100).default(1),
   kvCacheUtilization: z.int().min(0).max(100).default(1),
   runningRequests: z.int().min(0).max(100).default(1),

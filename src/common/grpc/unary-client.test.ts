@@ -134,18 +134,28 @@ describe('the unary gRPC client with no server', () => {
 });
 
 /**
- * A raw HTTP/2 gRPC server whose `refuse` decides, per stream, to refuse it (RST_STREAM
- * REFUSED_STREAM before reading it) or to answer with the request upper-cased.
+ * A raw HTTP/2 gRPC server; `refuse` decides per stream: refuse it unread (RST_STREAM
+ * REFUSED_STREAM), never answer (`hang`), or (false) answer with the request upper-cased. With
+ * `goawayFirstSession`, the first connection gets a GOAWAY with INTERNAL_ERROR and last stream id 0 as
+ * soon as it opens, so the streams sent on it are never processed.
  */
 async function startRefusingServer(
-  refuse: (index: number) => boolean,
-): Promise<{ port: number; streams: () => number; close: () => void }> {
+  refuse: (index: number) => 'stream' | 'hang' | false,
+  options: { goawayFirstSession?: boolean } = {},
+): Promise<{ port: number; streams: () => number; sessions: () => number; close: () => void }> {
   let index = 0;
+  let sessions = 0;
   const server = http2.createServer();
+  server.on('session', (session) => {
+    session.on('error', () => {});
+    if (sessions++ === 0 && options.goawayFirstSession) session.goaway(http2.constants.NGHTTP2_INTERNAL_ERROR, 0);
+  });
   server.on('stream', (stream) => {
     // Node reports the refusal as an error on this end too.
     stream.on('error', () => {});
-    if (refuse(index++)) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    const refusal = refuse(index++);
+    if (refusal === 'stream') return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (refusal === 'hang') return;
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
@@ -158,12 +168,17 @@ async function startRefusingServer(
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as net.AddressInfo).port, streams: () => index, close: () => server.close() };
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    streams: () => index,
+    sessions: () => sessions,
+    close: () => server.close(),
+  };
 }
 
 describe('the unary gRPC client and refused streams', () => {
   it('sends a call the server refused unread once more, as gRPC retries it transparently', async () => {
-    const server = await startRefusingServer((i) => i === 0);
+    const server = await startRefusingServer((i) => i === 0 && 'stream');
     const client = createUnaryClient(`127.0.0.1:${server.port}`, METHOD);
     try {
       expect(await client.call('again', 1_000)).toBe('AGAIN');
@@ -176,8 +191,33 @@ describe('the unary gRPC client and refused streams', () => {
     }
   });
 
+  it('sends a call above the last stream id of a GOAWAY with an error once more, on a new connection', async () => {
+    const server = await startRefusingServer(() => false, { goawayFirstSession: true });
+    const client = createUnaryClient(`127.0.0.1:${server.port}`, METHOD);
+    try {
+      expect(await client.call('moved', 1_000)).toBe('MOVED');
+      expect([server.sessions(), server.streams()]).toEqual([2, 1]);
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+
+  it("names the caller's deadline when the call sent again runs out of time", async () => {
+    const server = await startRefusingServer((i) => (i === 0 ? 'stream' : 'hang'));
+    const client = createUnaryClient(`127.0.0.1:${server.port}`, METHOD);
+    try {
+      const err = await failure(client.call('late', 100));
+      expect([err.code, err.message]).toEqual([GrpcStatus.DEADLINE_EXCEEDED, 'DEADLINE_EXCEEDED: no answer within 100 ms']);
+      expect(server.streams()).toBe(2);
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+
   it('retries only once: a second refusal fails the call as UNAVAILABLE', async () => {
-    const server = await startRefusingServer(() => true);
+    const server = await startRefusingServer(() => 'stream');
     const client = createUnaryClient(`127.0.0.1:${server.port}`, METHOD);
     try {
       const err = await failure(client.call('never', 1_000));

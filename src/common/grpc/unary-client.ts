@@ -60,6 +60,8 @@ export function createUnaryClient<Req, Res>(
   let backoffMs = 0;
   let retryAt = 0;
   let lastFailure = '';
+  /** Sessions that got a GOAWAY -> the last stream id the server said it would process. */
+  const goawayLastStream = new WeakMap<http2.ClientHttp2Session, number>();
 
   const connect = (): http2.ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
@@ -90,7 +92,10 @@ export function createUnaryClient<Req, Res>(
       failBeforeConnected('the connection closed before HTTP/2 settings');
       forget();
     });
-    s.once('goaway', forget);
+    s.once('goaway', (_code: number, lastStreamID: number) => {
+      goawayLastStream.set(s, lastStreamID);
+      forget();
+    });
     return s;
   };
 
@@ -102,16 +107,18 @@ export function createUnaryClient<Req, Res>(
     } catch (err) {
       return Promise.reject(new GrpcCallError(INTERNAL, `cannot encode the request: ${(err as Error).message}`));
     }
-    return send(payload, deadlineMs, true);
+    return send(payload, deadlineMs, deadlineMs, true);
   };
 
   /**
    * One attempt. A stream the server refused before reading it (RST_STREAM REFUSED_STREAM, which is
    * also how HTTP/2 ends the streams a GOAWAY did not take) was never processed, so, as gRPC does
    * transparently, it is sent once more within what is left of the deadline (on a new connection
-   * when a GOAWAY ended the old one).
+   * when a GOAWAY ended the old one). A stream above a GOAWAY's last stream id is one too, whatever
+   * the GOAWAY's error code (one with an error destroys the session, and the stream sees that error).
+   * `callMs` is the caller's deadline, for the message.
    */
-  const send = (payload: Uint8Array, deadlineMs: number, mayRetry: boolean): Promise<Res> =>
+  const send = (payload: Uint8Array, deadlineMs: number, callMs: number, mayRetry: boolean): Promise<Res> =>
     new Promise<Res>((resolve, reject) => {
       if (closed) return reject(new GrpcCallError(UNAVAILABLE, 'the client is closed'));
       if (Date.now() < retryAt)
@@ -121,9 +128,11 @@ export function createUnaryClient<Req, Res>(
       header[0] = 0;
       header.writeUInt32BE(payload.length, 1);
 
+      let session: http2.ClientHttp2Session;
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = connect().request({
+        session = connect();
+        stream = session.request({
           ':method': 'POST',
           ':path': method.path,
           'content-type': 'application/grpc',
@@ -147,11 +156,13 @@ export function createUnaryClient<Req, Res>(
         if ('value' in outcome) resolve(outcome.value);
         else reject(outcome.error);
       };
-      const timer = setTimeout(
-        () => settle({ error: new GrpcCallError(DEADLINE_EXCEEDED, `no answer within ${deadlineMs} ms`) }),
-        deadlineMs,
-      );
-      const refusedUnread = () => mayRetry && !responded && stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+      const timer = setTimeout(() => settle({ error: new GrpcCallError(DEADLINE_EXCEEDED, `no answer within ${callMs} ms`) }), deadlineMs);
+      const refusedUnread = () => {
+        if (!mayRetry || responded) return false;
+        if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) return true;
+        const last = goawayLastStream.get(session);
+        return last !== undefined && (stream.id === undefined || stream.id > last);
+      };
 
       const framer = new MessageFramer(maxReceive);
       let message: Buffer | undefined;
@@ -196,7 +207,7 @@ export function createUnaryClient<Req, Res>(
         if (refusedUnread() && Date.now() < deadlineAt) {
           settled = true;
           clearTimeout(timer);
-          send(payload, deadlineAt - Date.now(), false).then(resolve, reject);
+          send(payload, deadlineAt - Date.now(), callMs, false).then(resolve, reject);
           return;
         }
         settle({ error: new GrpcCallError(UNAVAILABLE, `the stream closed (code ${stream.rstCode})`) });

@@ -233,6 +233,30 @@ describe('router builders', () => {
     expect(off.plugins.map((p) => p.type)).not.toContain('session-affinity-scorer');
   });
 
+  it('asks the indexer only for prefix routing: prefixCache 0 leaves out the producer and the no-hit-lru scorer that reads it', () => {
+    const types = (scorerWeights: Record<string, number>) =>
+      parseEndpointPickerConfig(
+        buildRouterConfigMap(testPool({ ...served, router: { schedulingProfile: { scorerWeights } } }), []).data!['router.yaml']!,
+        'router.yaml',
+      ).plugins.map((p) => p.type);
+    expect(types({ prefixCache: 0, noHitLru: 5 })).toEqual([
+      'load-bound-filter',
+      'queue-scorer',
+      'kv-cache-utilization-scorer',
+      'running-requests-scorer',
+      'max-score-picker',
+    ]);
+    expect(types({ prefixCache: 2, noHitLru: 0 })).toEqual([
+      'load-bound-filter',
+      'precise-prefix-cache-producer',
+      'prefix-cache-scorer',
+      'queue-scorer',
+      'kv-cache-utilization-scorer',
+      'running-requests-scorer',
+      'max-score-picker',
+    ]);
+  });
+
   it('renders accepted models into router.yaml sorted by name and the pool hashing settings into indexer.yaml', () => {
     const pool = testPool({ ...served, modelServer: { ...served.modelServer, blockSize: 32, hashSeed: '7' } });
     const models = [

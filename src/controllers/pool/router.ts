@@ -71,21 +71,23 @@ function renderEndpointPickerConfig(pool: InferencePool, models: InferenceModel[
     plugins.push(parameters ? { type, parameters } : { type });
     refs.push({ pluginRef: type, weight });
   };
-  // One indexer call per request, read by both prefix consumers (the router's default profile).
-  if (weights.prefixCache > 0 || weights.noHitLru > 0)
+  // One indexer call per request, read by both prefix consumers (the router's default profile). The
+  // no-hit-lru scorer spreads new prefixes for the prefix scorer, so prefixCache 0 (no prefix routing)
+  // leaves out all three and the indexer is not asked.
+  if (weights.prefixCache > 0) {
     plugins.push({ type: PRECISE_PRODUCER, parameters: { indexerAddress: `127.0.0.1:${INDEXER_PORTS.grpc}` } });
-  scorer('prefix-cache-scorer', weights.prefixCache, { prefixMatchInfoProducerName: PRECISE_PRODUCER });
-  scorer('no-hit-lru-scorer', weights.noHitLru, { prefixMatchInfoProducerName: PRECISE_PRODUCER, warmMatchFraction: WARM_MATCH_FRACTION });
+    scorer('prefix-cache-scorer', weights.prefixCache, { prefixMatchInfoProducerName: PRECISE_PRODUCER });
+    scorer('no-hit-lru-scorer', weights.noHitLru, {
+      prefixMatchInfoProducerName: PRECISE_PRODUCER,
+      warmMatchFraction: WARM_MATCH_FRACTION,
+    });
+  }
   scorer('queue-scorer', weights.queueDepth);
   scorer('kv-cache-utilization-scorer', weights.kvCacheUtilization);
   scorer('running-requests-scorer', weights.runningRequests);
   // llm-d's token strategy: the router sets x-session-token on each response and the client echoes it.
   // The scorer takes no header parameter, so spec.router.sessionAffinity.header does not reach it.
-  if (r.sessionAffinity.enabled)
-    scorer(
-      'session-affinity-scorer',
-      weights.prefixCache + weights.noHitLru + weights.queueDepth + weights.kvCacheUtilization + weights.runningRequests + 1,
-    );
+  if (r.sessionAffinity.enabled) scorer('session-affinity-scorer', refs.reduce((sum, ref) => sum + (ref.weight ?? 0), 0) + 1);
   plugins.push({ type: 'max-score-picker' });
   refs.push({ pluginRef: 'max-score-picker' });
   return {

@@ -89,6 +89,18 @@ describe('buildScheduler', () => {
     scheduler.close();
   });
 
+  it('counts a request whose prefix only a pod past the load bound holds as a new prefix, and rotates where it spills', async () => {
+    // 10.0.0.1 holds 20 of 27 blocks but has 3 in flight (bound max(ceil(1.25 * 4 / 3), 3) = 3: out);
+    // 10.0.0.2 holds the shared preamble. Were the removed pod's match counted, the request would be
+    // warm and the preamble would send every spill to 10.0.0.2.
+    const scheduler = testScheduler(DEFAULT_ENDPOINT_PICKER_CONFIG, { indexer: indexer({ '10.0.0.1': 20, '10.0.0.2': 1 }, 27) });
+    const pool = [endpoint('10.0.0.1:8000', { inFlight: 3 }), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];
+    const picks: string[] = [];
+    for (let i = 0; i < 2; i++) picks.push((await scheduler.schedule(request({ prompt: `spill ${i}` }), pool)).targets[0]!.address);
+    expect(picks.sort()).toEqual(['10.0.0.2:8000', '10.0.0.3:8000']);
+    scheduler.close();
+  });
+
   it('filters and scores the candidates as PickTime re-reads them once the indexer has answered, and reserves the pick before answering', async () => {
     const scheduler = testScheduler(DEFAULT_ENDPOINT_PICKER_CONFIG, { indexer: indexer({ '10.0.0.1': 8 }, 8) });
     const idle = [endpoint('10.0.0.1:8000'), endpoint('10.0.0.2:8000'), endpoint('10.0.0.3:8000')];

@@ -39,16 +39,12 @@ describe('no-hit-lru-scorer', () => {
   });
 
   it('counts a request warm when some endpoint holds a block (llm-d), or at least warmMatchFraction of its blocks', () => {
-    const matched = new Map([
-      ['a', 1],
-      ['b', 6],
-    ]);
-    expect(isWarm(matched, 27, 0)).toBe(true);
-    expect(isWarm(new Map([['a', 0]]), 27, 0)).toBe(false);
-    expect(isWarm(new Map(), 0, 0)).toBe(false);
+    expect(isWarm([1, 6], 27, 0)).toBe(true);
+    expect(isWarm([0, 0], 27, 0)).toBe(false);
+    expect(isWarm([], 0, 0)).toBe(false);
     // 6 of 27 is under a quarter, 7 of 27 is not.
-    expect(isWarm(matched, 27, 0.25)).toBe(false);
-    expect(isWarm(new Map([['b', 7]]), 27, 0.25)).toBe(true);
+    expect(isWarm([1, 6], 27, 0.25)).toBe(false);
+    expect(isWarm([7], 27, 0.25)).toBe(true);
   });
 
   it('treats a preamble every prompt shares as a new prefix under warmMatchFraction, and rotates those requests', async () => {

@@ -31,17 +31,24 @@ export function lruScores(addresses: readonly string[], lastColdUse: ReadonlyMap
   return scores;
 }
 
-/** Whether a match makes the request warm: some endpoint holds a block, and at least `warmMatchFraction` of them. */
-export function isWarm(matched: ReadonlyMap<string, number>, totalBlocks: number, warmMatchFraction: number): boolean {
+/**
+ * Whether the blocks the endpoints hold make the request warm: one holds a block, and at least
+ * `warmMatchFraction` of the request's `totalBlocks`.
+ */
+export function isWarm(heldBlocks: Iterable<number>, totalBlocks: number, warmMatchFraction: number): boolean {
   let best = 0;
-  for (const blocks of matched.values()) if (blocks > best) best = blocks;
+  for (const blocks of heldBlocks) if (blocks > best) best = blocks;
   return best > 0 && best >= warmMatchFraction * totalBlocks;
 }
 
 const NoHitLruParameters = z
   .strictObject({
     ...prefixConsumerFields,
-    /** A request is warm when some endpoint holds at least this fraction of its blocks (0: any block). */
+    /**
+     * A request is warm when some endpoint holds at least this fraction of its blocks (0: any block).
+     * An indexer that does not report the prompt's block count makes the longest match stand in for
+     * it, and then any block is warm.
+     */
     warmMatchFraction: z.number().min(0).max(1).default(0),
   })
   .prefault({});
@@ -66,7 +73,10 @@ export const noHitLruScorer = definePlugin({
         const match = preparedMatch(cycle, name);
         if (match.kind === 'failed') return endpoints.map(() => null);
         if (match.kind === 'no-input') return null;
-        const cold = !isWarm(match.info.matched, match.info.totalBlocks, params.warmMatchFraction);
+        // Over the endpoints left after the filters: a prefix held only by a pod the load bound removed
+        // is a new prefix wherever this request goes.
+        const held = endpoints.map((e) => match.info.matched.get(e.endpoint.address) ?? 0);
+        const cold = !isWarm(held, match.info.totalBlocks, params.warmMatchFraction);
         cycle.data.set(coldKey, cold);
         if (!cold) return endpoints.map(() => 0.5);
         return lruScores(
