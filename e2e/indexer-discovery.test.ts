@@ -103,6 +103,7 @@ describeKube('indexer pod discovery against kube-apiserver', () => {
     );
   }
 
+  /** An indexer on kernel-picked HTTP and gRPC ports, returned once it has logged them (not yet ready: discovery may be listing). */
   async function startIndexer(logFile: string, kubeconfig = routerKubeconfig): Promise<IndexerProcess> {
     // The operator's indexer.yaml, with only what a test on loopback must change given as flags.
     const args = [

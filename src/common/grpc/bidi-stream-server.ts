@@ -304,6 +304,21 @@ export class GrpcBidiStream<Req, Res> extends EventEmitter {
     return this.#cancelled;
   }
 
+  /**
+   * For a method that takes one request message (unary, server-streaming): `listener` gets it, and a
+   * call that half-closes without sending one ends with INTERNAL.
+   */
+  onRequest(listener: (request: Req) => void): void {
+    let received = false;
+    this.once('data', (request: Req) => {
+      received = true;
+      listener(request);
+    });
+    this.on('end', () => {
+      if (!received) this.endWithStatus(GrpcStatus.INTERNAL, 'the call ended without a request message');
+    });
+  }
+
   /** Ends the stream with a status other than OK (for a unary handler's failure). */
   endWithStatus(code: number, message: string): void {
     if (this.#ended) return;
@@ -364,7 +379,6 @@ export function unaryMethod<Req, Res>(
           },
           Math.max(0, left),
         );
-      let received = false;
       let answered = false;
       stream.on('cancelled', () => aborted.abort());
       // A stream gone before the answer (reset, or destroyed at shutdown) leaves nobody to work for.
@@ -373,8 +387,7 @@ export function unaryMethod<Req, Res>(
         if (!answered) aborted.abort();
       });
       stream.on('error', () => aborted.abort());
-      stream.once('data', (request: Req) => {
-        received = true;
+      stream.onRequest((request) => {
         // Through a promise, so a handler that throws at once fails the call instead of the process.
         void Promise.resolve()
           .then(() => handle(request, { deadline: stream.deadline, signal: aborted.signal }))
@@ -391,9 +404,6 @@ export function unaryMethod<Req, Res>(
               stream.endWithStatus(code, err instanceof GrpcStatusError ? err.message : 'internal error');
             },
           );
-      });
-      stream.on('end', () => {
-        if (!received) stream.endWithStatus(GrpcStatus.INTERNAL, 'the call ended without a request message');
       });
     },
   };

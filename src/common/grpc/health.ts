@@ -131,16 +131,7 @@ export function createHealthImplementation(status: HealthStatusFn, options: Heal
       path: def['Watch']!.path,
       decode,
       encode,
-      handler: (stream) => {
-        let watching = false;
-        stream.once('data', (request: HealthCheckRequest) => {
-          watching = true;
-          watch(request, stream);
-        });
-        stream.on('end', () => {
-          if (!watching) stream.endWithStatus(GrpcStatus.INTERNAL, 'the call ended without a request message');
-        });
-      },
+      handler: (stream) => stream.onRequest((request) => watch(request, stream)),
     }),
   ];
 

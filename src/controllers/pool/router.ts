@@ -50,9 +50,10 @@ export interface RouterOptions {
 const DEFAULT_BLOCK_SIZE = 16;
 
 type PluginInput = z.input<typeof PluginSpec>;
-
-const PRECISE_PRODUCER = 'precise-prefix-cache-producer';
 type ProfileRefInput = z.input<typeof ProfilePluginRef>;
+
+/** The one indexer call per request that both prefix consumers read. */
+const PRECISE_PRODUCER = 'precise-prefix-cache-producer';
 
 /**
  * router.yaml: the pool's spec.router as one scheduling profile. The load bound filters first; the
