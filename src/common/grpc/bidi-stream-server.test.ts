@@ -1,6 +1,7 @@
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
+import { rawGrpcCall } from '../../../test/support/raw-grpc.ts';
 import { selfSignedCertificate } from '../tls/self-signed.ts';
 import {
   FramingError,
@@ -11,6 +12,7 @@ import {
   startBidiStreamServer,
   type GrpcBidiStream,
   type RunningBidiStreamServer,
+  unaryMethod,
 } from './bidi-stream-server.ts';
 
 function frame(payload: Buffer, flag = 0): Buffer {
@@ -254,6 +256,70 @@ async function waitFor(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
   expect(condition()).toBe(true);
 }
+
+describe('unaryMethod over the server', () => {
+  let server: RunningBidiStreamServer;
+  const signals: AbortSignal[] = [];
+
+  beforeAll(async () => {
+    const method = unaryMethod<string, string>(
+      '/test.Echo/Unary',
+      (b) => b.toString(),
+      (s) => Buffer.from(s),
+      (request, call) => {
+        signals.push(call.signal);
+        if (request === 'throw') throw new Error('thrown at once');
+        if (request === 'hang') return new Promise(() => {});
+        return new Promise((resolve) => setTimeout(() => resolve(request.toUpperCase()), 20));
+      },
+    );
+    server = await startBidiStreamServer('127.0.0.1', 0, [served(method)], { tls: null, maxReceiveMessageBytes: 1_000 });
+  });
+
+  afterAll(async () => {
+    await server.close(1_000);
+  });
+
+  it('answers a call, and ends one that sends no request message with INTERNAL', async () => {
+    expect(await rawGrpcCall(server.port, '/test.Echo/Unary', Buffer.from('hi'))).toEqual({ status: 0, message: '' });
+    expect(await rawGrpcCall(server.port, '/test.Echo/Unary', null)).toEqual({
+      status: GrpcStatus.INTERNAL,
+      message: 'the call ended without a request message',
+    });
+  });
+
+  it('fails a call whose handler throws at once with INTERNAL, and keeps serving', async () => {
+    expect(await rawGrpcCall(server.port, '/test.Echo/Unary', Buffer.from('throw'))).toEqual({
+      status: GrpcStatus.INTERNAL,
+      message: 'internal error',
+    });
+    expect((await rawGrpcCall(server.port, '/test.Echo/Unary', Buffer.from('again'))).status).toBe(0);
+  });
+
+  it("takes a grpc-timeout past setTimeout's range as no deadline, not as one already passed", async () => {
+    expect(await rawGrpcCall(server.port, '/test.Echo/Unary', Buffer.from('far'), { 'grpc-timeout': '99999999H' })).toEqual({
+      status: 0,
+      message: '',
+    });
+    expect((await rawGrpcCall(server.port, '/test.Echo/Unary', Buffer.from('hang'), { 'grpc-timeout': '30m' })).status).toBe(
+      GrpcStatus.DEADLINE_EXCEEDED,
+    );
+  });
+
+  it("aborts the handler's signal when the caller resets the stream before the answer", async () => {
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Unary', 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => {});
+    const before = signals.length;
+    stream.end(frame(Buffer.from('hang')));
+    while (signals.length === before) await new Promise((r) => setTimeout(r, 5));
+    const signal = signals[signals.length - 1]!;
+    expect(signal.aborted).toBe(false);
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    while (!signal.aborted) await new Promise((r) => setTimeout(r, 5));
+    session.close();
+  });
+});
 
 describe('parseGrpcTimeout', () => {
   it('reads every unit of the grpc-timeout header, and nothing malformed', () => {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { startBidiStreamServer } from './bidi-stream-server.ts';
+import { rawGrpcCall } from '../../../test/support/raw-grpc.ts';
+import { GrpcStatus, startBidiStreamServer } from './bidi-stream-server.ts';
 import { HealthService, createHealthImplementation, type HealthCheckResponse, type HealthStatusFn } from './health.ts';
 
 interface HealthClient extends grpc.Client {
@@ -38,7 +39,7 @@ async function serveOn(transport: Transport, status: HealthStatusFn, pollMs: num
     health.close();
     await stop();
   });
-  return { health, client };
+  return { health, client, port };
 }
 
 const check = (client: HealthClient, service: string) =>
@@ -116,5 +117,15 @@ describe.each<Transport>(['grpc-js', 'own'])('grpc.health.v1 on the %s transport
     expect(await w.next()).toBe('SERVING');
     health.close();
     await until('the watch stream to end', w.ended);
+  });
+});
+
+describe('grpc.health.v1 Watch on the own transport', () => {
+  it('ends a Watch call that sends no request message with INTERNAL instead of leaving it open', async () => {
+    const { port } = await serveOn('own', () => 'SERVING', 60_000);
+    expect(await rawGrpcCall(port, '/grpc.health.v1.Health/Watch', null)).toEqual({
+      status: GrpcStatus.INTERNAL,
+      message: 'the call ended without a request message',
+    });
   });
 });
